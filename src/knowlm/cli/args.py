@@ -1,0 +1,47 @@
+"""CLI flags generated from the typed settings in `knowlm.config`, so each setting is defined once."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+_SCALARS = {"int": int, "float": float, "str": str}
+
+
+def add_dataclass_args(parser: argparse.ArgumentParser | Any, cls: type, *, exclude: tuple[str, ...] = ()) -> None:
+    """Add one ``--flag`` per field of dataclass ``cls``; the field's ``help`` metadata is its help."""
+    for f in dataclasses.fields(cls):
+        if f.name in exclude:
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        type_name = str(f.type).replace(" ", "")
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        help_text = f.metadata.get("help", "")
+        kwargs: dict[str, Any] = {"dest": f.name, "default": default}
+        if type_name == "bool":
+            kwargs["action"] = argparse.BooleanOptionalAction
+        elif type_name == "list[str]":
+            kwargs.update(action="append", metavar="TEXT", default=None)
+        else:
+            scalar = type_name.removesuffix("|None")
+            kwargs["type"] = _SCALARS[scalar]
+            kwargs["metavar"] = scalar.upper()
+            if "choices" in f.metadata:
+                kwargs["choices"] = f.metadata["choices"]
+                kwargs.pop("metavar")
+        if type_name != "bool" and default not in (None, [], ""):
+            help_text += " (default: %(default)s)"
+        parser.add_argument(flag, help=help_text, **kwargs)
+
+
+def from_args(cls: type[T], namespace: argparse.Namespace) -> T:
+    """Build ``cls`` from parsed flags (fields not on the command line keep their defaults)."""
+    values = {}
+    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+        value = getattr(namespace, f.name, None)
+        if value is not None or str(f.type).replace(" ", "").endswith("|None"):
+            values[f.name] = value
+    return cls(**values)

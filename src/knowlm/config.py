@@ -1,0 +1,115 @@
+"""Typed settings shared by the CLI, the HTTP API and the web UI.
+
+Each setting is defined once, here: the field's ``help`` metadata becomes the ``--help`` text of the
+generated CLI flag (see ``knowlm.cli.args``), and ``validate()`` collects every problem into one error
+that names the offending field.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from knowlm.errors import collect
+
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+ENGINES = ("auto", "transformers", "llamacpp", "vllm")
+
+
+def _opt(default: Any, help: str, **extra: Any) -> Any:
+    """A dataclass field with CLI help text (and optional `choices`, `flag`)."""
+    if isinstance(default, list | tuple | dict):
+        return field(default_factory=lambda: type(default)(default), metadata={"help": help, **extra})
+    return field(default=default, metadata={"help": help, **extra})
+
+
+@dataclass
+class ModelConfig:
+    """Which model to load and how."""
+
+    model: str = _opt(
+        "default",
+        "model reference: a local Hugging Face directory, a .gguf file, a Hub id (org/name), "
+        "or 'default' for the embedded Gemma 3 270M",
+    )
+    adapter: str | None = _opt(None, "directory of a PEFT LoRA adapter to apply on top of the model")
+    engine: str = _opt(
+        "auto",
+        "generation engine; 'auto' picks llamacpp for .gguf files (when installed), else transformers",
+        choices=ENGINES,
+    )
+    dtype: str = _opt("auto", "weight dtype; 'auto' = bfloat16/float16 on CUDA, float32 on CPU", choices=DTYPES)
+    device: str = _opt("auto", "device: auto, cpu, cuda or cuda:N")
+    load_in_8bit: bool = _opt(False, "quantize the weights to 8 bits with bitsandbytes (CUDA only)")
+    load_in_4bit: bool = _opt(False, "quantize the weights to 4 bits (NF4) with bitsandbytes (CUDA only)")
+    trust_remote_code: bool = _opt(
+        False, "allow a Hub/local model to run its own Python code (off by default: only for models you trust)"
+    )
+    revision: str | None = _opt(None, "Hub revision (branch, tag or commit) when --model is a Hub id")
+    n_ctx: int = _opt(4096, "context length for the llamacpp engine (tokens)")
+    threads: int | None = _opt(None, "CPU threads for the llamacpp engine and torch (default: all cores)")
+    tensor_parallel_size: int = _opt(1, "GPUs to shard the model over (vllm engine)")
+    batch_size: int = _opt(8, "prompts generated together in one forward pass (transformers engine)")
+
+    def validate(self) -> None:
+        problems: list[str] = []
+        if not self.model or not self.model.strip():
+            problems.append("--model is empty; give a directory, a .gguf file, a Hub id or 'default'")
+        if self.engine not in ENGINES:
+            problems.append(f"--engine {self.engine!r} is not one of {', '.join(ENGINES)}")
+        if self.dtype not in DTYPES:
+            problems.append(f"--dtype {self.dtype!r} is not one of {', '.join(DTYPES)}")
+        if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
+            problems.append(f"--device {self.device!r} is not auto, cpu, cuda or cuda:N")
+        if self.load_in_8bit and self.load_in_4bit:
+            problems.append("--load-in-8bit and --load-in-4bit exclude each other; pick one")
+        if self.n_ctx < 16:
+            problems.append(f"--n-ctx must be at least 16, got {self.n_ctx}")
+        if self.threads is not None and self.threads < 1:
+            problems.append(f"--threads must be at least 1, got {self.threads}")
+        if self.batch_size < 1:
+            problems.append(f"--batch-size must be at least 1, got {self.batch_size}")
+        if self.tensor_parallel_size < 1:
+            problems.append(f"--tensor-parallel-size must be at least 1, got {self.tensor_parallel_size}")
+        collect(problems, "invalid model settings")
+
+
+@dataclass
+class SamplingParams:
+    """Decoding settings, the same for every engine. temperature 0 means greedy decoding."""
+
+    max_new_tokens: int = _opt(256, "maximum number of tokens to generate")
+    temperature: float = _opt(0.0, "sampling temperature; 0 = greedy (deterministic)")
+    top_p: float = _opt(1.0, "nucleus sampling: keep the smallest token set whose probability reaches top_p")
+    top_k: int = _opt(0, "sample only from the k most likely tokens; 0 = no limit")
+    num_beams: int = _opt(1, "beam search width; 1 = no beam search (transformers and vllm engines)")
+    repetition_penalty: float = _opt(1.0, "penalty > 1 discourages repeating tokens; 1 = off")
+    stop: list[str] = _opt([], "stop generating when this string appears (repeatable); it is not returned")
+    seed: int | None = _opt(None, "random seed for sampling, for reproducible outputs")
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature == 0.0
+
+    def validate(self) -> SamplingParams:
+        problems: list[str] = []
+        if self.max_new_tokens < 1:
+            problems.append(f"max_new_tokens must be at least 1, got {self.max_new_tokens}")
+        if self.temperature < 0:
+            problems.append(f"temperature must be >= 0 (0 = greedy), got {self.temperature}")
+        if not 0 < self.top_p <= 1:
+            problems.append(f"top_p must be in (0, 1], got {self.top_p}")
+        if self.top_k < 0:
+            problems.append(f"top_k must be >= 0 (0 = off), got {self.top_k}")
+        if self.num_beams < 1:
+            problems.append(f"num_beams must be at least 1, got {self.num_beams}")
+        if self.repetition_penalty <= 0:
+            problems.append(f"repetition_penalty must be > 0 (1 = off), got {self.repetition_penalty}")
+        if any(not s for s in self.stop):
+            problems.append("stop strings must not be empty")
+        collect(problems, "invalid decoding settings")
+        return self
+
+    def replace(self, **changes: Any) -> SamplingParams:
+        return dataclasses.replace(self, **changes)

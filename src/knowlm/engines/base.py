@@ -1,0 +1,158 @@
+"""The engine protocol: every caller (CLI, IE, API, web) generates text through it."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+from knowlm.config import ModelConfig, SamplingParams
+from knowlm.errors import InputError
+
+FinishReason = Literal["stop", "length"]
+
+
+@dataclass
+class Completion:
+    """One generated continuation (prompt not included; stop strings cut off)."""
+
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+    finish_reason: FinishReason
+
+
+class Engine(Protocol):
+    """Generates text from prompt strings. Prompts are complete: templates are applied by the caller."""
+
+    name: str
+    model_name: str
+
+    def generate(self, prompts: Sequence[str], params: SamplingParams) -> list[Completion]:
+        """Complete every prompt; the result is in the order of ``prompts``."""
+        ...
+
+    def stream(self, prompt: str, params: SamplingParams) -> Iterator[str]:
+        """Yield the completion of one prompt piece by piece; the pieces join to ``generate``'s text."""
+        ...
+
+    def render_chat(self, messages: list[dict[str, str]]) -> str | None:
+        """The prompt for a chat ending in the assistant's turn, or None if the model has no template."""
+        ...
+
+    def count_tokens(self, text: str) -> int:
+        """Number of tokens ``text`` encodes to (special tokens included as the engine adds them)."""
+        ...
+
+
+EngineFactory = Callable[[ModelConfig], Engine]
+
+# name -> "module:attribute", imported only when the engine is used, so extras stay optional
+_ENGINES: dict[str, str] = {
+    "transformers": "knowlm.engines.hf:TransformersEngine",
+    "llamacpp": "knowlm.engines.llamacpp:LlamaCppEngine",
+    "vllm": "knowlm.engines.vllm:VllmEngine",
+}
+
+
+def register_engine(name: str, target: str) -> None:
+    """Register an engine by name as ``"package.module:ClassOrFactory"`` (imported lazily)."""
+    if not name.isidentifier() or ":" not in target:
+        raise ValueError(f"register_engine({name!r}, {target!r}): need an identifier and 'module:attr'")
+    if name in _ENGINES:
+        raise ValueError(f"engine {name!r} is already registered")
+    _ENGINES[name] = target
+
+
+def engine_names() -> list[str]:
+    return list(_ENGINES)
+
+
+def pick_engine(config: ModelConfig) -> str:
+    """The engine ``auto`` stands for: llamacpp for GGUF models (.gguf files and the embedded default)
+    when it is installed and no adapter is asked for, else transformers."""
+    if config.engine != "auto":
+        return config.engine
+    is_gguf = config.model == "default" or config.model.lower().endswith(".gguf")
+    if is_gguf and config.adapter is None:
+        from knowlm.engines.llamacpp import is_llamacpp_available
+
+        if is_llamacpp_available():
+            return "llamacpp"
+    return "transformers"
+
+
+def create_engine(config: ModelConfig) -> Engine:
+    """Validate ``config`` and build the engine it names."""
+    config.validate()
+    name = pick_engine(config)
+    if name not in _ENGINES:
+        raise InputError(f"--engine {name!r} is unknown; choose one of {', '.join(engine_names())}")
+    module, attr = _ENGINES[name].split(":")
+    factory: EngineFactory = getattr(importlib.import_module(module), attr)
+    return factory(config)
+
+
+def find_stop(text: str, stops: Sequence[str]) -> int | None:
+    """Index of the earliest stop string in ``text``, or None."""
+    hits = [i for i in (text.find(s) for s in stops) if i >= 0]
+    return min(hits) if hits else None
+
+
+class StopStreamer:
+    """Cuts a stream of text deltas at the first stop string.
+
+    Text that might be the beginning of a stop string is held back until it is clear it is not.
+    """
+
+    def __init__(self, stops: Sequence[str]) -> None:
+        self.stops = [s for s in stops if s]
+        self.pending = ""
+        self.stopped = False
+
+    def feed(self, delta: str) -> str:
+        """Add a delta; return the text that is now safe to emit."""
+        if self.stopped:
+            return ""
+        self.pending += delta
+        cut = find_stop(self.pending, self.stops)
+        if cut is not None:
+            self.stopped = True
+            out, self.pending = self.pending[:cut], ""
+            return out
+        hold = max((_overlap(self.pending, s) for s in self.stops), default=0)
+        out = self.pending[: len(self.pending) - hold]
+        self.pending = self.pending[len(out) :]
+        return out
+
+    def flush(self) -> str:
+        out, self.pending = ("" if self.stopped else self.pending), ""
+        return out
+
+
+def _overlap(text: str, stop: str) -> int:
+    """Length of the longest suffix of ``text`` that is a proper prefix of ``stop``."""
+    for n in range(min(len(text), len(stop) - 1), 0, -1):
+        if text.endswith(stop[:n]):
+            return n
+    return 0
+
+
+def render_with_tokenizer(tokenizer: Any, messages: list[dict[str, str]]) -> str | None:
+    """Render ``messages`` with a Hugging Face tokenizer's chat template (None when it has none).
+
+    The template's leading BOS is dropped: engines add BOS themselves when they tokenize the prompt.
+    """
+    if not getattr(tokenizer, "chat_template", None):
+        return None
+    text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    bos = tokenizer.bos_token
+    return text[len(bos) :] if bos and text.startswith(bos) else text
+
+
+def chat_renderer(engine: Engine) -> Callable[[list[dict[str, str]]], str] | None:
+    """``engine.render_chat`` as a template renderer, or None when the model has no chat template."""
+    if engine.render_chat([{"role": "user", "content": "hi"}]) is None:
+        return None
+    return lambda messages: engine.render_chat(messages) or ""

@@ -1,0 +1,175 @@
+"""The transformers engine: batched generation (left padding), stop strings, streaming, beams."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import torch
+from transformers import GenerationConfig, StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
+
+from knowlm.config import ModelConfig, SamplingParams
+from knowlm.engines.base import Completion, render_with_tokenizer, StopStreamer, find_stop
+from knowlm.errors import InputError
+
+
+class TransformersEngine:
+    """Generation with a transformers causal LM on CPU or GPU."""
+
+    name = "transformers"
+
+    def __init__(self, config: ModelConfig) -> None:
+        from knowlm.models.loading import load_transformers
+
+        if config.threads:
+            torch.set_num_threads(config.threads)
+        self.model, self.tokenizer = load_transformers(config)
+        self.model_name = config.model
+        self.batch_size = config.batch_size
+        self._lock = threading.Lock()  # one generate() at a time on the model
+
+    @classmethod
+    def from_model(cls, model: Any, tokenizer: Any, *, name: str = "model", batch_size: int = 8) -> Any:
+        """Wrap an already loaded model and tokenizer (tests, training loops)."""
+        engine = cls.__new__(cls)
+        tokenizer.padding_side = "left"
+        if tokenizer.pad_token is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        engine.model, engine.tokenizer, engine.model_name = model.eval(), tokenizer, name
+        engine.batch_size = batch_size
+        engine._lock = threading.Lock()
+        return engine
+
+    # -- protocol -------------------------------------------------------------------------------
+
+    def generate(self, prompts: Sequence[str], params: SamplingParams) -> list[Completion]:
+        params.validate()
+        order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))  # similar lengths pad less
+        results: dict[int, Completion] = {}
+        for start in range(0, len(order), self.batch_size):
+            chunk = order[start : start + self.batch_size]
+            for i, completion in zip(chunk, self._generate_batch([prompts[i] for i in chunk], params)):
+                results[i] = completion
+        return [results[i] for i in range(len(prompts))]
+
+    def stream(self, prompt: str, params: SamplingParams) -> Iterator[str]:
+        params.validate()
+        if params.num_beams > 1:
+            raise InputError("streaming does not support beam search; use num_beams 1")
+        inputs = self._encode([prompt])
+        streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
+        cancel = threading.Event()
+        kwargs = self._generate_kwargs(inputs, params, cancel)
+        errors: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                with self._lock:
+                    self._seed(params)
+                    self.model.generate(**kwargs, streamer=streamer)
+            except BaseException as exc:  # surfaced to the consumer below
+                errors.append(exc)
+                streamer.end()
+
+        thread = threading.Thread(target=run, daemon=True)
+        thread.start()
+        stopper = StopStreamer(params.stop)
+        try:
+            for delta in streamer:
+                piece = stopper.feed(delta)
+                if piece:
+                    yield piece
+                if stopper.stopped:
+                    break
+            tail = stopper.flush()
+            if tail:
+                yield tail
+        finally:
+            cancel.set()  # the consumer stopped early or the stop string was seen
+            thread.join()
+        if errors:
+            raise errors[0]
+
+    def render_chat(self, messages: list[dict[str, str]]) -> str | None:
+        return render_with_tokenizer(self.tokenizer, messages)
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.tokenizer(text)["input_ids"])
+
+    # -- internals ------------------------------------------------------------------------------
+
+    def _encode(self, prompts: Sequence[str]) -> Any:
+        return self.tokenizer(list(prompts), return_tensors="pt", padding=True).to(self.model.device)
+
+    def _seed(self, params: SamplingParams) -> None:
+        if params.seed is not None:
+            torch.manual_seed(params.seed)
+
+    def _generate_kwargs(self, inputs: Any, params: SamplingParams, cancel: threading.Event | None) -> dict:
+        base = self.model.generation_config
+        sample = not params.greedy
+        config = GenerationConfig(
+            max_new_tokens=params.max_new_tokens,
+            do_sample=sample,
+            temperature=params.temperature if sample else 1.0,
+            top_p=params.top_p if sample else 1.0,
+            top_k=(params.top_k or None) if sample else None,
+            num_beams=params.num_beams,
+            repetition_penalty=params.repetition_penalty,
+            bos_token_id=base.bos_token_id,
+            eos_token_id=base.eos_token_id if base.eos_token_id is not None else self.tokenizer.eos_token_id,
+            pad_token_id=self.tokenizer.pad_token_id,
+        )
+        criteria = []
+        if params.stop:
+            criteria.append(_StopStrings(self.tokenizer, params.stop, inputs["input_ids"].shape[1]))
+        if cancel is not None:
+            criteria.append(_Cancelled(cancel))
+        return {
+            **inputs,
+            "generation_config": config,
+            "stopping_criteria": StoppingCriteriaList(criteria),
+        }
+
+    def _generate_batch(self, prompts: list[str], params: SamplingParams) -> list[Completion]:
+        inputs = self._encode(prompts)
+        kwargs = self._generate_kwargs(inputs, params, None)
+        with self._lock, torch.inference_mode():
+            self._seed(params)
+            output = self.model.generate(**kwargs)
+        prompt_len = inputs["input_ids"].shape[1]
+        eos = kwargs["generation_config"].eos_token_id
+        eos_ids = set(eos if isinstance(eos, list) else [eos])
+        completions = []
+        for row, mask in zip(output[:, prompt_len:].tolist(), inputs["attention_mask"]):
+            n_tokens = next((i + 1 for i, t in enumerate(row) if t in eos_ids), len(row))
+            ended = n_tokens < len(row) or (bool(row) and row[-1] in eos_ids)
+            text = self.tokenizer.decode(row[:n_tokens], skip_special_tokens=True)
+            cut = find_stop(text, params.stop)
+            if cut is not None:
+                text, ended = text[:cut], True
+            completions.append(Completion(text, int(mask.sum()), n_tokens, "stop" if ended else "length"))
+        return completions
+
+
+class _StopStrings(StoppingCriteria):
+    """Stopping criterion: a row is done once its generated text contains a stop string."""
+
+    def __init__(self, tokenizer: Any, stops: Sequence[str], prompt_len: int) -> None:
+        self.tokenizer, self.stops, self.prompt_len = tokenizer, list(stops), prompt_len
+
+    def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+        texts = self.tokenizer.batch_decode(input_ids[:, self.prompt_len :], skip_special_tokens=True)
+        done = [find_stop(t, self.stops) is not None for t in texts]
+        return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
+
+
+class _Cancelled(StoppingCriteria):
+    """Stopping criterion: stop every row once the event is set (client went away)."""
+
+    def __init__(self, event: threading.Event) -> None:
+        self.event = event
+
+    def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+        return torch.full((input_ids.shape[0],), self.event.is_set(), dtype=torch.bool, device=input_ids.device)

@@ -1,0 +1,127 @@
+"""The llama.cpp engine (llama-cpp-python) for GGUF files: the fast path on CPU."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import threading
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from knowlm.config import ModelConfig, SamplingParams
+from knowlm.engines.base import Completion
+from knowlm.errors import InputError, MissingDependencyError, ModelLoadError
+from knowlm.models.resolve import resolve_model
+
+INSTALL_HINT = "install it with `make install-llamacpp` (builds llama-cpp-python with portable CPU flags)"
+
+
+def is_llamacpp_available() -> bool:
+    return importlib.util.find_spec("llama_cpp") is not None
+
+
+class LlamaCppEngine:
+    """Generation with llama.cpp over a GGUF file."""
+
+    name = "llamacpp"
+
+    def __init__(self, config: ModelConfig) -> None:
+        config.validate()
+        if config.adapter:
+            raise InputError(
+                "the llamacpp engine runs merged GGUF models; merge the adapter first "
+                "(knowlm weights merge-lora, then export-gguf) or use --engine transformers"
+            )
+        if config.load_in_8bit or config.load_in_4bit:
+            raise InputError("--load-in-8bit/4bit are for transformers; GGUF files are already quantized")
+        resolved = resolve_model(config.model, revision=config.revision)
+        if not resolved.is_gguf:
+            raise InputError(
+                f"the llamacpp engine needs a .gguf file, but {config.model} is a Hugging Face directory; "
+                "use --engine transformers, or export it with knowlm weights export-gguf"
+            )
+        if not is_llamacpp_available():
+            raise MissingDependencyError(f"the llamacpp engine needs llama-cpp-python: {INSTALL_HINT}")
+        from llama_cpp import Llama
+
+        try:
+            self.llm = Llama(
+                model_path=str(resolved.path),
+                n_ctx=config.n_ctx,
+                n_threads=config.threads or os.cpu_count() or 1,
+                n_gpu_layers=-1 if config.device.startswith("cuda") else 0,
+                verbose=False,
+            )
+        except (ValueError, RuntimeError, OSError) as exc:
+            raise ModelLoadError(f"llama.cpp could not load {resolved.path}: {exc}") from exc
+        self.model_name = config.model
+        self.chat_template = self._chat_template(resolved.kind == "default")
+        self._lock = threading.Lock()  # a llama.cpp context serves one request at a time
+
+    def _chat_template(self, is_default: bool) -> str | None:
+        template = self.llm.metadata.get("tokenizer.chat_template")
+        if template is None and is_default:
+            from knowlm.models.default import GEMMA_CHAT_TEMPLATE
+
+            template = GEMMA_CHAT_TEMPLATE
+        return template
+
+    def _kwargs(self, params: SamplingParams) -> dict[str, Any]:
+        params.validate()
+        if params.num_beams > 1:
+            raise InputError("the llamacpp engine has no beam search; use num_beams 1 or --engine transformers")
+        return {
+            "max_tokens": params.max_new_tokens,
+            "temperature": params.temperature,
+            "top_p": params.top_p,
+            "top_k": params.top_k,
+            "repeat_penalty": params.repetition_penalty,
+            "stop": list(params.stop),
+            "seed": params.seed if params.seed is not None else 0xC0FFEE,
+        }
+
+    def generate(self, prompts: Sequence[str], params: SamplingParams) -> list[Completion]:
+        kwargs = self._kwargs(params)
+        results = []
+        for prompt in prompts:
+            self._check_length(prompt, params)
+            with self._lock:
+                self.llm.reset()
+                out = self.llm.create_completion(prompt, **kwargs)
+            choice, usage = out["choices"][0], out["usage"]
+            finish = "length" if choice.get("finish_reason") == "length" else "stop"
+            results.append(Completion(choice["text"], usage["prompt_tokens"], usage["completion_tokens"], finish))
+        return results
+
+    def stream(self, prompt: str, params: SamplingParams) -> Iterator[str]:
+        kwargs = self._kwargs(params)
+        self._check_length(prompt, params)
+        with self._lock:
+            self.llm.reset()
+            for chunk in self.llm.create_completion(prompt, stream=True, **kwargs):
+                text = chunk["choices"][0]["text"]
+                if text:
+                    yield text
+
+    def render_chat(self, messages: list[dict[str, str]]) -> str | None:
+        if self.chat_template is None:
+            return None
+        from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+        env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
+        # the template's BOS is dropped: llama.cpp adds BOS itself when it tokenizes the prompt
+        return env.from_string(self.chat_template).render(
+            messages=messages, add_generation_prompt=True, bos_token="", eos_token=""
+        )
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.llm.tokenize(text.encode("utf-8"), add_bos=True, special=True))
+
+    def _check_length(self, prompt: str, params: SamplingParams) -> None:
+        n = self.count_tokens(prompt)
+        if n + params.max_new_tokens > self.llm.n_ctx():
+            raise InputError(
+                f"prompt ({n} tokens) + max_new_tokens ({params.max_new_tokens}) exceed the context of "
+                f"{self.llm.n_ctx()} tokens; shorten the prompt or raise --n-ctx"
+            )
+

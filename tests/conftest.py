@@ -1,0 +1,128 @@
+"""Shared fixtures: a tiny tokenizer and tiny random LLaMA models, built offline in temp dirs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+CORPUS = [
+    "Knowledge graphs store facts as triples: subject, relation, object.",
+    "Berlin is the capital of Germany. Paris is the capital of France.",
+    "Apple was founded by Steve Jobs in California in 1976.",
+    "The quick brown fox jumps over the lazy dog. 0123456789",
+    "abcdefghijklmnopqrstuvwxyz ABCDEFGHIJKLMNOPQRSTUVWXYZ .,;:!?'\"()[]{}<>|/#-_=+*&%$@",
+    "北京是中国的首都。浙江大学位于杭州。知识图谱由三元组构成。",
+    "### Instruction:\n### Input:\n### Response:\n<start_of_turn>user\nhi<end_of_turn>\n",
+]
+
+SPECIAL = ["<pad>", "<s>", "</s>", "<unk>"]
+
+TINY_CHAT_TEMPLATE = (
+    "{{ bos_token }}{% for m in messages %}<|{{ m['role'] }}|>\n{{ m['content'] }}\n{% endfor %}"
+    "{% if add_generation_prompt %}<|assistant|>\n{% endif %}"
+)
+
+
+@pytest.fixture(autouse=True)
+def _offline(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests never touch the network; the Hub is reported offline at once."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+
+def build_tokenizer(chat_template: str | None = TINY_CHAT_TEMPLATE):
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    # SentencePiece-style (Metaspace) BPE: every token decodes to whole characters, like LLaMA's
+    raw = Tokenizer(models.BPE(unk_token="<unk>"))
+    raw.pre_tokenizer = pre_tokenizers.Metaspace()
+    raw.decoder = decoders.Metaspace()
+    trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=SPECIAL)
+    raw.train_from_iterator(CORPUS * 5, trainer)
+    from tokenizers.processors import TemplateProcessing
+
+    raw.post_processor = TemplateProcessing(single="<s> $A", pair="<s> $A <s> $B", special_tokens=[("<s>", 1)])
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=raw, bos_token="<s>", eos_token="</s>", pad_token="<pad>", unk_token="<unk>"
+    )
+    tokenizer.chat_template = chat_template
+    return tokenizer
+
+
+def build_llama(tokenizer, *, hidden_size: int = 64, seed: int = 0):
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(seed)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=hidden_size,
+        intermediate_size=2 * hidden_size,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=512,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        tie_word_embeddings=False,
+    )
+    model = LlamaForCausalLM(config)
+    with torch.no_grad():  # larger logits spread: greedy choices are not near-ties
+        model.lm_head.weight.mul_(8.0)
+    return model.eval()
+
+
+def save_model(tmp: Path, *, safetensors: bool = True, hidden_size: int = 64, seed: int = 0) -> Path:
+    tokenizer = build_tokenizer()
+    model = build_llama(tokenizer, hidden_size=hidden_size, seed=seed)
+    if safetensors:
+        model.save_pretrained(tmp)
+    else:  # a legacy PyTorch checkpoint, as older LLaMA releases ship
+        import torch
+
+        model.config.save_pretrained(tmp)
+        torch.save(model.state_dict(), tmp / "pytorch_model.bin")
+    tokenizer.save_pretrained(tmp)
+    return tmp
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-layer random LLaMA with a 400-token BPE tokenizer, saved as safetensors."""
+    return save_model(tmp_path_factory.mktemp("tiny-llama"))
+
+
+@pytest.fixture(scope="session")
+def tiny_engine(tiny_model_dir: Path):
+    from knowlm.config import ModelConfig
+    from knowlm.engines import create_engine
+
+    return create_engine(ModelConfig(model=str(tiny_model_dir), engine="transformers", batch_size=4))
+
+
+@pytest.fixture(scope="session")
+def tiny_adapter_dir(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A LoRA adapter for the tiny model with non-zero B matrices (so it changes the outputs)."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    base = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    model = get_peft_model(base, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"]))
+    torch.manual_seed(1)
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if "lora_B" in name:
+                param.normal_(0, 0.5)
+    out = tmp_path_factory.mktemp("tiny-adapter")
+    model.save_pretrained(out)
+    return out
+
+
+@pytest.fixture
+def knowlm_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("KNOWLM_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+

@@ -1,0 +1,55 @@
+import pytest
+
+from knowlm.config import ModelConfig
+from knowlm.engines import create_engine, find_stop, pick_engine, register_engine
+from knowlm.engines.base import StopStreamer
+from knowlm.errors import InputError
+
+
+def test_find_stop_returns_earliest():
+    assert find_stop("abc END xyz STOP", ["STOP", "END"]) == 4
+    assert find_stop("nothing here", ["STOP"]) is None
+    assert find_stop("text", []) is None
+
+
+def _stream(deltas, stops):
+    streamer = StopStreamer(stops)
+    out = [streamer.feed(d) for d in deltas]
+    out.append(streamer.flush())
+    return out, streamer.stopped
+
+
+def test_stop_streamer_holds_back_partial_stop_strings():
+    out, stopped = _stream(["Hello ", "wor", "ld. ##", "# Instr", "uction: more"], ["### Instruction"])
+    assert "".join(out) == "Hello world. "
+    assert stopped
+    assert out[2] == "ld. "  # "##" is held back: it may begin the stop string
+
+
+def test_stop_streamer_releases_false_alarms():
+    out, stopped = _stream(["a #", "# b", " c"], ["###"])
+    assert "".join(out) == "a ## b c"
+    assert not stopped
+
+
+def test_stop_streamer_without_stops_passes_everything():
+    out, _ = _stream(["x", "y"], [])
+    assert out == ["x", "y", ""]
+
+
+def test_pick_engine():
+    assert pick_engine(ModelConfig(model="some/dir")) == "transformers"
+    assert pick_engine(ModelConfig(model="m.gguf", engine="transformers")) == "transformers"
+    assert pick_engine(ModelConfig(model="default", adapter="x")) == "transformers"
+
+
+def test_unknown_engine_is_input_error():
+    with pytest.raises(InputError, match="--engine"):
+        create_engine(ModelConfig(engine="nope"))
+
+
+def test_register_engine_validates():
+    with pytest.raises(ValueError, match="already registered"):
+        register_engine("transformers", "x:y")
+    with pytest.raises(ValueError, match="module:attr"):
+        register_engine("mine", "no_colon")

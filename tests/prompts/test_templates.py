@@ -1,0 +1,66 @@
+import pytest
+
+from knowlm.errors import InputError
+from knowlm.prompts import AlpacaTemplate, ChatTemplate, get_template, register_template, template_names
+
+
+def test_alpaca_with_and_without_input():
+    alpaca = AlpacaTemplate()
+    with_input = alpaca.format("Extract the entities.", "Berlin is in Germany.")
+    assert with_input.startswith("Below is an instruction that describes a task, paired with an input")
+    assert with_input.endswith(
+        "### Instruction:\nExtract the entities.\n\n### Input:\nBerlin is in Germany.\n\n### Response:\n"
+    )
+    without = alpaca.format("Say hello.")
+    assert "### Input:" not in without
+    assert without.endswith("### Instruction:\nSay hello.\n\n### Response:\n")
+    assert alpaca.format("Say hello.", "") == without
+
+
+def test_alpaca_response_extraction():
+    alpaca = AlpacaTemplate()
+    echoed = alpaca.format("Say hello.") + " Hello there! "
+    assert alpaca.response(echoed) == "Hello there!"
+    assert alpaca.response("  just the answer ") == "just the answer"
+
+
+def test_raw_template():
+    raw = get_template("raw")
+    assert raw.format("Translate:", "Hallo") == "Translate:\n\nHallo"
+    assert raw.format("Only this") == "Only this"
+
+
+def test_chat_template_uses_the_renderer():
+    seen = []
+
+    def render(messages):
+        seen.append(messages)
+        return f"<user>{messages[-1]['content']}</user><assistant>"
+
+    chat = get_template("chat", render)
+    assert isinstance(chat, ChatTemplate)
+    assert chat.format("Extract", "text") == "<user>Extract\n\ntext</user><assistant>"
+    assert seen == [[{"role": "user", "content": "Extract\n\ntext"}]]
+
+
+def test_auto_picks_chat_when_available_else_alpaca():
+    assert get_template("auto", lambda m: "x").name == "chat"
+    assert get_template("auto", None).name == "alpaca"
+
+
+def test_chat_without_template_is_a_clear_error():
+    with pytest.raises(InputError, match="no chat template"):
+        get_template("chat", None)
+
+
+def test_unknown_template_lists_choices():
+    with pytest.raises(InputError, match="alpaca"):
+        get_template("vicuna")
+
+
+def test_registry_rejects_duplicates_and_bad_names():
+    with pytest.raises(ValueError, match="already registered"):
+        register_template("alpaca", lambda r: AlpacaTemplate())
+    with pytest.raises(ValueError, match="identifier"):
+        register_template("not a name", lambda r: AlpacaTemplate())
+    assert template_names()[0] == "auto"
