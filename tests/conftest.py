@@ -38,7 +38,7 @@ def build_tokenizer(chat_template: str | None = TINY_CHAT_TEMPLATE):
     raw = Tokenizer(models.BPE(unk_token="<unk>"))
     raw.pre_tokenizer = pre_tokenizers.Metaspace()
     raw.decoder = decoders.Metaspace()
-    trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=SPECIAL)
+    trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=SPECIAL, show_progress=False)
     raw.train_from_iterator(CORPUS * 5, trainer)
     from tokenizers.processors import TemplateProcessing
 

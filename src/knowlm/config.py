@@ -32,21 +32,22 @@ class ModelConfig:
         "default",
         "model reference: a local Hugging Face directory, a .gguf file, a Hub id (org/name), "
         "or 'default' for the embedded Gemma 3 270M",
+        metavar="REF",
     )
-    adapter: str | None = _opt(None, "directory of a PEFT LoRA adapter to apply on top of the model")
+    adapter: str | None = _opt(None, "directory of a PEFT LoRA adapter to apply on top of the model", metavar="DIR")
     engine: str = _opt(
         "auto",
         "generation engine; 'auto' picks llamacpp for .gguf files (when installed), else transformers",
         choices=ENGINES,
     )
     dtype: str = _opt("auto", "weight dtype; 'auto' = bfloat16/float16 on CUDA, float32 on CPU", choices=DTYPES)
-    device: str = _opt("auto", "device: auto, cpu, cuda or cuda:N")
+    device: str = _opt("auto", "device: auto, cpu, cuda or cuda:N", metavar="DEVICE")
     load_in_8bit: bool = _opt(False, "quantize the weights to 8 bits with bitsandbytes (CUDA only)")
     load_in_4bit: bool = _opt(False, "quantize the weights to 4 bits (NF4) with bitsandbytes (CUDA only)")
     trust_remote_code: bool = _opt(
         False, "allow a Hub/local model to run its own Python code (off by default: only for models you trust)"
     )
-    revision: str | None = _opt(None, "Hub revision (branch, tag or commit) when --model is a Hub id")
+    revision: str | None = _opt(None, "Hub revision (branch, tag or commit) when --model is a Hub id", metavar="REV")
     n_ctx: int = _opt(4096, "context length for the llamacpp engine (tokens)")
     threads: int | None = _opt(None, "CPU threads for the llamacpp engine and torch (default: all cores)")
     tensor_parallel_size: int = _opt(1, "GPUs to shard the model over (vllm engine)")

@@ -23,6 +23,10 @@ class ModelLoadError(KnowLMError):
     """A model was found but could not be loaded (corrupt file, mismatched adapter, ...)."""
 
 
+class CorruptFileError(InputError):
+    """An input file exists but is damaged or of the wrong kind."""
+
+
 class MissingDependencyError(KnowLMError, ImportError):
     """An optional dependency is needed for this feature; the message names the extra to install."""
 

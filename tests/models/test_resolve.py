@@ -3,7 +3,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from knowlm.errors import ModelLoadError, ModelNotFoundError
+from knowlm.errors import CorruptFileError, ModelNotFoundError
 from knowlm.models import resolve_model
 
 
@@ -34,7 +34,7 @@ def test_gguf_file(tmp_path):
 def test_gguf_with_bad_magic(tmp_path):
     bad = tmp_path / "bad.gguf"
     bad.write_bytes(b"NOPE" + b"\0" * 64)
-    with pytest.raises(ModelLoadError, match="not a GGUF file"):
+    with pytest.raises(CorruptFileError, match="not a GGUF file"):
         resolve_model(str(bad))
 
 
@@ -42,7 +42,7 @@ def test_truncated_gguf(tmp_path):
     path = write_gguf(tmp_path / "t.gguf")
     data = path.read_bytes()
     path.write_bytes(data[: len(data) - 40])
-    with pytest.raises(ModelLoadError, match="truncated|damaged"):
+    with pytest.raises(CorruptFileError, match="truncated|damaged"):
         resolve_model(str(path))
 
 

@@ -28,7 +28,7 @@ def add_dataclass_args(parser: argparse.ArgumentParser | Any, cls: type, *, excl
         else:
             scalar = type_name.removesuffix("|None")
             kwargs["type"] = _SCALARS[scalar]
-            kwargs["metavar"] = scalar.upper()
+            kwargs["metavar"] = f.metadata.get("metavar", scalar.upper())
             if "choices" in f.metadata:
                 kwargs["choices"] = f.metadata["choices"]
                 kwargs.pop("metavar")

@@ -96,6 +96,7 @@ def load_transformers(config: ModelConfig) -> tuple[Any, Any]:
     quant = quantization_config(config, device)
     adapter_dir = check_adapter(config.adapter) if config.adapter else None
 
+    from safetensors import SafetensorError
     from transformers import AutoModelForCausalLM
 
     kwargs: dict[str, Any] = {
@@ -110,7 +111,7 @@ def load_transformers(config: ModelConfig) -> tuple[Any, Any]:
     try:
         tokenizer = load_tokenizer(path, gguf_file, config)
         model = AutoModelForCausalLM.from_pretrained(str(path), **kwargs)
-    except (OSError, ValueError, RuntimeError, KeyError) as exc:
+    except (OSError, ValueError, RuntimeError, KeyError, SafetensorError) as exc:
         raise ModelLoadError(f"could not load the model from {path}: {_first_line(exc)}") from exc
     if gguf_file:
         from knowlm.models.default import unmark_quantized

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from knowlm.errors import ModelLoadError, ModelNotFoundError
+from knowlm.errors import CorruptFileError, ModelNotFoundError
 
 log = logging.getLogger(__name__)
 
@@ -88,17 +88,17 @@ def check_gguf(path: Path) -> None:
     with path.open("rb") as f:
         magic = f.read(4)
     if magic != b"GGUF":
-        raise ModelLoadError(f"{path} is not a GGUF file (it starts with {magic!r}, expected b'GGUF')")
+        raise CorruptFileError(f"{path} is not a GGUF file (it starts with {magic!r}, expected b'GGUF')")
     try:
         from gguf import GGUFReader
 
         reader = GGUFReader(path)
         end = max((int(t.data_offset) + int(t.n_bytes) for t in reader.tensors), default=0)
     except Exception as exc:  # the gguf reader raises assorted errors on damaged files
-        raise ModelLoadError(f"{path} is a damaged GGUF file: {exc}") from exc
+        raise CorruptFileError(f"{path} is a damaged GGUF file: {exc}") from exc
     size = path.stat().st_size
     if end > size:
-        raise ModelLoadError(f"{path} is a truncated GGUF file: its tensors need {end} bytes, it has {size}")
+        raise CorruptFileError(f"{path} is a truncated GGUF file: its tensors need {end} bytes, it has {size}")
 
 
 def download_from_hub(repo_id: str, *, revision: str | None = None) -> Path:
