@@ -53,7 +53,9 @@ def measure(engine, batch: int, params: SamplingParams, repeats: int) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--new-tokens", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--threads", type=int, default=os.cpu_count())
@@ -63,7 +65,9 @@ def main() -> None:
     params = SamplingParams(max_new_tokens=args.new_tokens)
     rows = []
     for label, engine_name, dtype in CONFIGS:
-        engine = create_engine(ModelConfig(model="default", engine=engine_name, dtype=dtype, threads=args.threads))
+        engine = create_engine(
+            ModelConfig(model="default", engine=engine_name, dtype=dtype, threads=args.threads)
+        )
         for batch in (1, 8):
             row = {"engine": label, **measure(engine, batch, params, args.repeats)}
             rows.append(row)
@@ -83,7 +87,7 @@ def main() -> None:
     }
     with atomic_write(args.out) as f:
         json.dump(result, f, indent=2)
-    print(f"\n| engine | batch | tokens/s | vs llama.cpp |\n|---|---|---|---|")
+    print("\n| engine | batch | tokens/s | vs llama.cpp |\n|---|---|---|---|")
     for row in rows:
         print(f"| {row['engine']} | {row['batch']} | {row['tokens_per_s']} | {row['ratio_vs_llamacpp']}x |")
     print(f"\nwrote {args.out}")

@@ -42,7 +42,9 @@ def build_tokenizer(chat_template: str | None = TINY_CHAT_TEMPLATE):
     raw.train_from_iterator(CORPUS * 5, trainer)
     from tokenizers.processors import TemplateProcessing
 
-    raw.post_processor = TemplateProcessing(single="<s> $A", pair="<s> $A <s> $B", special_tokens=[("<s>", 1)])
+    raw.post_processor = TemplateProcessing(
+        single="<s> $A", pair="<s> $A <s> $B", special_tokens=[("<s>", 1)]
+    )
     tokenizer = PreTrainedTokenizerFast(
         tokenizer_object=raw, bos_token="<s>", eos_token="</s>", pad_token="<pad>", unk_token="<unk>"
     )
@@ -99,7 +101,9 @@ def tiny_engine(tiny_model_dir: Path):
     from knowlm.config import ModelConfig
     from knowlm.engines import create_engine
 
-    return create_engine(ModelConfig(model=str(tiny_model_dir), engine="transformers", batch_size=4))
+    return create_engine(
+        ModelConfig(model=str(tiny_model_dir), engine="transformers", device="cpu", batch_size=4)
+    )
 
 
 @pytest.fixture(scope="session")
@@ -125,4 +129,3 @@ def tiny_adapter_dir(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFact
 def knowlm_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("KNOWLM_CACHE", str(tmp_path / "cache"))
     return tmp_path / "cache"
-

@@ -34,20 +34,27 @@ class ModelConfig:
         "or 'default' for the embedded Gemma 3 270M",
         metavar="REF",
     )
-    adapter: str | None = _opt(None, "directory of a PEFT LoRA adapter to apply on top of the model", metavar="DIR")
+    adapter: str | None = _opt(
+        None, "directory of a PEFT LoRA adapter to apply on top of the model", metavar="DIR"
+    )
     engine: str = _opt(
         "auto",
         "generation engine; 'auto' picks llamacpp for .gguf files (when installed), else transformers",
         choices=ENGINES,
     )
-    dtype: str = _opt("auto", "weight dtype; 'auto' = bfloat16/float16 on CUDA, float32 on CPU", choices=DTYPES)
+    dtype: str = _opt(
+        "auto", "weight dtype; 'auto' = bfloat16/float16 on CUDA, float32 on CPU", choices=DTYPES
+    )
     device: str = _opt("auto", "device: auto, cpu, cuda or cuda:N", metavar="DEVICE")
     load_in_8bit: bool = _opt(False, "quantize the weights to 8 bits with bitsandbytes (CUDA only)")
     load_in_4bit: bool = _opt(False, "quantize the weights to 4 bits (NF4) with bitsandbytes (CUDA only)")
     trust_remote_code: bool = _opt(
-        False, "allow a Hub/local model to run its own Python code (off by default: only for models you trust)"
+        False,
+        "allow a Hub/local model to run its own Python code (off by default: only for models you trust)",
     )
-    revision: str | None = _opt(None, "Hub revision (branch, tag or commit) when --model is a Hub id", metavar="REV")
+    revision: str | None = _opt(
+        None, "Hub revision (branch, tag or commit) when --model is a Hub id", metavar="REV"
+    )
     n_ctx: int = _opt(4096, "context length for the llamacpp engine (tokens)")
     threads: int | None = _opt(None, "CPU threads for the llamacpp engine and torch (default: all cores)")
     tensor_parallel_size: int = _opt(1, "GPUs to shard the model over (vllm engine)")
@@ -84,9 +91,11 @@ class SamplingParams:
     temperature: float = _opt(0.0, "sampling temperature; 0 = greedy (deterministic)")
     top_p: float = _opt(1.0, "nucleus sampling: keep the smallest token set whose probability reaches top_p")
     top_k: int = _opt(0, "sample only from the k most likely tokens; 0 = no limit")
-    num_beams: int = _opt(1, "beam search width; 1 = no beam search (transformers and vllm engines)")
+    num_beams: int = _opt(1, "beam search width; 1 = no beam search (transformers engine only)")
     repetition_penalty: float = _opt(1.0, "penalty > 1 discourages repeating tokens; 1 = off")
-    stop: list[str] = _opt([], "stop generating when this string appears (repeatable); it is not returned")
+    stop: list[str] = _opt(  # noqa: RUF009 (_opt returns a dataclasses.field with a default_factory)
+        [], "stop generating when this string appears (repeatable); it is not returned"
+    )
     seed: int | None = _opt(None, "random seed for sampling, for reproducible outputs")
 
     @property

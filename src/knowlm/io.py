@@ -25,7 +25,9 @@ def read_jsonl(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
             try:
                 record = json.loads(line)
             except json.JSONDecodeError as exc:
-                raise InputError(f"{path} line {number}: invalid JSON ({exc.msg} at column {exc.colno})") from None
+                raise InputError(
+                    f"{path} line {number}: invalid JSON ({exc.msg} at column {exc.colno})"
+                ) from None
             if not isinstance(record, dict):
                 raise InputError(f"{path} line {number}: expected a JSON object, got {type(record).__name__}")
             yield number, record

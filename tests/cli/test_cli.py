@@ -52,7 +52,9 @@ def test_generate_resumes_after_interruption(capsys, tmp_path, tiny_model_dir):
     out_file = tmp_path / "out.jsonl"
     partial = tmp_path / "out.jsonl.partial"
     partial.write_text(json.dumps({"prompt": "Berlin is", "output": "KEPT"}) + "\n" + '{"prompt": "Par')
-    code, _, _ = run_cli(capsys, "generate", "-i", src, "-o", out_file, "--max-new-tokens", 3, *tiny(tiny_model_dir))
+    code, _, _ = run_cli(
+        capsys, "generate", "-i", src, "-o", out_file, "--max-new-tokens", 3, *tiny(tiny_model_dir)
+    )
     assert code == 0
     rows = [json.loads(line) for line in out_file.read_text().splitlines()]
     assert [r["prompt"] for r in rows] == ["Berlin is", "Paris is", "Apple was"]
@@ -63,14 +65,18 @@ def test_generate_resumes_after_interruption(capsys, tmp_path, tiny_model_dir):
 def test_generate_streams(capsys, tiny_model_dir, tiny_engine):
     from knowlm.config import SamplingParams
 
-    code, out, _ = run_cli(capsys, "generate", "--stream", "北京是", *tiny(tiny_model_dir, "--max-new-tokens", 8))
+    code, out, _ = run_cli(
+        capsys, "generate", "--stream", "北京是", *tiny(tiny_model_dir, "--max-new-tokens", 8)
+    )
     assert code == 0
     assert out == tiny_engine.generate(["北京是"], SamplingParams(max_new_tokens=8))[0].text + "\n"
 
 
 def _assert_one_line_error(code, err, *needles):
     assert code == 2
-    lines = [line for line in err.strip().splitlines() if line.strip() and "it/s]" not in line]  # progress bars aside
+    lines = [
+        line for line in err.strip().splitlines() if line.strip() and "it/s]" not in line
+    ]  # progress bars aside
     assert len(lines) == 1, err
     assert "Traceback" not in err
     for needle in needles:
@@ -143,8 +149,12 @@ def test_chat_keeps_history_and_commands(capsys, monkeypatch, tiny_model_dir):
         return real(engine, messages)
 
     monkeypatch.setattr(chat, "conversation_prompt", spy)
-    monkeypatch.setattr(sys, "stdin", io.StringIO("Hello\nAnd then?\n/params temperature=0.5 top-k=3\n/reset\nHi\n"))
-    code, out, _ = run_cli(capsys, "chat", "--system", "Be brief.", *tiny(tiny_model_dir, "--max-new-tokens", 4))
+    monkeypatch.setattr(
+        sys, "stdin", io.StringIO("Hello\nAnd then?\n/params temperature=0.5 top-k=3\n/reset\nHi\n")
+    )
+    code, out, _ = run_cli(
+        capsys, "chat", "--system", "Be brief.", *tiny(tiny_model_dir, "--max-new-tokens", 4)
+    )
     assert code == 0
     assert [len(p) for p in prompts] == [2, 4, 2]  # history grows, /reset clears it (system kept)
     assert prompts[1][2]["role"] == "assistant" and prompts[1][3]["content"] == "And then?"

@@ -41,13 +41,29 @@ def test_default_model_batches(default_engine):
 
 
 @pytest.mark.requires_llamacpp
-@pytest.mark.skipif(not is_llamacpp_available(), reason="llama-cpp-python is not installed (make install-llamacpp)")
+@pytest.mark.skipif(
+    not is_llamacpp_available(), reason="llama-cpp-python is not installed (make install-llamacpp)"
+)
 def test_llamacpp_engine_decodes_without_crashing():
     # in a child process: a native crash (e.g. a bad CPU build) must fail this test, not kill pytest
-    cmd = [sys.executable, "-m", "knowlm.cli.main", "generate", "--engine", "llamacpp", "--model", "default",
-           "--max-new-tokens", "16", "--jsonl", PROMPT]
+    cmd = [
+        sys.executable,
+        "-m",
+        "knowlm.cli.main",
+        "generate",
+        "--engine",
+        "llamacpp",
+        "--model",
+        "default",
+        "--max-new-tokens",
+        "16",
+        "--jsonl",
+        PROMPT,
+    ]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
-    assert result.returncode >= 0, f"llama.cpp crashed with signal {-result.returncode}: {result.stderr[-2000:]}"
+    assert result.returncode >= 0, (
+        f"llama.cpp crashed with signal {-result.returncode}: {result.stderr[-2000:]}"
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     import json
 

@@ -14,7 +14,7 @@ def _logits(model, tokenizer, text="Berlin is the capital"):
 
 
 def test_load_tiny_llama_safetensors(tiny_model_dir):
-    model, tokenizer = load_transformers(ModelConfig(model=str(tiny_model_dir)))
+    model, tokenizer = load_transformers(ModelConfig(model=str(tiny_model_dir), device="cpu"))
     assert model.config.num_hidden_layers == 2 and model.dtype == torch.float32
     assert tokenizer.padding_side == "left" and tokenizer.pad_token is not None
     assert not model.training
@@ -23,8 +23,8 @@ def test_load_tiny_llama_safetensors(tiny_model_dir):
 def test_bin_checkpoint_loads_the_same_weights(tmp_path, tiny_model_dir):
     bin_dir = save_model(tmp_path / "bin", safetensors=False)
     assert list(bin_dir.glob("*.bin")) and not list(bin_dir.glob("*.safetensors"))
-    a, tok = load_transformers(ModelConfig(model=str(bin_dir)))
-    b, _ = load_transformers(ModelConfig(model=str(tiny_model_dir)))
+    a, tok = load_transformers(ModelConfig(model=str(bin_dir), device="cpu"))
+    b, _ = load_transformers(ModelConfig(model=str(tiny_model_dir), device="cpu"))
     assert torch.equal(_logits(a, tok), _logits(b, tok))
 
 
@@ -34,8 +34,10 @@ def test_dtype_is_applied(tiny_model_dir):
 
 
 def test_adapter_changes_outputs(tiny_model_dir, tiny_adapter_dir):
-    base, tok = load_transformers(ModelConfig(model=str(tiny_model_dir)))
-    tuned, _ = load_transformers(ModelConfig(model=str(tiny_model_dir), adapter=str(tiny_adapter_dir)))
+    base, tok = load_transformers(ModelConfig(model=str(tiny_model_dir), device="cpu"))
+    tuned, _ = load_transformers(
+        ModelConfig(model=str(tiny_model_dir), adapter=str(tiny_adapter_dir), device="cpu")
+    )
     assert type(tuned).__name__.startswith("Peft")
     assert not torch.allclose(_logits(base, tok), _logits(tuned, tok))
 
@@ -48,7 +50,7 @@ def test_adapter_for_another_base_is_rejected(tmp_path, tiny_adapter_dir):
 
 def test_adapter_dir_without_config(tmp_path, tiny_model_dir):
     (tmp_path / "weights.bin").write_bytes(b"")
-    with pytest.raises(InputError, match="missing adapter_config.json; it contains: weights.bin"):
+    with pytest.raises(InputError, match=r"missing adapter_config\.json; it contains: weights\.bin"):
         load_transformers(ModelConfig(model=str(tiny_model_dir), adapter=str(tmp_path)))
 
 

@@ -42,7 +42,7 @@ def test_truncated_gguf(tmp_path):
     path = write_gguf(tmp_path / "t.gguf")
     data = path.read_bytes()
     path.write_bytes(data[: len(data) - 40])
-    with pytest.raises(CorruptFileError, match="truncated|damaged"):
+    with pytest.raises(CorruptFileError, match=r"truncated|damaged"):
         resolve_model(str(path))
 
 
@@ -68,7 +68,7 @@ def test_adapter_directory_given_as_model(tiny_adapter_dir):
 def test_non_gguf_file(tmp_path):
     f = tmp_path / "weights.pt"
     f.write_bytes(b"x")
-    with pytest.raises(ModelNotFoundError, match="not a .gguf model"):
+    with pytest.raises(ModelNotFoundError, match=r"not a \.gguf model"):
         resolve_model(str(f))
 
 

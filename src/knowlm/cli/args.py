@@ -11,7 +11,9 @@ T = TypeVar("T")
 _SCALARS = {"int": int, "float": float, "str": str}
 
 
-def add_dataclass_args(parser: argparse.ArgumentParser | Any, cls: type, *, exclude: tuple[str, ...] = ()) -> None:
+def add_dataclass_args(
+    parser: argparse.ArgumentParser | Any, cls: type, *, exclude: tuple[str, ...] = ()
+) -> None:
     """Add one ``--flag`` per field of dataclass ``cls``; the field's ``help`` metadata is its help."""
     for f in dataclasses.fields(cls):
         if f.name in exclude:

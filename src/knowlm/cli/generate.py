@@ -69,7 +69,9 @@ def read_records(args: argparse.Namespace) -> list[dict[str, Any]]:
     for number, record in read_jsonl(args.input):
         text = record.get("prompt", record.get("instruction"))
         if not isinstance(text, str) or not text.strip():
-            raise InputError(f"{args.input} line {number}: needs a non-empty 'prompt' or 'instruction' string")
+            raise InputError(
+                f"{args.input} line {number}: needs a non-empty 'prompt' or 'instruction' string"
+            )
         if "input" in record and not isinstance(record["input"], str):
             raise InputError(f"{args.input} line {number}: 'input' must be a string")
         records.append(record)
@@ -107,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
     with tqdm(total=len(records), initial=start, unit="prompt", disable=len(records) <= step) as bar:
         for begin in range(start, len(records), step):
             chunk = slice(begin, begin + step)
-            for record, prompt, done in zip(records[chunk], prompts[chunk], engine.generate(prompts[chunk], params)):
+            for record, done in zip(records[chunk], engine.generate(prompts[chunk], params), strict=True):
                 result = {
                     **record,
                     "output": done.text,

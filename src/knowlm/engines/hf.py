@@ -10,7 +10,7 @@ import torch
 from transformers import GenerationConfig, StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
 
 from knowlm.config import ModelConfig, SamplingParams
-from knowlm.engines.base import Completion, render_with_tokenizer, StopStreamer, find_stop
+from knowlm.engines.base import Completion, StopStreamer, find_stop, render_with_tokenizer
 from knowlm.errors import InputError
 
 
@@ -49,7 +49,9 @@ class TransformersEngine:
         results: dict[int, Completion] = {}
         for start in range(0, len(order), self.batch_size):
             chunk = order[start : start + self.batch_size]
-            for i, completion in zip(chunk, self._generate_batch([prompts[i] for i in chunk], params)):
+            for i, completion in zip(
+                chunk, self._generate_batch([prompts[i] for i in chunk], params), strict=True
+            ):
                 results[i] = completion
         return [results[i] for i in range(len(prompts))]
 
@@ -142,7 +144,7 @@ class TransformersEngine:
         eos = kwargs["generation_config"].eos_token_id
         eos_ids = set(eos if isinstance(eos, list) else [eos])
         completions = []
-        for row, mask in zip(output[:, prompt_len:].tolist(), inputs["attention_mask"]):
+        for row, mask in zip(output[:, prompt_len:].tolist(), inputs["attention_mask"], strict=True):
             n_tokens = next((i + 1 for i, t in enumerate(row) if t in eos_ids), len(row))
             ended = n_tokens < len(row) or (bool(row) and row[-1] in eos_ids)
             text = self.tokenizer.decode(row[:n_tokens], skip_special_tokens=True)
@@ -172,4 +174,6 @@ class _Cancelled(StoppingCriteria):
         self.event = event
 
     def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
-        return torch.full((input_ids.shape[0],), self.event.is_set(), dtype=torch.bool, device=input_ids.device)
+        return torch.full(
+            (input_ids.shape[0],), self.event.is_set(), dtype=torch.bool, device=input_ids.device
+        )

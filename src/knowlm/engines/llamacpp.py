@@ -69,7 +69,9 @@ class LlamaCppEngine:
     def _kwargs(self, params: SamplingParams) -> dict[str, Any]:
         params.validate()
         if params.num_beams > 1:
-            raise InputError("the llamacpp engine has no beam search; use num_beams 1 or --engine transformers")
+            raise InputError(
+                "the llamacpp engine has no beam search; use num_beams 1 or --engine transformers"
+            )
         return {
             "max_tokens": params.max_new_tokens,
             "temperature": params.temperature,
@@ -90,7 +92,9 @@ class LlamaCppEngine:
                 out = self.llm.create_completion(prompt, **kwargs)
             choice, usage = out["choices"][0], out["usage"]
             finish = "length" if choice.get("finish_reason") == "length" else "stop"
-            results.append(Completion(choice["text"], usage["prompt_tokens"], usage["completion_tokens"], finish))
+            results.append(
+                Completion(choice["text"], usage["prompt_tokens"], usage["completion_tokens"], finish)
+            )
         return results
 
     def stream(self, prompt: str, params: SamplingParams) -> Iterator[str]:
@@ -124,4 +128,3 @@ class LlamaCppEngine:
                 f"prompt ({n} tokens) + max_new_tokens ({params.max_new_tokens}) exceed the context of "
                 f"{self.llm.n_ctx()} tokens; shorten the prompt or raise --n-ctx"
             )
-

@@ -62,7 +62,9 @@ class VllmEngine:
 
         params.validate()
         if params.num_beams > 1:
-            raise InputError("the vllm engine here has no beam search; use num_beams 1 or --engine transformers")
+            raise InputError(
+                "the vllm engine here has no beam search; use num_beams 1 or --engine transformers"
+            )
         return VllmParams(
             max_tokens=params.max_new_tokens,
             temperature=params.temperature,
@@ -74,7 +76,9 @@ class VllmEngine:
         )
 
     def generate(self, prompts: Sequence[str], params: SamplingParams) -> list[Completion]:
-        outputs = self.llm.generate(list(prompts), self._params(params), lora_request=self.adapter, use_tqdm=False)
+        outputs = self.llm.generate(
+            list(prompts), self._params(params), lora_request=self.adapter, use_tqdm=False
+        )
         results = []
         for out in outputs:
             best = out.outputs[0]

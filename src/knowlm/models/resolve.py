@@ -98,7 +98,9 @@ def check_gguf(path: Path) -> None:
         raise CorruptFileError(f"{path} is a damaged GGUF file: {exc}") from exc
     size = path.stat().st_size
     if end > size:
-        raise CorruptFileError(f"{path} is a truncated GGUF file: its tensors need {end} bytes, it has {size}")
+        raise CorruptFileError(
+            f"{path} is a truncated GGUF file: its tensors need {end} bytes, it has {size}"
+        )
 
 
 def download_from_hub(repo_id: str, *, revision: str | None = None) -> Path:
@@ -113,9 +115,7 @@ def download_from_hub(repo_id: str, *, revision: str | None = None) -> Path:
         files = [s.rfilename for s in HfApi().model_info(repo_id, revision=revision).siblings or []]
         has_safetensors = any(f.endswith(".safetensors") for f in files)
         weights = ["*.safetensors"] if has_safetensors else ["*.bin"]
-        local = snapshot_download(
-            repo_id, revision=revision, allow_patterns=[*weights, *_NON_WEIGHT_FILES]
-        )
+        local = snapshot_download(repo_id, revision=revision, allow_patterns=[*weights, *_NON_WEIGHT_FILES])
     except Exception as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelNotFoundError(
