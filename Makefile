@@ -35,8 +35,7 @@ install-llamacpp: $(VENV)/.llamacpp
 demo: $(VENV)/.installed $(VENV)/.llamacpp
 	$(BIN)/knowlm models --prepare
 	$(BIN)/knowlm generate --max-new-tokens 48 "Knowledge graphs store facts as triples such as"
-	$(BIN)/knowlm generate --engine transformers --max-new-tokens 24 --instruction \
-		"List three famous German cities."
+	$(BIN)/knowlm generate --engine transformers --max-new-tokens 24 "浙江大学位于"
 
 test: $(VENV)/.installed $(VENV)/.llamacpp
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ctypes
 import importlib.util
+import logging
 import os
 import threading
 from collections.abc import Iterator, Sequence
@@ -12,6 +14,9 @@ from knowlm.config import ModelConfig, SamplingParams
 from knowlm.engines.base import Completion
 from knowlm.errors import InputError, MissingDependencyError, ModelLoadError
 from knowlm.models.resolve import resolve_model
+
+log = logging.getLogger(__name__)
+_LOG_CALLBACK: Any = None  # kept referenced: llama.cpp holds a raw pointer to it
 
 INSTALL_HINT = "install it with `make install-llamacpp` (builds llama-cpp-python with portable CPU flags)"
 
@@ -44,6 +49,7 @@ class LlamaCppEngine:
             raise MissingDependencyError(f"the llamacpp engine needs llama-cpp-python: {INSTALL_HINT}")
         from llama_cpp import Llama
 
+        _route_native_logs()
         try:
             self.llm = Llama(
                 model_path=str(resolved.path),
@@ -128,3 +134,23 @@ class LlamaCppEngine:
                 f"prompt ({n} tokens) + max_new_tokens ({params.max_new_tokens}) exceed the context of "
                 f"{self.llm.n_ctx()} tokens; shorten the prompt or raise --n-ctx"
             )
+
+
+def _route_native_logs() -> None:
+    """Send llama.cpp's native log lines to Python logging: errors show by default, its warnings
+    (mostly about cache sizes) with -v, the rest with -vv. ggml levels: 1 debug, 2 info, 3 warn, 4 error."""
+    global _LOG_CALLBACK
+    if _LOG_CALLBACK is not None:
+        return
+    import llama_cpp
+
+    levels = {3: logging.INFO, 4: logging.ERROR}
+
+    @llama_cpp.llama_log_callback
+    def callback(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
+        message = text.decode("utf-8", errors="replace").rstrip()
+        if message:
+            log.log(levels.get(level, logging.DEBUG), "%s", message)
+
+    _LOG_CALLBACK = callback
+    llama_cpp.llama_log_set(callback, ctypes.c_void_p(0))
