@@ -31,17 +31,28 @@ def _offline(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def build_tokenizer(chat_template: str | None = TINY_CHAT_TEMPLATE):
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    """A LLaMA-style tokenizer: SentencePiece-like BPE over "▁"-joined words with byte fallback."""
+    import json
+
+    from tokenizers import Tokenizer, decoders, models, normalizers, trainers
+    from tokenizers.processors import TemplateProcessing
     from transformers import PreTrainedTokenizerFast
 
-    # SentencePiece-style (Metaspace) BPE: every token decodes to whole characters, like LLaMA's
-    raw = Tokenizer(models.BPE(unk_token="<unk>"))
-    raw.pre_tokenizer = pre_tokenizers.Metaspace()
-    raw.decoder = decoders.Metaspace()
-    trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=SPECIAL, show_progress=False)
-    raw.train_from_iterator(CORPUS * 5, trainer)
-    from tokenizers.processors import TemplateProcessing
-
+    normalizer = normalizers.Sequence([normalizers.Prepend("▁"), normalizers.Replace(" ", "▁")])
+    trainer_tok = Tokenizer(models.BPE(unk_token="<unk>"))
+    trainer_tok.normalizer = normalizer
+    trainer = trainers.BpeTrainer(vocab_size=300, special_tokens=SPECIAL, show_progress=False)
+    trainer_tok.train_from_iterator(CORPUS * 5, trainer)
+    learned = json.loads(trainer_tok.to_str())["model"]
+    vocab = dict(learned["vocab"])
+    for byte in range(256):  # byte fallback: any character outside the vocabulary is spelled in bytes
+        vocab.setdefault(f"<0x{byte:02X}>", len(vocab))
+    merges = [tuple(m) if isinstance(m, list) else tuple(m.split(" ")) for m in learned["merges"]]
+    raw = Tokenizer(models.BPE(vocab, merges, unk_token="<unk>", byte_fallback=True, fuse_unk=True))
+    raw.normalizer = normalizer
+    raw.decoder = decoders.Sequence(
+        [decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse(), decoders.Strip(" ", 1, 0)]
+    )
     raw.post_processor = TemplateProcessing(
         single="<s> $A", pair="<s> $A <s> $B", special_tokens=[("<s>", 1)]
     )

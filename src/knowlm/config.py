@@ -97,6 +97,9 @@ class SamplingParams:
         [], "stop generating when this string appears (repeatable); it is not returned"
     )
     seed: int | None = _opt(None, "random seed for sampling, for reproducible outputs")
+    json_schema: dict[str, Any] | None = _opt(
+        None, "constrain the output to JSON valid for this JSON schema (set by --constrained)", cli=False
+    )
 
     @property
     def greedy(self) -> bool:
@@ -116,6 +119,12 @@ class SamplingParams:
             problems.append(f"num_beams must be at least 1, got {self.num_beams}")
         if self.repetition_penalty <= 0:
             problems.append(f"repetition_penalty must be > 0 (1 = off), got {self.repetition_penalty}")
+        if self.json_schema is not None and not isinstance(self.json_schema, dict):
+            problems.append("json_schema must be a JSON schema object")
+        if self.json_schema is not None and self.num_beams > 1:
+            problems.append(
+                "constrained (JSON schema) decoding does not combine with beam search; use num_beams 1"
+            )
         if any(not s for s in self.stop):
             problems.append("stop strings must not be empty")
         collect(problems, "invalid decoding settings")

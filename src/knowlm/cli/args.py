@@ -16,7 +16,7 @@ def add_dataclass_args(
 ) -> None:
     """Add one ``--flag`` per field of dataclass ``cls``; the field's ``help`` metadata is its help."""
     for f in dataclasses.fields(cls):
-        if f.name in exclude:
+        if f.name in exclude or f.metadata.get("cli") is False:
             continue
         flag = "--" + f.name.replace("_", "-")
         type_name = str(f.type).replace(" ", "")

@@ -7,7 +7,13 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import torch
-from transformers import GenerationConfig, StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
+from transformers import (
+    GenerationConfig,
+    LogitsProcessorList,
+    StoppingCriteria,
+    StoppingCriteriaList,
+    TextIteratorStreamer,
+)
 
 from knowlm.config import ModelConfig, SamplingParams
 from knowlm.engines.base import Completion, StopStreamer, find_stop, render_with_tokenizer
@@ -123,6 +129,15 @@ class TransformersEngine:
             eos_token_id=base.eos_token_id if base.eos_token_id is not None else self.tokenizer.eos_token_id,
             pad_token_id=self.tokenizer.pad_token_id,
         )
+        processors = LogitsProcessorList()
+        if params.json_schema is not None:
+            from knowlm.engines.constrain import JsonSchemaProcessor
+
+            vocab = self.model.get_output_embeddings().weight.shape[0]
+            batch, prompt_len = inputs["input_ids"].shape
+            processors.append(
+                JsonSchemaProcessor(self.tokenizer, vocab, params.json_schema, batch, prompt_len)
+            )
         criteria = []
         if params.stop:
             criteria.append(_StopStrings(self.tokenizer, params.stop, inputs["input_ids"].shape[1]))
@@ -132,6 +147,7 @@ class TransformersEngine:
             **inputs,
             "generation_config": config,
             "stopping_criteria": StoppingCriteriaList(criteria),
+            "logits_processor": processors,
         }
 
     def _generate_batch(self, prompts: list[str], params: SamplingParams) -> list[Completion]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ctypes
 import importlib.util
+import json
 import logging
 import os
 import threading
@@ -78,7 +79,13 @@ class LlamaCppEngine:
             raise InputError(
                 "the llamacpp engine has no beam search; use num_beams 1 or --engine transformers"
             )
+        grammar = None
+        if params.json_schema is not None:
+            from llama_cpp import LlamaGrammar
+
+            grammar = LlamaGrammar.from_json_schema(json.dumps(params.json_schema), verbose=False)
         return {
+            "grammar": grammar,
             "max_tokens": params.max_new_tokens,
             "temperature": params.temperature,
             "top_p": params.top_p,

@@ -65,7 +65,18 @@ class VllmEngine:
             raise InputError(
                 "the vllm engine here has no beam search; use num_beams 1 or --engine transformers"
             )
+        extra: dict[str, Any] = {}
+        if params.json_schema is not None:
+            try:  # vLLM >= 0.11
+                from vllm.sampling_params import StructuredOutputsParams
+
+                extra["structured_outputs"] = StructuredOutputsParams(json=params.json_schema)
+            except ImportError:
+                from vllm.sampling_params import GuidedDecodingParams
+
+                extra["guided_decoding"] = GuidedDecodingParams(json=params.json_schema)
         return VllmParams(
+            **extra,
             max_tokens=params.max_new_tokens,
             temperature=params.temperature,
             top_p=params.top_p,

@@ -1,0 +1,185 @@
+"""Extraction schemas, validated: what the user asks to extract, per task.
+
+A schema is a list of items; each task has its own item kind. Users may give a schema as a list of
+strings/objects (JSON), or for the CLI as one comma-separated string with a compact form per task:
+
+| task | item | compact string form |
+|---|---|---|
+| ner | entity type | ``person,organization`` |
+| re | relation (optional head/tail types) | ``founder,capital`` or ``founder(organization>person)`` |
+| spo | subject type, predicate, object type | ``人物_毕业院校_学校`` |
+| ee | event type + argument roles | ``裁员:裁员方|时间|裁员人数`` |
+| eet | event type (triggers only) | ``裁员,起火`` |
+| eea | event type + roles (+ known triggers) | ``裁员:裁员方|时间`` |
+| kg | entity type + attributes | ``人物:出生日期|国籍`` |
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from knowlm.errors import InputError
+
+
+@dataclass(frozen=True)
+class SchemaItem:
+    """One thing to extract. ``name`` is the key the model answers under (type, relation or event)."""
+
+    name: str
+    roles: tuple[str, ...] = ()
+    """Event argument roles (ee, eea) or entity attributes (kg)."""
+    head_type: str | None = None
+    """Head/subject type (re, spo)."""
+    tail_type: str | None = None
+    """Tail/object type (re, spo)."""
+    triggers: tuple[str, ...] = ()
+    """Known triggers (eea)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"name": self.name}
+        if self.roles:
+            out["roles"] = list(self.roles)
+        if self.head_type:
+            out["head_type"] = self.head_type
+        if self.tail_type:
+            out["tail_type"] = self.tail_type
+        if self.triggers:
+            out["triggers"] = list(self.triggers)
+        return out
+
+
+@dataclass(frozen=True)
+class Schema:
+    task: str
+    items: tuple[SchemaItem, ...] = field(default_factory=tuple)
+
+    @property
+    def names(self) -> list[str]:
+        return [item.name for item in self.items]
+
+    def get(self, name: str) -> SchemaItem | None:
+        return next((item for item in self.items if item.name == name), None)
+
+    def batches(self, size: int) -> list[Schema]:
+        """Split into schemas of at most ``size`` items (IEPile-style schema batching)."""
+        if size < 1:
+            raise InputError(f"schema batch size must be at least 1, got {size}")
+        return [Schema(self.task, self.items[i : i + size]) for i in range(0, len(self.items), size)]
+
+
+def _text(value: Any, where: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise InputError(f"{where}: expected a non-empty string, got {value!r}")
+    return value.strip()
+
+
+def _strings(value: Any, where: str) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        value = [v for v in re.split(r"[|,，、]", value) if v.strip()]
+    if not isinstance(value, list):
+        raise InputError(f"{where}: expected a list of strings, got {type(value).__name__}")
+    return tuple(_text(v, f"{where}[{i}]") for i, v in enumerate(value))
+
+
+def _from_string(task: str, text: str, where: str) -> SchemaItem:
+    """Parse one compact string form (see the module docstring)."""
+    text = text.strip()
+    if task in ("ee", "eea", "kg") and ":" in text.replace("：", ":"):
+        name, roles = text.replace("：", ":").split(":", 1)
+        return SchemaItem(_text(name, where), roles=_strings(roles, where))
+    if task == "spo":
+        parts = text.split("_")
+        if len(parts) != 3 or not all(p.strip() for p in parts):
+            raise InputError(f"{where}: an spo item is 'subject type_predicate_object type', got {text!r}")
+        return SchemaItem(parts[1].strip(), head_type=parts[0].strip(), tail_type=parts[2].strip())
+    match = re.fullmatch(r"(.+?)\((.+?)>(.+?)\)", text) if task == "re" else None
+    if match:
+        return SchemaItem(match[1].strip(), head_type=match[2].strip(), tail_type=match[3].strip())
+    return SchemaItem(_text(text, where))
+
+
+_NAME_KEYS = ("name", "entity_type", "relation", "predicate", "event_type", "type")
+
+
+def _from_dict(task: str, obj: dict[str, Any], where: str) -> SchemaItem:
+    key = next((k for k in _NAME_KEYS if k in obj), None)
+    if key is None:
+        raise InputError(
+            f"{where}: an item needs one of the fields {', '.join(_NAME_KEYS)}; got {sorted(obj)}"
+        )
+    roles = obj.get("roles", obj.get("arguments", obj.get("attributes")))
+    triggers = obj.get("triggers", obj.get("trigger"))
+    if isinstance(triggers, bool):  # OneKE's ee schema marks "trigger": true
+        triggers = None
+    return SchemaItem(
+        _text(obj[key], f"{where}.{key}"),
+        roles=_strings(roles, f"{where}.roles"),
+        head_type=obj.get("head_type", obj.get("subject_type")),
+        tail_type=obj.get("tail_type", obj.get("object_type")),
+        triggers=_strings(triggers, f"{where}.triggers"),
+    )
+
+
+def parse_schema(task: str, spec: Any, *, source: str = "schema") -> Schema:
+    """Validate a user schema for ``task``: a compact string, a list of strings/objects, or a Schema."""
+    if isinstance(spec, Schema):
+        return spec
+    if isinstance(spec, str):
+        stripped = spec.strip()
+        if stripped.startswith("["):
+            try:
+                spec = json.loads(stripped)
+            except json.JSONDecodeError as exc:
+                raise InputError(f"{source}: invalid JSON ({exc.msg} at column {exc.colno})") from None
+        else:
+            spec = [part for part in re.split(r"[,，](?![^(]*\))", stripped) if part.strip()]
+    if isinstance(spec, dict) and "schema" in spec:
+        spec = spec["schema"]
+    if not isinstance(spec, list):
+        raise InputError(f"{source}: expected a list of schema items, got {type(spec).__name__}")
+    if not spec:
+        raise InputError(f"{source}: the schema is empty; name at least one type to extract")
+    items = []
+    for i, entry in enumerate(spec):
+        where = f"{source}[{i}]"
+        if isinstance(entry, str):
+            items.append(_from_string(task, entry, where))
+        elif isinstance(entry, dict):
+            items.append(_from_dict(task, entry, where))
+        else:
+            raise InputError(f"{where}: expected a string or an object, got {type(entry).__name__}")
+    names = [item.name for item in items]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise InputError(f"{source}: duplicate schema items: {', '.join(duplicates)}")
+    if task == "eea" and any(not item.roles for item in items):
+        missing = [item.name for item in items if not item.roles]
+        raise InputError(f"{source}: eea items need argument roles; missing for {', '.join(missing)}")
+    if task == "kg" and any(not item.roles for item in items):
+        missing = [item.name for item in items if not item.roles]
+        raise InputError(
+            f"{source}: kg items need attributes (type:attr1|attr2); missing for {', '.join(missing)}"
+        )
+    return Schema(task, tuple(items))
+
+
+def load_schema_file(task: str, path: str | Path) -> Schema:
+    """Read a schema from a JSON file (a list, or an object with a "schema" list) or a text file."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"--schema-file {path}: no such file")
+    text = path.read_text(encoding="utf-8")
+    if path.suffix.lower() == ".json":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"{path} line {exc.lineno}: invalid JSON ({exc.msg})") from None
+        return parse_schema(task, data, source=str(path))
+    lines = [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
+    return parse_schema(task, lines, source=str(path))

@@ -1,0 +1,421 @@
+"""IE tasks as data: each task is one registry entry, not a branch in an if-chain.
+
+A task = how its schema items appear in an instruction, the instruction texts (Chinese and English), how
+to read the model's answer into typed items, the JSON schema of a valid answer (constrained decoding),
+and how to write items back as an answer (training data).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from knowlm.errors import InputError
+from knowlm.ie.results import Argument, Entity, Event, Item, Triple
+from knowlm.ie.schema import Schema, SchemaItem
+
+MISSING = {"", "nan", "none", "null", "无", "n/a", "-", "未知", "不存在"}
+
+
+def text_value(value: Any) -> str | None:
+    """A usable extracted string, or None for empty/missing markers (NAN, null, 无, ...)."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str):
+        return None
+    value = value.strip()
+    return None if value.lower() in MISSING else value
+
+
+def text_values(value: Any) -> list[str]:
+    """One or several strings (a model may answer a list where one value was asked, or the reverse)."""
+    values = value if isinstance(value, list) else [value]
+    return [v for v in (text_value(x) for x in values) if v is not None]
+
+
+class Reading:
+    """Counters for one answer: items dropped as not in the schema or as malformed."""
+
+    def __init__(self) -> None:
+        self.unknown: list[str] = []
+        self.malformed = 0
+
+
+def _first(obj: dict[str, Any], *keys: str) -> Any:
+    return next((obj[k] for k in keys if k in obj), None)
+
+
+# ---- answer readers ---------------------------------------------------------------------------------
+
+
+def _read_entities(value: Any, schema: Schema, reading: Reading) -> list[Item]:
+    out: list[Item] = []
+    for name, found in _by_key(
+        value, schema, reading, ("entity_type", "type", "label"), ("entity", "text", "name")
+    ):
+        for v in found if isinstance(found, list) else [found]:
+            texts = text_values(_first(v, "entity", "text", "name", "mention") if isinstance(v, dict) else v)
+            if not texts and isinstance(v, dict | list):
+                reading.malformed += 1  # structured, but not an entity we can read
+            out.extend(Entity(name, t) for t in texts)
+    return out
+
+
+def _pair_reader(head_keys: tuple[str, ...], tail_keys: tuple[str, ...]) -> Callable[..., list[Item]]:
+    def read(value: Any, schema: Schema, reading: Reading) -> list[Item]:
+        out: list[Item] = []
+        for name, found in _by_key(value, schema, reading, ("relation", "predicate", "type"), None):
+            item = schema.get(name)
+            for v in found if isinstance(found, list) and not _is_pair(found) else [found]:
+                if isinstance(v, dict):
+                    heads, tails = text_values(_first(v, *head_keys)), text_values(_first(v, *tail_keys))
+                elif _is_pair(v):
+                    heads, tails = text_values(v[0]), text_values(v[-1])
+                else:
+                    heads = tails = []
+                if not heads or not tails:
+                    if isinstance(v, dict | list) or text_value(v) is not None:
+                        reading.malformed += 1  # a pair with a part missing, or not a pair at all
+                    continue
+                head_type, tail_type = (item.head_type, item.tail_type) if item else (None, None)
+                out.extend(Triple(h, name, t, head_type, tail_type) for h in heads for t in tails)
+        return out
+
+    return read
+
+
+def _is_pair(v: Any) -> bool:
+    return isinstance(v, list) and len(v) in (2, 3) and all(isinstance(x, str) for x in v)
+
+
+def _read_events(value: Any, schema: Schema, reading: Reading) -> list[Item]:
+    out: list[Item] = []
+    for name, found in _by_key(value, schema, reading, ("event_type", "type"), None):
+        item = schema.get(name)
+        for v in found if isinstance(found, list) else [found]:
+            if isinstance(v, str):  # trigger only (eet answers)
+                if text_value(v):
+                    out.append(Event(name, text_value(v)))
+                continue
+            if not isinstance(v, dict):
+                reading.malformed += 1
+                continue
+            trigger = text_value(_first(v, "trigger", "event_trigger"))
+            args_value = _first(v, "arguments", "args", "argument")
+            arguments: list[Argument] = []
+            if isinstance(args_value, dict):
+                pairs = list(args_value.items())
+            elif isinstance(args_value, list):
+                pairs = [
+                    (_first(a, "role"), _first(a, "argument", "text"))
+                    for a in args_value
+                    if isinstance(a, dict)
+                ]
+            else:
+                pairs = []
+            for role, arg in pairs:
+                if not isinstance(role, str) or (item and item.roles and role not in item.roles):
+                    if isinstance(role, str) and text_values(arg):
+                        reading.unknown.append(f"{name}.{role}")
+                    continue
+                arguments.extend(Argument(role, t) for t in text_values(arg))
+            if trigger is None and not arguments:
+                reading.malformed += 1
+                continue
+            out.append(Event(name, trigger, arguments))
+    return out
+
+
+def _read_kg(value: Any, schema: Schema, reading: Reading) -> list[Item]:
+    out: list[Item] = []
+    for name, found in _by_key(value, schema, reading, ("entity_type", "type"), None):
+        item = schema.get(name)
+        entities = found if isinstance(found, dict) else {}
+        if not isinstance(found, dict) and found not in (None, [], ""):
+            reading.malformed += 1
+        for entity, attributes in entities.items():
+            if not isinstance(attributes, dict) or text_value(entity) is None:
+                reading.malformed += 1
+                continue
+            for attribute, values in attributes.items():
+                if item and item.roles and attribute not in item.roles:
+                    reading.unknown.append(f"{name}.{attribute}")
+                    continue
+                out.extend(Triple(entity.strip(), attribute, v, head_type=name) for v in text_values(values))
+    return out
+
+
+def _by_key(
+    value: Any,
+    schema: Schema,
+    reading: Reading,
+    type_keys: tuple[str, ...],
+    text_keys: tuple[str, ...] | None,
+) -> list[tuple[str, Any]]:
+    """(schema item name, what the model gave for it); keys outside the schema are counted and dropped.
+
+    Answers keyed by schema item (OneKE) are the norm; a flat list of objects that name their type
+    (e.g. [{"entity_type": ..., "entity": ...}]) or of tuples (type, text) is read too.
+    """
+    pairs: list[tuple[str, Any]] = []
+    if isinstance(value, dict):
+        pairs = list(value.items())
+    elif isinstance(value, list):
+        for entry in value:
+            if isinstance(entry, dict):
+                kind = _first(entry, *type_keys)
+                if isinstance(kind, str):
+                    pairs.append((kind, [entry]))
+                else:
+                    reading.malformed += 1
+            elif isinstance(entry, list) and len(entry) == 3 and type_keys[0] in ("relation", "predicate"):
+                pairs.append((str(entry[1]), [[entry[0], entry[2]]]))  # (head, relation, tail)
+            elif isinstance(entry, list) and len(entry) == 2 and text_keys is not None:
+                pairs.append((str(entry[0]), [entry[1]]))  # (type, text)
+            else:
+                reading.malformed += 1
+    names = set(schema.names)
+    kept = []
+    for name, found in pairs:
+        name = name.strip()
+        if name in names:
+            kept.append((name, found))
+        elif (found not in (None, [], {}, "") and text_values(found) != []) or (
+            isinstance(found, list | dict) and found
+        ):
+            reading.unknown.append(name)
+    return kept
+
+
+# ---- answers written from items (training data, few-shot examples) --------------------------------
+
+
+def _answer(items: list[Item], schema: Schema, task: str) -> dict[str, Any]:
+    answer: dict[str, Any] = {name: ({} if task == "kg" else []) for name in schema.names}
+    for item in items:
+        if isinstance(item, Entity) and item.type in answer:
+            answer[item.type].append(item.text)
+        elif isinstance(item, Triple) and task == "kg" and item.head_type in answer:
+            attributes = answer[item.head_type].setdefault(item.head, {})
+            previous = attributes.get(item.relation)
+            attributes[item.relation] = item.tail if previous is None else [*_as_list(previous), item.tail]
+        elif isinstance(item, Triple) and item.relation in answer:
+            keys = ("subject", "object") if task == "spo" else ("head", "tail")
+            answer[item.relation].append({keys[0]: item.head, keys[1]: item.tail})
+        elif isinstance(item, Event) and item.type in answer:
+            if task == "eet":
+                answer[item.type].append(item.trigger)
+                continue
+            roles = schema.get(item.type).roles  # type: ignore[union-attr]
+            args: dict[str, Any] = {role: "NAN" for role in roles}
+            for arg in item.arguments:
+                args[arg.role] = (
+                    arg.text if args.get(arg.role) in (None, "NAN") else [*_as_list(args[arg.role]), arg.text]
+                )
+            answer[item.type].append({"trigger": item.trigger, "arguments": args})
+    return answer
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+# ---- JSON schemas of valid answers (constrained decoding) --------------------------------------------
+
+_STRING = {"type": "string"}
+_STRINGS = {"type": "array", "items": _STRING}
+
+
+def _object(properties: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "properties": properties,
+        "required": list(properties),
+        "additionalProperties": False,
+    }
+
+
+def _value_schema(task: str, item: SchemaItem) -> dict[str, Any]:
+    if task in ("ner", "eet"):
+        return _STRINGS
+    if task in ("re", "spo"):
+        keys = ("subject", "object") if task == "spo" else ("head", "tail")
+        return {"type": "array", "items": _object({keys[0]: _STRING, keys[1]: _STRING})}
+    if task in ("ee", "eea"):
+        arguments = _object({role: _STRING for role in item.roles})
+        return {"type": "array", "items": _object({"trigger": _STRING, "arguments": arguments})}
+    attributes = {
+        "type": "object",
+        "properties": {a: _STRING for a in item.roles},
+        "additionalProperties": False,
+    }
+    return {"type": "object", "additionalProperties": attributes}
+
+
+# ---- the registry -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Task:
+    name: str
+    title: str
+    kind: Literal["entity", "triple", "event"]
+    instructions: dict[str, str]
+    """OneKE-format instruction text per language (zh, en)."""
+    batch_size: int
+    """Schema items per prompt by default (IEPile splits large schemas into batches)."""
+    schema_entry: Callable[[SchemaItem], Any]
+    reader: Callable[[Any, Schema, Reading], list[Item]]
+
+    def read_answer(self, value: Any, schema: Schema) -> tuple[list[Item], Reading]:
+        reading = Reading()
+        return self.reader(value, schema, reading), reading
+
+    def to_answer(self, items: list[Item], schema: Schema) -> dict[str, Any]:
+        return _answer(items, schema, self.name)
+
+    def answer_json_schema(self, schema: Schema) -> dict[str, Any]:
+        return _object({item.name: _value_schema(self.name, item) for item in schema.items})
+
+
+_TASKS: dict[str, Task] = {}
+
+
+def register_task(task: Task) -> None:
+    if task.name in _TASKS:
+        raise ValueError(f"task {task.name!r} is already registered")
+    if set(task.instructions) != {"zh", "en"}:
+        raise ValueError(f"task {task.name!r} needs instructions for zh and en")
+    _TASKS[task.name] = task
+
+
+def get_task(name: str) -> Task:
+    key = name.strip().lower()
+    if key not in _TASKS:
+        raise InputError(f"unknown task {name!r}; choose one of {', '.join(_TASKS)}")
+    return _TASKS[key]
+
+
+def task_names() -> list[str]:
+    return list(_TASKS)
+
+
+def _event_entry(item: SchemaItem, trigger: Any = True) -> dict[str, Any]:
+    return {"event_type": item.name, "trigger": trigger, "arguments": list(item.roles)}
+
+
+register_task(
+    Task(
+        "ner",
+        "named entity recognition",
+        "entity",
+        {
+            "zh": "你是命名实体识别专家。请找出input中属于schema所列实体类型的全部实体；没有出现的类型给出空列表。请用JSON字符串作答。",
+            "en": "You are an expert in named entity recognition. Find every entity in the input that belongs to "
+            "an entity type listed in the schema; give an empty list for types that do not occur. Answer with a "
+            "JSON string.",
+        },
+        6,
+        lambda item: item.name,
+        _read_entities,
+    )
+)
+register_task(
+    Task(
+        "re",
+        "relation extraction",
+        "triple",
+        {
+            "zh": "你是关系抽取专家。请找出input中关系属于schema所列关系的全部三元组，给出头实体和尾实体；没有出现的关系给出空列表。请用JSON字符串作答。",
+            "en": "You are an expert in relation extraction. Find every triple in the input whose relation is "
+            "listed in the schema and give its head and tail; give an empty list for relations that do not "
+            "occur. Answer with a JSON string.",
+        },
+        4,
+        lambda item: item.name,
+        _pair_reader(("head", "subject", "h"), ("tail", "object", "t")),
+    )
+)
+register_task(
+    Task(
+        "spo",
+        "subject-predicate-object extraction",
+        "triple",
+        {
+            "zh": "你是SPO三元组抽取专家。请按照schema中的主体类型、谓词和客体类型，找出input中的全部SPO三元组；没有出现的谓词给出空列表。请用JSON字符串作答。",
+            "en": "You are an expert in subject-predicate-object extraction. Following the subject type, "
+            "predicate and object type in the schema, find every SPO triple in the input; give an empty list "
+            "for predicates that do not occur. Answer with a JSON string.",
+        },
+        4,
+        lambda item: {"subject_type": item.head_type, "predicate": item.name, "object_type": item.tail_type},
+        _pair_reader(("subject", "head", "s"), ("object", "tail", "o")),
+    )
+)
+register_task(
+    Task(
+        "ee",
+        "event extraction",
+        "event",
+        {
+            "zh": "你是事件抽取专家。请找出input中属于schema所列事件类型的全部事件，给出触发词和各论元；没有出现的事件给出空列表，找不到的论元写NAN，有多个值的论元给出列表。请用JSON字符串作答。",
+            "en": "You are an expert in event extraction. Find every event in the input whose type is listed in "
+            "the schema, with its trigger and arguments; give an empty list for event types that do not occur, "
+            "NAN for arguments that are absent, and a list for arguments with several values. Answer with a "
+            "JSON string.",
+        },
+        4,
+        _event_entry,
+        _read_events,
+    )
+)
+register_task(
+    Task(
+        "eet",
+        "event trigger extraction",
+        "event",
+        {
+            "zh": "你是事件触发词抽取专家。请找出input中属于schema所列事件类型的事件及其触发词；没有出现的事件类型给出空列表。请用JSON字符串作答。",
+            "en": "You are an expert in event detection. Find the events in the input whose type is listed in "
+            "the schema and give their trigger words; give an empty list for event types that do not occur. "
+            "Answer with a JSON string.",
+        },
+        4,
+        lambda item: item.name,
+        _read_events,
+    )
+)
+register_task(
+    Task(
+        "eea",
+        "event argument extraction",
+        "event",
+        {
+            "zh": "你是事件论元抽取专家。schema给出了事件类型、触发词和论元角色，请从input中找出各角色的论元；找不到的论元写NAN，有多个值的论元给出列表。请用JSON字符串作答。",
+            "en": "You are an expert in event argument extraction. The schema gives event types, their triggers "
+            "and argument roles; find the argument of each role in the input, NAN where it is absent and a list "
+            "where it has several values. Answer with a JSON string.",
+        },
+        4,
+        lambda item: _event_entry(item, list(item.triggers)),
+        _read_events,
+    )
+)
+register_task(
+    Task(
+        "kg",
+        "knowledge graph construction (entities with attributes)",
+        "triple",
+        {
+            "zh": "你是知识图谱构建专家。请根据schema中的实体类型及其属性，从input中找出这些类型的实体和它们的属性值；没有的属性不要输出，有多个值的属性给出列表。请用可解析的JSON作答。",
+            "en": "You are an expert in knowledge graph construction. Following the entity types and attributes "
+            "in the schema, find the entities of these types in the input and their attribute values; leave "
+            "out attributes that are absent and give a list for attributes with several values. Answer with "
+            "parseable JSON.",
+        },
+        1,
+        lambda item: {"entity_type": item.name, "attributes": list(item.roles)},
+        _read_kg,
+    )
+)
