@@ -93,9 +93,7 @@ class SamplingParams:
     top_k: int = _opt(0, "sample only from the k most likely tokens; 0 = no limit")
     num_beams: int = _opt(1, "beam search width; 1 = no beam search (transformers engine only)")
     repetition_penalty: float = _opt(1.0, "penalty > 1 discourages repeating tokens; 1 = off")
-    stop: list[str] = _opt(  # noqa: RUF009 (_opt returns a dataclasses.field with a default_factory)
-        [], "stop generating when this string appears (repeatable); it is not returned"
-    )
+    stop: list[str] = _opt([], "stop generating when this string appears (repeatable); it is not returned")
     seed: int | None = _opt(None, "random seed for sampling, for reproducible outputs")
     json_schema: dict[str, Any] | None = _opt(
         None, "constrain the output to JSON valid for this JSON schema (set by --constrained)", cli=False
