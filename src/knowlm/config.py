@@ -130,3 +130,57 @@ class SamplingParams:
 
     def replace(self, **changes: Any) -> SamplingParams:
         return dataclasses.replace(self, **changes)
+
+
+LANGS = ("auto", "zh", "en")
+
+
+@dataclass
+class ExtractConfig:
+    """What to extract and how to prompt for it."""
+
+    task: str = _opt("ner", "IE task: ner, re, spo, ee, eet, eea or kg")
+    schema: str | None = _opt(
+        None,
+        "what to extract: comma-separated items (e.g. 'person,organization'; see docs/extraction.md for "
+        "each task's form) or a JSON list",
+    )
+    schema_file: str | None = _opt(
+        None, "read the schema from a .json file (a list) or a text file (an item a line)", metavar="FILE"
+    )
+    lang: str = _opt(
+        "auto", "instruction language; auto = Chinese when the text is mostly Chinese", choices=LANGS
+    )
+    prompt_format: str = _opt(
+        "oneke",
+        "instruction format: oneke (OneKE/IEPile JSON), knowlm-tuple, knowlm-colon or knowlm-json "
+        "(KnowLM's prompt families)",
+    )
+    template: str = _opt(
+        "auto", "prompt template: auto (chat template if the model has one, else alpaca), alpaca, chat, raw"
+    )
+    schema_batch_size: int | None = _opt(
+        None, "schema items per prompt; large schemas are split (default: per task, as IEPile)"
+    )
+    constrained: bool = _opt(False, "constrain generation to JSON valid for the schema (oneke format)")
+    drop_ungrounded: bool = _opt(False, "drop items whose text does not occur in the input")
+    max_chunk_tokens: int = _opt(
+        1024, "split longer inputs on sentence boundaries into chunks of this many tokens"
+    )
+
+    def validate(self) -> ExtractConfig:
+        problems: list[str] = []
+        if self.lang not in LANGS:
+            problems.append(f"--lang {self.lang!r} is not one of {', '.join(LANGS)}")
+        if self.schema_batch_size is not None and self.schema_batch_size < 1:
+            problems.append(f"--schema-batch-size must be at least 1, got {self.schema_batch_size}")
+        if self.max_chunk_tokens < 16:
+            problems.append(f"--max-chunk-tokens must be at least 16, got {self.max_chunk_tokens}")
+        if self.constrained and self.prompt_format != "oneke":
+            problems.append(
+                "--constrained works with --prompt-format oneke (JSON answers keyed by schema item)"
+            )
+        if self.schema and self.schema_file:
+            problems.append("give --schema or --schema-file, not both")
+        collect(problems, "invalid extraction settings")
+        return self

@@ -13,6 +13,8 @@ from knowlm.errors import InputError, KnowLMError
 
 # subcommand -> module with `register(subparsers)`; each registers its own parser and handler
 COMMANDS = {
+    "extract": "knowlm.cli.extract",
+    "eval": "knowlm.cli.evaluate",
     "generate": "knowlm.cli.generate",
     "chat": "knowlm.cli.chat",
     "models": "knowlm.cli.models",

@@ -100,8 +100,7 @@ class LlamaCppEngine:
         results = []
         for prompt in prompts:
             self._check_length(prompt, params)
-            with self._lock:
-                self.llm.reset()
+            with self._lock:  # llama.cpp reuses the KV cache of the prefix shared with the last prompt
                 out = self.llm.create_completion(prompt, **kwargs)
             choice, usage = out["choices"][0], out["usage"]
             finish = "length" if choice.get("finish_reason") == "length" else "stop"
@@ -114,7 +113,6 @@ class LlamaCppEngine:
         kwargs = self._kwargs(params)
         self._check_length(prompt, params)
         with self._lock:
-            self.llm.reset()
             for chunk in self.llm.create_completion(prompt, stream=True, **kwargs):
                 text = chunk["choices"][0]["text"]
                 if text:

@@ -40,6 +40,8 @@ class Reading:
     def __init__(self) -> None:
         self.unknown: list[str] = []
         self.malformed = 0
+        self.matched = False
+        """The answer has the expected shape: keyed by schema items (or empty)."""
 
 
 def _first(obj: dict[str, Any], *keys: str) -> Any:
@@ -181,10 +183,9 @@ def _by_key(
         name = name.strip()
         if name in names:
             kept.append((name, found))
-        elif (found not in (None, [], {}, "") and text_values(found) != []) or (
-            isinstance(found, list | dict) and found
-        ):
+        elif found not in (None, [], {}, ""):
             reading.unknown.append(name)
+    reading.matched = reading.matched or bool(kept) or value in ({}, [])
     return kept
 
 

@@ -1,0 +1,265 @@
+"""Scoring: micro precision / recall / F1 the way the OneKE / IEPile evaluation counts.
+
+Entities count as (type, text); triples as (head, relation, tail); events by trigger (event type, trigger)
+and by argument (event type, role, text). Each document's gold and predicted items are sets; counts are
+summed over documents (micro average).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from knowlm.errors import InputError
+from knowlm.ie.formats import parse_oneke_instruction
+from knowlm.ie.parse import read_json
+from knowlm.ie.results import Argument, Entity, Event, Item, Triple, item_from_dict
+from knowlm.ie.schema import Schema, SchemaItem, parse_schema
+from knowlm.ie.tasks import get_task, text_value, text_values
+from knowlm.io import read_jsonl
+
+# metric name -> how to count it; the first listed is the task's headline metric
+METRICS: dict[str, tuple[str, ...]] = {
+    "ner": ("entity",),
+    "re": ("triple",),
+    "spo": ("triple",),
+    "kg": ("triple",),
+    "ee": ("argument", "trigger"),
+    "eet": ("trigger",),
+    "eea": ("argument",),
+}
+
+
+def keys(item: Item, metric: str) -> list[tuple[str, ...]]:
+    if metric == "argument":
+        return item.argument_keys() if isinstance(item, Event) else []
+    return [item.key()]
+
+
+@dataclass
+class Counts:
+    tp: int = 0
+    predicted: int = 0
+    gold: int = 0
+
+    def add(self, gold: set[tuple[str, ...]], pred: set[tuple[str, ...]]) -> None:
+        self.tp += len(gold & pred)
+        self.predicted += len(pred)
+        self.gold += len(gold)
+
+    def report(self) -> dict[str, Any]:
+        p = self.tp / self.predicted if self.predicted else 0.0
+        r = self.tp / self.gold if self.gold else 0.0
+        f1 = 2 * p * r / (p + r) if p + r else 0.0
+        return {
+            "precision": round(p, 4),
+            "recall": round(r, 4),
+            "f1": round(f1, 4),
+            "tp": self.tp,
+            "predicted": self.predicted,
+            "gold": self.gold,
+        }
+
+
+@dataclass
+class Document:
+    id: str
+    gold: list[Item]
+    pred: list[Item] = field(default_factory=list)
+    outputs: int = 0
+    parse_failures: int = 0
+
+
+def score(task: str, documents: Iterable[Document]) -> dict[str, Any]:
+    """The evaluation report: headline P/R/F1, every metric, per-type F1, parse-failure rate."""
+    metrics = METRICS[get_task(task).name]
+    totals = {m: Counts() for m in metrics}
+    by_type: dict[str, Counts] = defaultdict(Counts)
+    n_docs = outputs = failures = 0
+    for doc in documents:
+        n_docs += 1
+        outputs += doc.outputs
+        failures += doc.parse_failures
+        for metric in metrics:
+            gold = {k for item in doc.gold for k in keys(item, metric)}
+            pred = {k for item in doc.pred for k in keys(item, metric)}
+            totals[metric].add(gold, pred)
+            if metric == metrics[0]:
+                type_of = (lambda k: k[1]) if task in ("re", "spo", "kg") else (lambda k: k[0])
+                for name in {type_of(k) for k in gold | pred}:
+                    by_type[name].add(
+                        {k for k in gold if type_of(k) == name}, {k for k in pred if type_of(k) == name}
+                    )
+    report = {"task": task, "documents": n_docs, "metric": metrics[0], **totals[metrics[0]].report()}
+    report["metrics"] = {m: c.report() for m, c in totals.items()}
+    report["by_type"] = {name: c.report() for name, c in sorted(by_type.items())}
+    report["outputs"] = outputs
+    report["parse_failures"] = failures
+    report["parse_failure_rate"] = round(failures / outputs, 4) if outputs else 0.0
+    return report
+
+
+def format_report(report: dict[str, Any]) -> str:
+    """A readable table of a report."""
+    lines = [
+        f"task {report['task']}: {report['documents']} documents, parse failures "
+        f"{report['parse_failures']}/{report['outputs']} ({report['parse_failure_rate']:.1%})",
+        "",
+    ]
+    lines.append(f"{'':<24} {'P':>7} {'R':>7} {'F1':>7} {'gold':>6} {'pred':>6}")
+    rows = [(f"[{m}]", r) for m, r in report["metrics"].items()] + list(report["by_type"].items())
+    for name, r in rows:
+        lines.append(
+            f"{name[:24]:<24} {r['precision']:>7.2%} {r['recall']:>7.2%} {r['f1']:>7.2%} "
+            f"{r['gold']:>6} {r['predicted']:>6}"
+        )
+    return "\n".join(lines)
+
+
+# ---- gold labels ------------------------------------------------------------------------------------
+
+
+def read_gold(task: str, label: Any) -> list[Item]:
+    """Gold items from a label: a list in the InstructKGC sample form, or an answer keyed by item."""
+    if isinstance(label, str):
+        read = read_json(label)
+        if not read.found:
+            raise InputError(f"label is not JSON: {label[:80]!r}")
+        label = read.value
+    t = get_task(task)
+    if isinstance(label, dict):
+        schema = Schema(t.name, tuple(SchemaItem(str(k)) for k in label))
+        return t.read_answer(label, schema)[0]
+    if not isinstance(label, list):
+        raise InputError(f"label must be a list or an object, got {type(label).__name__}")
+    items: list[Item] = []
+    for entry in label:
+        if not isinstance(entry, dict):
+            continue
+        if t.kind == "entity":
+            text, kind = text_value(entry.get("entity")), text_value(entry.get("entity_type"))
+            if text and kind:
+                items.append(Entity(kind, text))
+        elif t.kind == "triple":
+            head = text_value(entry.get("head", entry.get("subject")))
+            relation = text_value(entry.get("relation", entry.get("predicate")))
+            tail = text_value(entry.get("tail", entry.get("object")))
+            if head and relation and tail:
+                items.append(Triple(head, relation, tail, entry.get("head_type"), entry.get("tail_type")))
+        else:
+            kind = text_value(entry.get("event_type"))
+            trigger = text_value(entry.get("event_trigger", entry.get("trigger")))
+            arguments = [
+                Argument(a["role"], text)
+                for a in entry.get("arguments", [])
+                if isinstance(a, dict) and isinstance(a.get("role"), str)
+                for text in text_values(a.get("argument"))
+            ]
+            if kind:
+                items.append(Event(kind, trigger, arguments))
+    return items
+
+
+# ---- OneKE / IEPile evaluation files ----------------------------------------------------------------
+
+
+@dataclass
+class EvalLine:
+    number: int
+    id: str
+    task: str
+    schema: Schema
+    instruction: str
+    """The line's instruction field as given (the prompt OneKE models take)."""
+    label: Any
+    output: str | None
+
+
+def read_eval_file(path: str | Path, task: str | None = None) -> list[EvalLine]:
+    """Read a OneKE/IEPile evaluation file: id, instruction (JSON string), label, output (optional)."""
+    lines = []
+    for number, record in read_jsonl(path):
+        where = f"{path} line {number}"
+        line_task = (task or str(record.get("task", ""))).lower()
+        if not line_task:
+            raise InputError(f"{where}: no 'task' field; pass --task")
+        if "instruction" not in record:
+            raise InputError(f"{where}: missing 'instruction'")
+        if "label" not in record:
+            raise InputError(f"{where}: missing 'label' (the gold answer)")
+        instruction = record["instruction"]
+        body = parse_oneke_instruction(instruction, where)
+        schema = parse_schema(get_task(line_task).name, body["schema"], source=f"{where} schema")
+        text = instruction if isinstance(instruction, str) else json.dumps(instruction, ensure_ascii=False)
+        output = record.get("output")
+        lines.append(
+            EvalLine(
+                number,
+                str(record.get("id", f"line{number}")),
+                line_task,
+                schema,
+                text,
+                record["label"],
+                output if isinstance(output, str) else None,
+            )
+        )
+    if not lines:
+        raise InputError(f"{path}: no records")
+    return lines
+
+
+def documents_from_lines(lines: list[EvalLine], outputs: dict[int, str] | None = None) -> list[Document]:
+    """Merge lines of the same id (one document split by schema batches) and read their answers.
+
+    ``outputs`` maps line numbers to model answers; by default each line's own ``output`` is used.
+    """
+    docs: dict[str, Document] = {}
+    for line in lines:
+        task = get_task(line.task)
+        doc = docs.get(line.id)
+        if doc is None:
+            doc = docs[line.id] = Document(line.id, read_gold(line.task, line.label))
+        output = outputs.get(line.number) if outputs is not None else line.output
+        if output is None:
+            continue
+        doc.outputs += 1
+        read = read_json(output)
+        items, reading = task.read_answer(read.value, line.schema) if read.value is not None else ([], None)
+        if not (read.found and read.complete and reading is not None and reading.matched):
+            doc.parse_failures += 1
+        doc.pred.extend(items)
+    return list(docs.values())
+
+
+def apply_predictions(path: str | Path, lines: list[EvalLine]) -> list[Document]:
+    """Documents scored against a separate prediction file.
+
+    Its records either hold a raw ``output`` per evaluation line (matched by position), or the
+    ``results`` that `knowlm extract` writes (matched by ``id``).
+    """
+    records = list(read_jsonl(path))
+    if records and all(isinstance(r.get("output"), str) for _, r in records):
+        if len(records) != len(lines):
+            raise InputError(
+                f"{path}: {len(records)} predictions for {len(lines)} evaluation lines; they must match"
+            )
+        return documents_from_lines(
+            lines, {line.number: r["output"] for line, (_, r) in zip(lines, records, strict=True)}
+        )
+    docs = {doc.id: doc for doc in documents_from_lines(lines, {})}
+    for number, record in records:
+        if not isinstance(record.get("results"), list):
+            raise InputError(
+                f"{path} line {number}: needs 'output' (raw answer) or 'results' (knowlm extract)"
+            )
+        key = str(record.get("id", ""))
+        if key not in docs:
+            raise InputError(f"{path} line {number}: id {key!r} is not in the evaluation file")
+        docs[key].pred = [item_from_dict(r) for r in record["results"]]
+        docs[key].outputs += 1
+        docs[key].parse_failures += 0 if record.get("parse", {}).get("ok", True) else 1
+    return list(docs.values())

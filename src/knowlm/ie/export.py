@@ -1,0 +1,126 @@
+"""Writing extraction records as JSON, CSV, N-Triples or GraphML (a list of `knowlm extract` records)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from typing import Any
+from urllib.parse import quote
+from xml.etree import ElementTree as ET
+
+from knowlm.errors import InputError
+
+EXPORT_FORMATS = ("jsonl", "json", "csv", "nt", "graphml")
+
+
+def _rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    rows = []
+    for record in records:
+        for item in record.get("results", []):
+            row = {"id": record.get("id")}
+            if "relation" in item:
+                row |= {
+                    "kind": "triple",
+                    "type": item["relation"],
+                    "text": item["tail"],
+                    "head": item["head"],
+                    "start": _first_start(item.get("tail_spans")),
+                    "head_start": _first_start(item.get("head_spans")),
+                }
+            elif "arguments" in item:
+                args = "; ".join(f"{a['role']}={a['text']}" for a in item["arguments"])
+                row |= {
+                    "kind": "event",
+                    "type": item["type"],
+                    "text": item.get("trigger") or "",
+                    "arguments": args,
+                    "start": _first_start(item.get("trigger_spans")),
+                }
+            else:
+                row |= {
+                    "kind": "entity",
+                    "type": item["type"],
+                    "text": item["text"],
+                    "start": _first_start(item.get("spans")),
+                }
+            row["grounded"] = item.get("grounded")
+            rows.append(row)
+    return rows
+
+
+def _first_start(spans: Any) -> int | None:
+    return spans[0][0] if spans else None
+
+
+def to_csv(records: list[dict[str, Any]]) -> str:
+    """One row per extracted item: id, kind, type (relation for triples), text (tail), head, ..."""
+    fields = ["id", "kind", "type", "head", "text", "arguments", "start", "head_start", "grounded"]
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=fields, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(_rows(records))
+    return out.getvalue()
+
+
+def _triples(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    triples = [item for record in records for item in record.get("results", []) if "relation" in item]
+    if records and not triples and any(r.get("results") for r in records):
+        raise InputError("N-Triples and GraphML export need triples (tasks re, spo, kg)")
+    return triples
+
+
+def _iri(kind: str, name: str) -> str:
+    return f"<urn:knowlm:{kind}:{quote(name, safe='')}>"
+
+
+def to_ntriples(records: list[dict[str, Any]]) -> str:
+    """Triples as N-Triples, with urn:knowlm IRIs for entities and relations (deduplicated)."""
+    lines = dict.fromkeys(
+        f"{_iri('entity', t['head'])} {_iri('relation', t['relation'])} {_iri('entity', t['tail'])} ."
+        for t in _triples(records)
+    )
+    return "".join(line + "\n" for line in lines)
+
+
+def to_graphml(records: list[dict[str, Any]]) -> str:
+    """Triples as a directed GraphML graph: entities are nodes, relations labelled edges."""
+    ns = "http://graphml.graphdrawing.org/xmlns"
+    root = ET.Element("graphml", xmlns=ns)
+    ET.SubElement(
+        root, "key", id="label", attrib={"for": "node", "attr.name": "label", "attr.type": "string"}
+    )
+    ET.SubElement(
+        root, "key", id="relation", attrib={"for": "edge", "attr.name": "relation", "attr.type": "string"}
+    )
+    graph = ET.SubElement(root, "graph", id="knowlm", edgedefault="directed")
+    nodes: dict[str, str] = {}
+    edges: set[tuple[str, str, str]] = set()
+
+    def node(name: str) -> str:
+        if name not in nodes:
+            nodes[name] = f"n{len(nodes)}"
+            ET.SubElement(ET.SubElement(graph, "node", id=nodes[name]), "data", key="label").text = name
+        return nodes[name]
+
+    for t in _triples(records):
+        edge = (node(t["head"]), node(t["tail"]), t["relation"])
+        if edge not in edges:
+            edges.add(edge)
+            element = ET.SubElement(graph, "edge", source=edge[0], target=edge[1])
+            ET.SubElement(element, "data", key="relation").text = edge[2]
+    return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
+
+
+def export(records: list[dict[str, Any]], fmt: str) -> str:
+    if fmt == "jsonl":
+        return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+    if fmt == "json":
+        return json.dumps(records, ensure_ascii=False, indent=1) + "\n"
+    if fmt == "csv":
+        return to_csv(records)
+    if fmt == "nt":
+        return to_ntriples(records)
+    if fmt == "graphml":
+        return to_graphml(records)
+    raise InputError(f"--format {fmt!r} is not one of {', '.join(EXPORT_FORMATS)}")

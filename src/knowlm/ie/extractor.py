@@ -1,0 +1,176 @@
+"""The extraction pipeline: text + schema -> prompts -> engine -> parsed, merged, grounded items."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from knowlm.config import ExtractConfig, ModelConfig, SamplingParams
+from knowlm.engines.base import Engine, chat_renderer
+from knowlm.errors import InputError
+from knowlm.ie.formats import detect_language, get_format
+from knowlm.ie.ground import ground
+from knowlm.ie.results import Entity, Event, Item, Triple, item_to_dict
+from knowlm.ie.schema import Schema, load_schema_file, parse_schema
+from knowlm.ie.split import chunk_text
+from knowlm.ie.tasks import get_task
+from knowlm.prompts import get_template
+
+
+@dataclass
+class ExtractionResult:
+    """What was extracted from one text, and how cleanly the model's answers could be read."""
+
+    text: str
+    task: str
+    items: list[Item] = field(default_factory=list)
+    outputs: list[str] = field(default_factory=list)
+    """The raw model answers (one per chunk and schema batch)."""
+    parsed: bool = True
+    """Every answer was complete and shaped as the format asks (e.g. JSON keyed by schema items)."""
+    problems: list[str] = field(default_factory=list)
+    unknown: list[str] = field(default_factory=list)
+    """Types, relations or roles the model answered that are not in the schema (dropped)."""
+    malformed: int = 0
+    ungrounded: int = 0
+    """Items whose text does not occur in the input (dropped with drop_ungrounded)."""
+
+    @property
+    def entities(self) -> list[Entity]:
+        return [i for i in self.items if isinstance(i, Entity)]
+
+    @property
+    def triples(self) -> list[Triple]:
+        return [i for i in self.items if isinstance(i, Triple)]
+
+    @property
+    def events(self) -> list[Event]:
+        return [i for i in self.items if isinstance(i, Event)]
+
+    def to_dict(self, *, outputs: bool = False) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "task": self.task,
+            "results": [item_to_dict(i) for i in self.items],
+            "parse": {
+                "ok": self.parsed,
+                "problems": self.problems,
+                "unknown": self.unknown,
+                "malformed": self.malformed,
+                "ungrounded": self.ungrounded,
+            },
+        }
+        if outputs:
+            out["outputs"] = self.outputs
+        return out
+
+
+def resolve_schema(config: ExtractConfig) -> Schema:
+    if config.schema_file:
+        return load_schema_file(config.task, config.schema_file)
+    if not config.schema:
+        raise InputError(f"no schema: say what to extract with --schema (e.g. for {config.task}: see --help)")
+    return parse_schema(config.task, config.schema, source="--schema")
+
+
+class Extractor:
+    """Schema-driven extraction with an LLM.
+
+    >>> extractor = Extractor(model="default", task="ner", schema="person,organization,location")
+    >>> extractor.extract("Tim Cook leads Apple in Cupertino.").entities
+    """
+
+    def __init__(
+        self,
+        model: str | Engine = "default",
+        task: str = "ner",
+        schema: Any = None,
+        *,
+        params: SamplingParams | None = None,
+        model_config: ModelConfig | None = None,
+        **options: Any,
+    ) -> None:
+        text_schema = schema if isinstance(schema, str) else None
+        self.config = ExtractConfig(task=task, schema=text_schema, **options).validate()
+        self.task = get_task(task)
+        if schema is None or text_schema is not None:
+            self.schema = resolve_schema(self.config)
+        else:  # a list of items, or a Schema
+            self.schema = parse_schema(self.task.name, schema)
+        self.format = get_format(self.config.prompt_format, self.task.name)
+        self.params = (params or SamplingParams()).validate()
+        if isinstance(model, str):
+            from knowlm.engines import create_engine
+
+            model_config = dataclasses.replace(model_config or ModelConfig(), model=model)
+            self.engine: Engine = create_engine(model_config)
+        else:
+            self.engine = model
+        self.template = get_template(self.config.template, chat_renderer(self.engine))
+        size = self.config.schema_batch_size or self.task.batch_size
+        self.batches = self.schema.batches(size)
+
+    def extract(self, text: str) -> ExtractionResult:
+        return self.extract_many([text])[0]
+
+    def prompts_for(self, text: str) -> list[tuple[int, str]]:
+        """(schema batch index, prompt) for every chunk of ``text`` and every schema batch."""
+        lang = detect_language(text) if self.config.lang == "auto" else self.config.lang
+        chunks = chunk_text(text, self.config.max_chunk_tokens, self.engine.count_tokens)
+        prompts = []
+        for b, batch in enumerate(self.batches):
+            for chunk in chunks:
+                instruction = self.format.build(self.task, batch, chunk.text, lang)
+                prompts.append((b, self.template.format(instruction.instruction, instruction.input)))
+        return prompts
+
+    def extract_many(self, texts: Sequence[str]) -> list[ExtractionResult]:
+        """Extract from several texts; the prompts of one schema batch go to the engine together."""
+        for i, text in enumerate(texts):
+            if not isinstance(text, str) or not text.strip():
+                raise InputError(f"text {i}: expected a non-empty string")
+        jobs = [(d, b, prompt) for d, text in enumerate(texts) for b, prompt in self.prompts_for(text)]
+        outputs: dict[int, str] = {}
+        for b, batch in enumerate(self.batches):
+            indices = [j for j, job in enumerate(jobs) if job[1] == b]
+            params = self.params
+            if self.config.constrained:
+                params = params.replace(json_schema=self.task.answer_json_schema(batch))
+            done = self.engine.generate([jobs[j][2] for j in indices], params)
+            outputs.update(zip(indices, (c.text for c in done), strict=True))
+        results = [ExtractionResult(text, self.task.name) for text in texts]
+        for j, (d, b, _) in enumerate(jobs):
+            self._read(results[d], outputs[j], self.batches[b])
+        for result in results:
+            self._finish(result)
+        return results
+
+    def _read(self, result: ExtractionResult, output: str, batch: Schema) -> None:
+        result.outputs.append(output)
+        read = self.format.read(output)
+        if not (read.found and read.complete):
+            result.parsed = False
+        result.problems.extend(p for p in read.problems if p not in result.problems)
+        if read.value is None:
+            return
+        items, reading = self.task.read_answer(read.value, batch)
+        if not reading.matched:
+            result.parsed = False
+            result.problems.append("the answer is not keyed by the schema's items")
+        result.items.extend(items)
+        result.unknown.extend(reading.unknown)
+        result.malformed += reading.malformed
+
+    def _finish(self, result: ExtractionResult) -> None:
+        unique: dict[tuple[Any, ...], Item] = {}
+        for item in result.items:
+            key = (
+                type(item).__name__,
+                *item.key(),
+                *(item.argument_keys() if isinstance(item, Event) else ()),
+            )
+            unique.setdefault(key, item)
+        items = ground(result.text, list(unique.values()))
+        result.ungrounded = sum(1 for item in items if not item.grounded)
+        result.items = [i for i in items if i.grounded] if self.config.drop_ungrounded else items
