@@ -24,6 +24,17 @@ TINY_CHAT_TEMPLATE = (
 )
 
 
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    """The project's reference data (../shared/data beside the checkout; CI has it too)."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"reference data not found at {SHARED_DATA}")
+    return SHARED_DATA
+
+
 @pytest.fixture(autouse=True)
 def _offline(monkeypatch: pytest.MonkeyPatch) -> None:
     """Tests never touch the network; the Hub is reported offline at once."""

@@ -1,0 +1,119 @@
+"""The extraction pipeline with a scripted engine (answers chosen from the prompt), so every step can
+be checked exactly; end-to-end runs with real models are in tests/cli/test_extract_cli.py."""
+
+import json
+import re
+
+import pytest
+
+from knowlm.config import SamplingParams
+from knowlm.engines.base import Completion
+from knowlm.errors import InputError
+from knowlm.ie.extractor import Extractor
+
+
+class ScriptedEngine:
+    name = "scripted"
+    model_name = "scripted"
+
+    def __init__(self, answer):
+        self.answer = answer  # (schema names, input text) -> answer text
+        self.calls = []
+
+    def generate(self, prompts, params):
+        self.calls.append((list(prompts), params))
+        out = []
+        for prompt in prompts:
+            body = json.loads(re.search(r"### Instruction:\n(.*?)\n\n### Response:", prompt, re.S).group(1))
+            names = [s if isinstance(s, str) else s.get("predicate") or s.get("event_type") for s in body["schema"]]
+            out.append(Completion(self.answer(names, body["input"]), 1, 1, "stop"))
+        return out
+
+    def stream(self, prompt, params):
+        yield self.generate([prompt], params)[0].text
+
+    def render_chat(self, messages):
+        return None  # no chat template: the Alpaca template is used
+
+    def count_tokens(self, text):
+        return len(text)
+
+
+def ner_answer(names, text):
+    found = {"人物": [n for n in ("马云", "马化腾", "张三") if n in text], "地点": [p for p in ("杭州", "深圳") if p in text]}
+    return json.dumps({name: found.get(name, []) for name in names}, ensure_ascii=False)
+
+
+def test_ner_end_to_end():
+    engine = ScriptedEngine(ner_answer)
+    result = Extractor(engine, "ner", "人物,地点,组织").extract("马云在杭州创立了阿里巴巴。")
+    assert [(e.type, e.text, e.spans, e.grounded) for e in result.entities] == [
+        ("人物", "马云", [(0, 2)], True), ("地点", "杭州", [(3, 5)], True)]
+    assert result.parsed and result.unknown == [] and result.ungrounded == 0
+    data = result.to_dict(outputs=True)
+    assert data["results"][0] == {"type": "人物", "text": "马云", "spans": [[0, 2]], "grounded": True}
+    assert data["parse"]["ok"] and len(data["outputs"]) == 1
+
+
+def test_schema_batches_go_to_the_engine_together_and_merge():
+    engine = ScriptedEngine(lambda names, text: json.dumps({n: [f"{n}-x"] for n in names}))
+    texts = ["first text", "second text"]
+    results = Extractor(engine, "ner", "a,b,c,d,e", schema_batch_size=2).extract_many(texts)
+    assert len(engine.calls) == 3  # one engine call per schema batch, both texts in it
+    assert all(len(prompts) == 2 for prompts, _ in engine.calls)
+    assert [e.type for e in results[0].entities] == ["a", "b", "c", "d", "e"]
+    assert results[0].ungrounded == 5 and results[1].entities[0].grounded is False
+
+
+def test_long_documents_are_chunked_and_merged_with_document_offsets():
+    text = "马云在杭州创业。" * 3 + "马化腾在深圳创业。" * 3
+    engine = ScriptedEngine(ner_answer)
+    result = Extractor(engine, "ner", "人物,地点", max_chunk_tokens=20).extract(text)
+    prompts = engine.calls[0][0]
+    assert len(prompts) > 2  # the text was split
+    assert [e.text for e in result.entities] == ["马云", "杭州", "马化腾", "深圳"]  # deduplicated, in text order
+    mahuateng = result.entities[2]
+    assert mahuateng.spans == [(24, 27), (33, 36), (42, 45)]
+    assert all(text[s:e] == "马化腾" for s, e in mahuateng.spans)
+
+
+def test_drop_ungrounded():
+    engine = ScriptedEngine(lambda names, text: '{"人物": ["马云", "李彦宏"], "地点": []}')
+    kept = Extractor(engine, "ner", "人物,地点").extract("马云在杭州。")
+    assert [e.text for e in kept.entities] == ["马云", "李彦宏"] and kept.ungrounded == 1
+    dropped = Extractor(engine, "ner", "人物,地点", drop_ungrounded=True).extract("马云在杭州。")
+    assert [e.text for e in dropped.entities] == ["马云"] and dropped.ungrounded == 1
+
+
+def test_unknown_types_and_unreadable_answers_are_reported():
+    engine = ScriptedEngine(lambda names, text: '{"人物": ["马云"], "时间": ["今天"]}')
+    result = Extractor(engine, "ner", "人物").extract("马云今天在杭州。")
+    assert [e.text for e in result.entities] == ["马云"] and result.unknown == ["时间"]
+    garbage = Extractor(ScriptedEngine(lambda n, t: "I cannot help."), "ner", "人物").extract("马云。")
+    assert garbage.entities == [] and not garbage.parsed
+    assert garbage.problems == ["no JSON object or list in the output"]
+
+
+def test_constrained_passes_each_batch_json_schema():
+    engine = ScriptedEngine(lambda names, text: json.dumps({n: [] for n in names}))
+    Extractor(engine, "re", "a,b,c", constrained=True, schema_batch_size=2).extract("text")
+    schemas = [params.json_schema for _, params in engine.calls]
+    assert [s["required"] for s in schemas] == [["a", "b"], ["c"]]
+
+
+def test_sampling_params_are_used():
+    engine = ScriptedEngine(ner_answer)
+    Extractor(engine, "ner", "人物", params=SamplingParams(max_new_tokens=7)).extract("马云")
+    assert engine.calls[0][1].max_new_tokens == 7
+
+
+def test_bad_inputs():
+    engine = ScriptedEngine(ner_answer)
+    with pytest.raises(InputError, match="non-empty string"):
+        Extractor(engine, "ner", "人物").extract("   ")
+    with pytest.raises(InputError, match="no schema"):
+        Extractor(engine, "ner")
+    with pytest.raises(InputError, match="unknown task"):
+        Extractor(engine, "sentiment", "x")
+    with pytest.raises(InputError, match="--constrained works with --prompt-format oneke"):
+        Extractor(engine, "re", "a", constrained=True, prompt_format="knowlm-tuple")

@@ -1,0 +1,75 @@
+import json
+
+import pytest
+
+from knowlm.errors import InputError
+from knowlm.ie.formats import detect_language, format_names, get_format
+from knowlm.ie.schema import parse_schema
+from knowlm.ie.tasks import get_task
+
+SCHEMAS = {
+    "ner": ("人物,地点", ["人物", "地点"]),
+    "re": ("创始人,总部", ["创始人", "总部"]),
+    "spo": ("人物_毕业院校_学校", [{"subject_type": "人物", "predicate": "毕业院校", "object_type": "学校"}]),
+    "ee": ("裁员:裁员方|时间", [{"event_type": "裁员", "trigger": True, "arguments": ["裁员方", "时间"]}]),
+    "eet": ("裁员,起火", ["裁员", "起火"]),
+    "eea": (
+        [{"event_type": "裁员", "trigger": ["裁员"], "arguments": ["时间"]}],
+        [{"event_type": "裁员", "trigger": ["裁员"], "arguments": ["时间"]}],
+    ),
+    "kg": ("人物:别名|父母", [{"entity_type": "人物", "attributes": ["别名", "父母"]}]),
+}
+
+
+@pytest.mark.parametrize("task", list(SCHEMAS))
+@pytest.mark.parametrize("lang", ["zh", "en"])
+def test_oneke_instruction_for_every_task(task, lang):
+    spec, expected_schema = SCHEMAS[task]
+    t = get_task(task)
+    built = get_format("oneke", task).build(t, parse_schema(task, spec), "马云创立了阿里巴巴。", lang)
+    body = json.loads(built.instruction)
+    assert body == {"instruction": t.instructions[lang], "schema": expected_schema, "input": "马云创立了阿里巴巴。"}
+    assert built.input is None
+    assert ("JSON" in body["instruction"]) and (("专家" in body["instruction"]) == (lang == "zh"))
+
+
+@pytest.mark.parametrize(
+    ("fmt", "task", "answer", "expected"),
+    [
+        ("knowlm-tuple", "re", "(马云,创始人,阿里巴巴)\n(马化腾,创始人,腾讯)", [("马云", "创始人", "阿里巴巴"), ("马化腾", "创始人", "腾讯")]),
+        ("knowlm-colon", "re", "创始人: 马云,阿里巴巴\n总部：阿里巴巴，杭州", [("马云", "创始人", "阿里巴巴"), ("阿里巴巴", "总部", "杭州")]),
+        ("knowlm-json", "re", '[{"head": "马云", "relation": "创始人", "tail": "阿里巴巴"}]', [("马云", "创始人", "阿里巴巴")]),
+        ("knowlm-tuple", "ner", "(人物,马云)\n(地点,杭州)", [("人物", "马云"), ("地点", "杭州")]),
+        ("knowlm-json", "ner", '[{"entity_type": "人物", "entity": "马云"}]', [("人物", "马云")]),
+    ],
+)
+def test_knowlm_families_build_and_read(fmt, task, answer, expected):
+    schema = parse_schema(task, "创始人,总部" if task == "re" else "人物,地点")
+    prompt_format = get_format(fmt, task)
+    built = prompt_format.build(get_task(task), schema, "马云在杭州创立了阿里巴巴。", "zh")
+    assert built.input == "马云在杭州创立了阿里巴巴。"
+    assert all(name in built.instruction for name in schema.names)
+    read = prompt_format.read(answer)
+    items, _ = get_task(task).read_answer(read.value, schema)
+    assert [i.key() for i in items] == expected
+
+
+def test_knowlm_ee_lists_roles():
+    schema = parse_schema("ee", "裁员:裁员方|时间")
+    built = get_format("knowlm-json", "ee").build(get_task("ee"), schema, "text", "en")
+    assert "裁员(裁员方, 时间)" in built.instruction
+
+
+def test_unsupported_combinations():
+    assert format_names() == ["oneke", "knowlm-tuple", "knowlm-colon", "knowlm-json"]
+    with pytest.raises(InputError, match="does not support task 'kg'"):
+        get_format("knowlm-tuple", "kg")
+    with pytest.raises(InputError, match="unknown prompt format"):
+        get_format("yaml", "ner")
+
+
+def test_language_detection():
+    assert detect_language("马云在杭州创立了阿里巴巴。") == "zh"
+    assert detect_language("Tim Cook leads Apple.") == "en"
+    assert detect_language("苹果公司 Apple Inc. 的 CEO 是 Tim Cook") == "zh"
+    assert detect_language("12345") == "en"
