@@ -9,8 +9,11 @@ from knowlm.ie.results import Argument, Entity, Event, Triple
 
 def test_ner_micro_scores_by_hand():
     docs = [
-        Document("1", gold=[Entity("人物", "张三"), Entity("地点", "杭州")],
-                 pred=[Entity("人物", "张三"), Entity("地点", "北京"), Entity("人物", "张三")]),
+        Document(
+            "1",
+            gold=[Entity("人物", "张三"), Entity("地点", "杭州")],
+            pred=[Entity("人物", "张三"), Entity("地点", "北京"), Entity("人物", "张三")],
+        ),
         Document("2", gold=[Entity("人物", "李四")], pred=[]),
     ]
     report = score("ner", docs)
@@ -46,23 +49,43 @@ def test_ee_scores_triggers_and_arguments():
 def test_read_gold_sample_forms():
     assert read_gold("ner", '[{"entity": "张三", "entity_type": "人物"}]') == [Entity("人物", "张三")]
     assert read_gold("re", [{"head": "a", "relation": "r", "tail": "b"}])[0].key() == ("a", "r", "b")
-    event = read_gold("ee", [{"event_trigger": "裁员", "event_type": "裁员",
-                              "arguments": [{"argument": "5月份", "role": "时间"}]}])[0]
+    event = read_gold(
+        "ee",
+        [
+            {
+                "event_trigger": "裁员",
+                "event_type": "裁员",
+                "arguments": [{"argument": "5月份", "role": "时间"}],
+            }
+        ],
+    )[0]
     assert event.key() == ("裁员", "裁员") and event.argument_keys() == [("裁员", "时间", "5月份")]
     assert read_gold("ner", {"人物": ["张三"], "地点": []}) == [Entity("人物", "张三")]
 
 
 def _line(id_, schema, label, output, task="RE"):
     instruction = {"instruction": "抽取关系", "schema": schema, "input": "马云在杭州创立了阿里巴巴。"}
-    return {"id": id_, "task": task, "instruction": json.dumps(instruction, ensure_ascii=False),
-            "label": json.dumps(label, ensure_ascii=False), "output": output}
+    return {
+        "id": id_,
+        "task": task,
+        "instruction": json.dumps(instruction, ensure_ascii=False),
+        "label": json.dumps(label, ensure_ascii=False),
+        "output": output,
+    }
 
 
 def test_oneke_eval_file_merges_schema_batches(tmp_path):
-    label = [{"head": "马云", "relation": "创始人", "tail": "阿里巴巴"}, {"head": "阿里巴巴", "relation": "总部", "tail": "杭州"}]
+    label = [
+        {"head": "马云", "relation": "创始人", "tail": "阿里巴巴"},
+        {"head": "阿里巴巴", "relation": "总部", "tail": "杭州"},
+    ]
     rows = [
-        _line("d1", ["创始人", "作者"], label, '{"创始人": [{"head": "马云", "tail": "阿里巴巴"}], "作者": []}'),
-        _line("d1", ["总部", "国籍"], label, '{"总部": [{"head": "阿里巴巴", "tail": "北京"}], "国籍": []'),  # cut off
+        _line(
+            "d1", ["创始人", "作者"], label, '{"创始人": [{"head": "马云", "tail": "阿里巴巴"}], "作者": []}'
+        ),
+        _line(
+            "d1", ["总部", "国籍"], label, '{"总部": [{"head": "阿里巴巴", "tail": "北京"}], "国籍": []'
+        ),  # cut off
         _line("d2", ["作者"], [], "I don't know."),
     ]
     path = tmp_path / "dev.json"
@@ -91,7 +114,9 @@ def test_real_instructkgc_samples_score_perfectly_against_themselves(shared_data
     from knowlm.ie.formats import parse_oneke_instruction
     from knowlm.ie.schema import parse_schema
 
-    rows = [json.loads(line) for line in (shared_data / "instructkgc/re/train.json").read_text().splitlines()[:20]]
+    rows = [
+        json.loads(line) for line in (shared_data / "instructkgc/re/train.json").read_text().splitlines()[:20]
+    ]
     lines = []
     for n, r in enumerate(rows):  # the gold answer doubles as the prediction
         body = parse_oneke_instruction(r["instruction"], f"line {n}")

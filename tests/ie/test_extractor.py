@@ -25,7 +25,9 @@ class ScriptedEngine:
         out = []
         for prompt in prompts:
             body = json.loads(re.search(r"### Instruction:\n(.*?)\n\n### Response:", prompt, re.S).group(1))
-            names = [s if isinstance(s, str) else s.get("predicate") or s.get("event_type") for s in body["schema"]]
+            names = [
+                s if isinstance(s, str) else s.get("predicate") or s.get("event_type") for s in body["schema"]
+            ]
             out.append(Completion(self.answer(names, body["input"]), 1, 1, "stop"))
         return out
 
@@ -40,7 +42,10 @@ class ScriptedEngine:
 
 
 def ner_answer(names, text):
-    found = {"人物": [n for n in ("马云", "马化腾", "张三") if n in text], "地点": [p for p in ("杭州", "深圳") if p in text]}
+    found = {
+        "人物": [n for n in ("马云", "马化腾", "张三") if n in text],
+        "地点": [p for p in ("杭州", "深圳") if p in text],
+    }
     return json.dumps({name: found.get(name, []) for name in names}, ensure_ascii=False)
 
 
@@ -48,7 +53,9 @@ def test_ner_end_to_end():
     engine = ScriptedEngine(ner_answer)
     result = Extractor(engine, "ner", "人物,地点,组织").extract("马云在杭州创立了阿里巴巴。")
     assert [(e.type, e.text, e.spans, e.grounded) for e in result.entities] == [
-        ("人物", "马云", [(0, 2)], True), ("地点", "杭州", [(3, 5)], True)]
+        ("人物", "马云", [(0, 2)], True),
+        ("地点", "杭州", [(3, 5)], True),
+    ]
     assert result.parsed and result.unknown == [] and result.ungrounded == 0
     data = result.to_dict(outputs=True)
     assert data["results"][0] == {"type": "人物", "text": "马云", "spans": [[0, 2]], "grounded": True}
@@ -71,7 +78,12 @@ def test_long_documents_are_chunked_and_merged_with_document_offsets():
     result = Extractor(engine, "ner", "人物,地点", max_chunk_tokens=20).extract(text)
     prompts = engine.calls[0][0]
     assert len(prompts) > 2  # the text was split
-    assert [e.text for e in result.entities] == ["马云", "杭州", "马化腾", "深圳"]  # deduplicated, in text order
+    assert [e.text for e in result.entities] == [
+        "马云",
+        "杭州",
+        "马化腾",
+        "深圳",
+    ]  # deduplicated, in text order
     mahuateng = result.entities[2]
     assert mahuateng.spans == [(24, 27), (33, 36), (42, 45)]
     assert all(text[s:e] == "马化腾" for s, e in mahuateng.spans)

@@ -28,7 +28,11 @@ def test_oneke_instruction_for_every_task(task, lang):
     t = get_task(task)
     built = get_format("oneke", task).build(t, parse_schema(task, spec), "马云创立了阿里巴巴。", lang)
     body = json.loads(built.instruction)
-    assert body == {"instruction": t.instructions[lang], "schema": expected_schema, "input": "马云创立了阿里巴巴。"}
+    assert body == {
+        "instruction": t.instructions[lang],
+        "schema": expected_schema,
+        "input": "马云创立了阿里巴巴。",
+    }
     assert built.input is None
     assert ("JSON" in body["instruction"]) and (("专家" in body["instruction"]) == (lang == "zh"))
 
@@ -36,9 +40,24 @@ def test_oneke_instruction_for_every_task(task, lang):
 @pytest.mark.parametrize(
     ("fmt", "task", "answer", "expected"),
     [
-        ("knowlm-tuple", "re", "(马云,创始人,阿里巴巴)\n(马化腾,创始人,腾讯)", [("马云", "创始人", "阿里巴巴"), ("马化腾", "创始人", "腾讯")]),
-        ("knowlm-colon", "re", "创始人: 马云,阿里巴巴\n总部：阿里巴巴，杭州", [("马云", "创始人", "阿里巴巴"), ("阿里巴巴", "总部", "杭州")]),
-        ("knowlm-json", "re", '[{"head": "马云", "relation": "创始人", "tail": "阿里巴巴"}]', [("马云", "创始人", "阿里巴巴")]),
+        (
+            "knowlm-tuple",
+            "re",
+            "(马云,创始人,阿里巴巴)\n(马化腾,创始人,腾讯)",
+            [("马云", "创始人", "阿里巴巴"), ("马化腾", "创始人", "腾讯")],
+        ),
+        (
+            "knowlm-colon",
+            "re",
+            "创始人: 马云,阿里巴巴\n总部：阿里巴巴，杭州",
+            [("马云", "创始人", "阿里巴巴"), ("阿里巴巴", "总部", "杭州")],
+        ),
+        (
+            "knowlm-json",
+            "re",
+            '[{"head": "马云", "relation": "创始人", "tail": "阿里巴巴"}]',
+            [("马云", "创始人", "阿里巴巴")],
+        ),
         ("knowlm-tuple", "ner", "(人物,马云)\n(地点,杭州)", [("人物", "马云"), ("地点", "杭州")]),
         ("knowlm-json", "ner", '[{"entity_type": "人物", "entity": "马云"}]', [("人物", "马云")]),
     ],

@@ -22,12 +22,15 @@ def test_not_found_and_empty():
 
 def test_ground_marks_items():
     text = "马云在杭州创立了阿里巴巴。"
-    items = ground(text, [
-        Entity("人物", "马云"),
-        Entity("人物", "马化腾"),
-        Triple("马云", "创始人", "阿里巴巴"),
-        Event("创立", "创立", [Argument("地点", "杭州"), Argument("时间", "1999年")]),
-    ])
+    items = ground(
+        text,
+        [
+            Entity("人物", "马云"),
+            Entity("人物", "马化腾"),
+            Triple("马云", "创始人", "阿里巴巴"),
+            Event("创立", "创立", [Argument("地点", "杭州"), Argument("时间", "1999年")]),
+        ],
+    )
     assert items[0].spans == [(0, 2)] and items[0].grounded
     assert items[1].spans == [] and items[1].grounded is False
     assert items[2].head_spans == [(0, 2)] and items[2].tail_spans == [(8, 12)] and items[2].grounded

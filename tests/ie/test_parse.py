@@ -8,20 +8,32 @@ from knowlm.ie.parse import read_json
 CASES = [
     # clean and nearly clean JSON
     ('{"人物": ["张三"], "地点": []}', {"人物": ["张三"], "地点": []}, True),
-    ('{"person": ["Tim Cook"], "organization": ["Apple"]}', {"person": ["Tim Cook"], "organization": ["Apple"]}, True),
-    ("  \n{\"a\": []}\n\n", {"a": []}, True),
+    (
+        '{"person": ["Tim Cook"], "organization": ["Apple"]}',
+        {"person": ["Tim Cook"], "organization": ["Apple"]},
+        True,
+    ),
+    ('  \n{"a": []}\n\n', {"a": []}, True),
     ('[{"head": "A", "relation": "r", "tail": "B"}]', [{"head": "A", "relation": "r", "tail": "B"}], True),
     # chatter before and after
     ('好的，答案如下：{"人物": ["李白"]} 希望对你有帮助！', {"人物": ["李白"]}, True),
-    ('Sure! Here is the JSON:\n{"person": ["Ada"]}\nLet me know if you need more.', {"person": ["Ada"]}, True),
+    (
+        'Sure! Here is the JSON:\n{"person": ["Ada"]}\nLet me know if you need more.',
+        {"person": ["Ada"]},
+        True,
+    ),
     ('{"a": ["x"]} {"a": ["y"]}', {"a": ["x"]}, True),  # the model repeats itself: the first answer counts
     ('### Response:\n{"地点": ["杭州"]}\n### Instruction:', {"地点": ["杭州"]}, True),
     # code fences
     ('```json\n{"人物": ["王五"]}\n```', {"人物": ["王五"]}, True),
     ('```\n{"person": []}\n```\nDone.', {"person": []}, True),
     # quotes
-    ("{'person': ['Marie Curie'], 'location': ['Paris']}", {"person": ["Marie Curie"], "location": ["Paris"]}, True),
-    ('{“人物”: [“鲁迅”], “作品”: [“狂人日记”]}', {"人物": ["鲁迅"], "作品": ["狂人日记"]}, True),
+    (
+        "{'person': ['Marie Curie'], 'location': ['Paris']}",
+        {"person": ["Marie Curie"], "location": ["Paris"]},
+        True,
+    ),
+    ("{“人物”: [“鲁迅”], “作品”: [“狂人日记”]}", {"人物": ["鲁迅"], "作品": ["狂人日记"]}, True),
     ("{‘地点’: [‘北京’]}", {"地点": ["北京"]}, True),
     ('{"title": "He said \\"hi\\""}', {"title": 'He said "hi"'}, True),
     # Chinese punctuation as JSON syntax
@@ -33,8 +45,11 @@ CASES = [
     ('{"裁员人数": NAN, "时间": "5月份"}', {"裁员人数": "NAN", "时间": "5月份"}, True),
     ('{"count": 3, "ratio": 0.5}', {"count": 3, "ratio": 0.5}, True),
     # tuples and brackets
-    ('[("马云", "创始人", "阿里巴巴"), ("阿里巴巴", "总部", "杭州")]',
-     [["马云", "创始人", "阿里巴巴"], ["阿里巴巴", "总部", "杭州"]], True),
+    (
+        '[("马云", "创始人", "阿里巴巴"), ("阿里巴巴", "总部", "杭州")]',
+        [["马云", "创始人", "阿里巴巴"], ["阿里巴巴", "总部", "杭州"]],
+        True,
+    ),
     ("[（鲁迅，作者，狂人日记）]", [["鲁迅", "作者", "狂人日记"]], True),
     # trailing and missing commas
     ('{"a": ["x", "y",], "b": [],}', {"a": ["x", "y"], "b": []}, True),
@@ -44,16 +59,25 @@ CASES = [
     ('{"人物": ["张三", "李四"], "地点": ["杭', {"人物": ["张三", "李四"]}, False),  # no guess for 地点
     ('{"person": ["Ada", "Alan", "Gra', {"person": ["Ada", "Alan"]}, False),
     ('[{"head": "A", "tail": "B"}, {"head": "C", "ta', [{"head": "A", "tail": "B"}, {"head": "C"}], False),
-    ('{"组织关系-裁员": [{"trigger": "裁员", "arguments": {"时间": "5月份", "裁员人数": "900',
-     {"组织关系-裁员": [{"trigger": "裁员", "arguments": {"时间": "5月份"}}]}, False),
+    (
+        '{"组织关系-裁员": [{"trigger": "裁员", "arguments": {"时间": "5月份", "裁员人数": "900',
+        {"组织关系-裁员": [{"trigger": "裁员", "arguments": {"时间": "5月份"}}]},
+        False,
+    ),
     ('{"a": ["x"], "b": {"c": ["y"], "d"', {"a": ["x"], "b": {"c": ["y"]}}, False),
     ('{"person": [', None, False),  # nothing complete to keep
     # nested event answers with a list value and escaped unicode
-    ('{"e": [{"trigger": "\\u88c1\\u5458", "arguments": {"r": ["a", "b"]}}]}',
-     {"e": [{"trigger": "裁员", "arguments": {"r": ["a", "b"]}}]}, True),
+    (
+        '{"e": [{"trigger": "\\u88c1\\u5458", "arguments": {"r": ["a", "b"]}}]}',
+        {"e": [{"trigger": "裁员", "arguments": {"r": ["a", "b"]}}]},
+        True,
+    ),
     # KG answers
-    ('{"人物": {"明治天皇": {"别名": "睦仁", "父母": ["孝明天皇", "英照皇太后"]}}}',
-     {"人物": {"明治天皇": {"别名": "睦仁", "父母": ["孝明天皇", "英照皇太后"]}}}, True),
+    (
+        '{"人物": {"明治天皇": {"别名": "睦仁", "父母": ["孝明天皇", "英照皇太后"]}}}',
+        {"人物": {"明治天皇": {"别名": "睦仁", "父母": ["孝明天皇", "英照皇太后"]}}},
+        True,
+    ),
 ]
 
 

@@ -4,8 +4,16 @@ from knowlm.ie.split import chunk_text, split_sentences
 def test_sentences_chinese_and_english():
     text = "浙江大学位于杭州。它创建于1897年！“真的吗？”他问。Berlin is big. Paris is old? Yes.\n新行"
     sentences = [text[s:e] for s, e in split_sentences(text)]
-    assert sentences == ["浙江大学位于杭州。", "它创建于1897年！", "“真的吗？”", "他问。", "Berlin is big. ",
-                         "Paris is old? ", "Yes.\n", "新行"]
+    assert sentences == [
+        "浙江大学位于杭州。",
+        "它创建于1897年！",
+        "“真的吗？”",
+        "他问。",
+        "Berlin is big. ",
+        "Paris is old? ",
+        "Yes.\n",
+        "新行",
+    ]
     assert "".join(sentences) == text
 
 
@@ -20,7 +28,11 @@ def test_short_text_is_one_chunk():
 def test_chunks_keep_whole_sentences_with_overlap():
     text = "第一句话。第二句话。第三句话。第四句话。"
     chunks = chunk_text(text, 10, len, overlap=1)
-    assert [c.text for c in chunks] == ["第一句话。第二句话。", "第二句话。第三句话。", "第三句话。第四句话。"]
+    assert [c.text for c in chunks] == [
+        "第一句话。第二句话。",
+        "第二句话。第三句话。",
+        "第三句话。第四句话。",
+    ]
     assert all(text[c.start : c.start + len(c.text)] == c.text for c in chunks)
 
 

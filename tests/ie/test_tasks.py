@@ -31,7 +31,10 @@ def test_ner_flat_list_forms():
 
 
 def test_re_answers():
-    value = {"创始人": [{"head": "马云", "tail": "阿里巴巴"}, {"head": "马云"}, ["马化腾", "腾讯"]], "总部": []}
+    value = {
+        "创始人": [{"head": "马云", "tail": "阿里巴巴"}, {"head": "马云"}, ["马化腾", "腾讯"]],
+        "总部": [],
+    }
     items, reading = read("re", "创始人,总部", value)
     assert [t.key() for t in items] == [("马云", "创始人", "阿里巴巴"), ("马化腾", "创始人", "腾讯")]
     assert reading.malformed == 1  # the pair without a tail
@@ -48,7 +51,11 @@ def test_spo_answers_carry_types():
 
 
 def test_ee_answers_with_nan_lists_and_unknown_roles():
-    value = {"裁员": [{"trigger": "裁员", "arguments": {"裁员方": "NAN", "时间": ["5月份", "昨天"], "地点": "北京"}}]}
+    value = {
+        "裁员": [
+            {"trigger": "裁员", "arguments": {"裁员方": "NAN", "时间": ["5月份", "昨天"], "地点": "北京"}}
+        ]
+    }
     items, reading = read("ee", "裁员:裁员方|时间", value)
     assert items == [Event("裁员", "裁员", [Argument("时间", "5月份"), Argument("时间", "昨天")])]
     assert reading.unknown == ["裁员.地点"]
@@ -68,7 +75,11 @@ def test_eet_answers():
 def test_kg_answers():
     value = {"人物": {"明治天皇": {"别名": "睦仁", "父母": ["孝明天皇", "英照皇太后"], "身高": "1.6m"}}}
     items, reading = read("kg", "人物:别名|父母", value)
-    assert [t.key() for t in items] == [("明治天皇", "别名", "睦仁"), ("明治天皇", "父母", "孝明天皇"), ("明治天皇", "父母", "英照皇太后")]
+    assert [t.key() for t in items] == [
+        ("明治天皇", "别名", "睦仁"),
+        ("明治天皇", "父母", "孝明天皇"),
+        ("明治天皇", "父母", "英照皇太后"),
+    ]
     assert items[0].head_type == "人物" and reading.unknown == ["人物.身高"]
 
 
@@ -80,8 +91,14 @@ def test_kg_answers():
         ("spo", "国家_首都_城市", [Triple("中国", "首都", "北京", "国家", "城市")]),
         ("ee", "裁员:裁员方|时间", [Event("裁员", "裁员", [Argument("时间", "5月份")])]),
         ("eet", "裁员", [Event("裁员", "裁员")]),
-        ("kg", "人物:别名|父母", [Triple("明治天皇", "父母", "孝明天皇", head_type="人物"),
-                                 Triple("明治天皇", "父母", "英照皇太后", head_type="人物")]),
+        (
+            "kg",
+            "人物:别名|父母",
+            [
+                Triple("明治天皇", "父母", "孝明天皇", head_type="人物"),
+                Triple("明治天皇", "父母", "英照皇太后", head_type="人物"),
+            ],
+        ),
     ],
 )
 def test_answers_round_trip(task, schema, items):

@@ -110,8 +110,11 @@ def output_format(args: argparse.Namespace) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from knowlm.ie.extractor import Extractor, resolve_schema
+    from knowlm.ie.formats import get_format
+    from knowlm.ie.tasks import get_task
 
     config = from_args(ExtractConfig, args).validate()
+    get_format(config.prompt_format, get_task(config.task).name)
     params = sampling_params(args)
     fmt = output_format(args)
     records = read_inputs(args)
