@@ -34,8 +34,14 @@ install-llamacpp: $(VENV)/.llamacpp
 
 demo: $(VENV)/.installed $(VENV)/.llamacpp
 	$(BIN)/knowlm models --prepare
-	$(BIN)/knowlm generate --max-new-tokens 48 "Knowledge graphs store facts as triples such as"
-	$(BIN)/knowlm generate --engine transformers --max-new-tokens 24 "浙江大学位于"
+	$(BIN)/knowlm extract --constrained --task ner --schema 人物,地点,组织机构 \
+		--text "马云在杭州创立了阿里巴巴集团。"
+	$(BIN)/knowlm extract --constrained --task ner --schema person,organization,location \
+		--text "Tim Cook leads Apple from Cupertino, California."
+	$(BIN)/knowlm extract --constrained --task re --schema 创始人,总部位于 \
+		--text "马云在杭州创立了阿里巴巴集团。"
+	$(BIN)/knowlm extract --constrained --task re --schema founder,headquartered_in \
+		--text "Steve Jobs founded Apple, which is headquartered in Cupertino."
 
 test: $(VENV)/.installed $(VENV)/.llamacpp
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
@@ -53,6 +59,7 @@ test-vllm: $(VENV)/.installed
 
 bench: $(VENV)/.installed $(VENV)/.llamacpp
 	$(BIN)/python bench/generation.py
+	$(BIN)/python bench/extract.py
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check src tests bench
