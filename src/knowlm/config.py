@@ -184,3 +184,45 @@ class ExtractConfig:
             problems.append("give --schema or --schema-file, not both")
         collect(problems, "invalid extraction settings")
         return self
+
+
+@dataclass
+class ServeConfig:
+    """The HTTP server: where it listens, who may call it, and how much it accepts."""
+
+    host: str = _opt(
+        "127.0.0.1",
+        "address to bind; the default keeps the server private to this machine (0.0.0.0 exposes it)",
+    )
+    port: int = _opt(8000, "port to listen on")
+    api_key: str | None = _opt(
+        None, "require 'Authorization: Bearer KEY' on every endpoint but /health (default: $KNOWLM_API_KEY)"
+    )
+    served_model_name: str | None = _opt(None, "model id the OpenAI API reports (default: the --model value)")
+    max_batch_size: int = _opt(8, "prompts merged into one engine call (dynamic batching; 1 = off)")
+    batch_wait_ms: float = _opt(10.0, "how long the first request of a batch waits for others (milliseconds)")
+    max_queue: int = _opt(64, "prompts waiting at most; beyond it requests get 503 with Retry-After")
+    max_body_bytes: int = _opt(1_000_000, "largest request body accepted (bytes); larger ones get 413")
+    max_prompt_tokens: int = _opt(4096, "longest prompt accepted (tokens); longer ones get 400")
+    max_tokens_limit: int = _opt(2048, "largest max_tokens a request may ask for")
+    cors_origins: list[str] = _opt(
+        [], "allow browser calls from this origin (repeatable; CORS is off by default)"
+    )
+
+    def validate(self) -> ServeConfig:
+        problems: list[str] = []
+        if not 0 < self.port < 65536:
+            problems.append(f"--port must be in 1..65535, got {self.port}")
+        for name in (
+            "max_batch_size",
+            "max_queue",
+            "max_body_bytes",
+            "max_prompt_tokens",
+            "max_tokens_limit",
+        ):
+            if getattr(self, name) < 1:
+                problems.append(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+        if self.batch_wait_ms < 0:
+            problems.append(f"--batch-wait-ms must be >= 0, got {self.batch_wait_ms}")
+        collect(problems, "invalid server settings")
+        return self

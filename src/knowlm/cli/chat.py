@@ -10,7 +10,7 @@ from typing import Any, TextIO
 from knowlm.cli.common import add_model_args, add_sampling_args, load_engine, sampling_params
 from knowlm.config import SamplingParams
 from knowlm.errors import InputError
-from knowlm.prompts import AlpacaTemplate
+from knowlm.prompts import chat_prompt
 
 HELP = """commands: /reset (forget the conversation), /params (show decoding settings),
 /params NAME=VALUE ... (change them, e.g. /params temperature=0.7 top_p=0.9), /exit (or Ctrl-D)"""
@@ -54,13 +54,7 @@ def set_params(params: SamplingParams, assignments: list[str]) -> SamplingParams
 
 def conversation_prompt(engine: Any, messages: list[dict[str, str]]) -> tuple[str, list[str]]:
     """The prompt for the next assistant turn, and extra stop strings it needs."""
-    prompt = engine.render_chat(messages)
-    if prompt is not None:
-        return prompt, []
-    # no chat template: earlier turns become the instruction's context, Alpaca style
-    *history, last = messages
-    context = "\n".join(f"{m['role']}: {m['content']}" for m in history)
-    return AlpacaTemplate().format(last["content"], context or None), ["### Instruction:"]
+    return chat_prompt(engine.render_chat, messages)
 
 
 def run(args: argparse.Namespace, stdin: TextIO | None = None, stdout: TextIO | None = None) -> int:

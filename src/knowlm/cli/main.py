@@ -18,6 +18,7 @@ COMMANDS = {
     "generate": "knowlm.cli.generate",
     "chat": "knowlm.cli.chat",
     "models": "knowlm.cli.models",
+    "serve": "knowlm.cli.serve",
 }
 
 

@@ -70,7 +70,9 @@ def resolve_schema(config: ExtractConfig) -> Schema:
     if config.schema_file:
         return load_schema_file(config.task, config.schema_file)
     if not config.schema:
-        raise InputError(f"no schema: say what to extract with --schema (e.g. for {config.task}: see --help)")
+        raise InputError(
+            "no schema: say what to extract, e.g. 'person,organization' (each task's forms: docs/extraction.md)"
+        )
     return parse_schema(config.task, config.schema, source="--schema")
 
 

@@ -118,3 +118,19 @@ def get_template(name: str, render: ChatRenderer | None = None) -> PromptTemplat
     if name not in _REGISTRY:
         raise InputError(f"--template {name!r} is unknown; choose one of {', '.join(template_names())}")
     return _REGISTRY[name](render)
+
+
+def chat_prompt(
+    render: Callable[[list[dict[str, str]]], str | None], messages: list[dict[str, str]]
+) -> tuple[str, list[str]]:
+    """The prompt for the assistant's next turn, and the stop strings it needs.
+
+    ``render`` is the engine's ``render_chat``. Models without a chat template (KnowLM/ZhiXi) get the
+    conversation in the Alpaca template: earlier turns become the input, the last message the instruction.
+    """
+    prompt = render(messages)
+    if prompt is not None:
+        return prompt, []
+    *history, last = messages
+    context = "\n".join(f"{m['role']}: {m['content']}" for m in history)
+    return AlpacaTemplate().format(last["content"], context or None), ["### Instruction:"]

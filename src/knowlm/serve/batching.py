@@ -1,0 +1,115 @@
+"""Dynamic batching: concurrent generate() calls are merged into one engine call.
+
+Requests wait in a bounded queue; a worker thread takes the first, gathers more for up to ``wait_s`` (or
+until ``max_batch_size`` prompts), groups them by decoding settings and runs each group as one
+``engine.generate`` call. A full queue is refused at once (the server answers 503 with Retry-After), and a
+request cancelled before its batch starts (the client went away) is dropped.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future
+from dataclasses import asdict, dataclass
+
+from knowlm.config import SamplingParams
+from knowlm.engines.base import Completion, Engine
+from knowlm.errors import KnowLMError
+
+
+class QueueFullError(KnowLMError):
+    """The server is at capacity; retry later."""
+
+
+@dataclass
+class _Pending:
+    prompt: str
+    params: SamplingParams
+    future: Future
+
+
+class BatchingEngine:
+    """Wraps an engine; implements the same protocol, thread-safe, batching concurrent callers."""
+
+    def __init__(self, engine: Engine, *, max_batch_size: int = 8, wait_s: float = 0.01, max_queue: int = 64):
+        self.engine = engine
+        self.name, self.model_name = engine.name, engine.model_name
+        self.max_batch_size, self.wait_s = max_batch_size, wait_s
+        self._queue: queue.Queue[_Pending] = queue.Queue(maxsize=max_queue)
+        self.engine_calls = 0
+        self.batched_prompts = 0
+        self._stop = threading.Event()
+        self._worker = threading.Thread(target=self._run, name="knowlm-batcher", daemon=True)
+        self._worker.start()
+
+    # -- protocol -----------------------------------------------------------------------------
+
+    def submit(self, prompts: Sequence[str], params: SamplingParams) -> list[Future]:
+        """Queue the prompts; each future resolves to its Completion. Raises QueueFullError when full."""
+        params.validate()
+        pending = [_Pending(p, params, Future()) for p in prompts]
+        if self._queue.maxsize and self._queue.qsize() + len(pending) > self._queue.maxsize:
+            raise QueueFullError(f"the server queue is full ({self._queue.maxsize} waiting); retry shortly")
+        for item in pending:
+            self._queue.put_nowait(item)
+        return [item.future for item in pending]
+
+    def generate(self, prompts: Sequence[str], params: SamplingParams) -> list[Completion]:
+        return [f.result() for f in self.submit(prompts, params)]
+
+    def stream(self, prompt: str, params: SamplingParams) -> Iterator[str]:
+        return self.engine.stream(prompt, params)
+
+    def render_chat(self, messages: list[dict[str, str]]) -> str | None:
+        return self.engine.render_chat(messages)
+
+    def count_tokens(self, text: str) -> int:
+        return self.engine.count_tokens(text)
+
+    @property
+    def queue_depth(self) -> int:
+        return self._queue.qsize()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._worker.join(timeout=5)
+
+    # -- worker -------------------------------------------------------------------------------
+
+    def _gather(self) -> list[_Pending]:
+        try:
+            batch = [self._queue.get(timeout=0.1)]
+        except queue.Empty:
+            return []
+        deadline = time.monotonic() + self.wait_s
+        while len(batch) < self.max_batch_size:
+            remaining = deadline - time.monotonic()
+            try:
+                batch.append(
+                    self._queue.get(timeout=max(remaining, 0)) if remaining > 0 else self._queue.get_nowait()
+                )
+            except queue.Empty:
+                break
+        return batch
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            batch = [p for p in self._gather() if p.future.set_running_or_notify_cancel()]
+            groups: dict[str, list[_Pending]] = {}
+            for item in batch:
+                groups.setdefault(json.dumps(asdict(item.params), sort_keys=True), []).append(item)
+            for group in groups.values():
+                self.engine_calls += 1
+                self.batched_prompts += len(group)
+                try:
+                    results = self.engine.generate([p.prompt for p in group], group[0].params)
+                except BaseException as exc:  # every waiting caller learns what went wrong
+                    for item in group:
+                        item.future.set_exception(exc)
+                    continue
+                for item, result in zip(group, results, strict=True):
+                    item.future.set_result(result)

@@ -1,0 +1,243 @@
+"""Every endpoint through FastAPI's test client with the tiny model."""
+
+import asyncio
+import json
+import threading
+import time
+
+import httpx
+import pytest
+
+from knowlm.config import SamplingParams, ServeConfig
+from knowlm.engines.base import Completion
+from knowlm.prompts import AlpacaTemplate
+from knowlm.serve import Service, create_app
+
+
+def greedy(engine, prompt, n):
+    return engine.generate([prompt], SamplingParams(max_new_tokens=n))[0]
+
+
+def test_health_and_models(make_client):
+    client = make_client()
+    assert client.get("/health").json() == {"status": "ok", "model": "tiny", "engine": "transformers"}
+    models = client.get("/v1/models").json()
+    assert models["object"] == "list" and models["data"][0]["id"] == "tiny"
+
+
+def test_knowlm_generate_uses_alpaca(make_client, tiny_engine):
+    client = make_client()
+    body = {"instruction": "Name a city.", "input": "Germany", "parameters": {"max_tokens": 6}}
+    answer = client.post("/generate", json=body).json()
+    expected = greedy(tiny_engine, AlpacaTemplate().format("Name a city.", "Germany"), 6)
+    assert answer == {
+        "generated_text": expected.text,
+        "num_output_tokens_cf": expected.completion_tokens,
+        "error": None,
+    }
+
+
+def test_completions_and_usage(make_client, tiny_engine):
+    client = make_client()
+    body = {"prompt": ["Berlin is", "北京是"], "max_tokens": 5, "temperature": 0}
+    data = client.post("/v1/completions", json=body).json()
+    assert [c["text"] for c in data["choices"]] == [greedy(tiny_engine, p, 5).text for p in body["prompt"]]
+    assert data["object"] == "text_completion" and data["usage"]["total_tokens"] == (
+        data["usage"]["prompt_tokens"] + data["usage"]["completion_tokens"]
+    )
+
+
+def _events(response):
+    return [json.loads(line[6:]) for line in response.text.splitlines() if line.startswith("data: {")]
+
+
+def test_streaming_completion_matches(make_client, tiny_engine):
+    client = make_client()
+    body = {
+        "prompt": "Berlin is",
+        "max_tokens": 8,
+        "temperature": 0,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
+    response = client.post("/v1/completions", json=body)
+    assert response.headers["content-type"].startswith("text/event-stream")
+    assert response.text.rstrip().endswith("data: [DONE]")
+    events = _events(response)
+    text = "".join(e["choices"][0]["text"] for e in events if e["choices"])
+    assert text == greedy(tiny_engine, "Berlin is", 8).text
+    assert events[-1]["usage"]["completion_tokens"] >= 1
+
+
+def test_chat_completion_and_stream(make_client, tiny_engine):
+    client = make_client()
+    messages = [{"role": "user", "content": "hi"}]
+    prompt = tiny_engine.render_chat(messages)
+    data = client.post(
+        "/v1/chat/completions", json={"messages": messages, "max_tokens": 6, "temperature": 0}
+    ).json()
+    assert data["choices"][0]["message"] == {
+        "role": "assistant",
+        "content": greedy(tiny_engine, prompt, 6).text,
+    }
+    response = client.post(
+        "/v1/chat/completions", json={"messages": messages, "max_tokens": 6, "temperature": 0, "stream": True}
+    )
+    events = _events(response)
+    assert events[0]["choices"][0]["delta"]["role"] == "assistant"
+    assert (
+        "".join(e["choices"][0]["delta"].get("content", "") for e in events)
+        == data["choices"][0]["message"]["content"]
+    )
+    assert events[-1]["choices"][0]["finish_reason"] in ("stop", "length")
+
+
+def test_extract_endpoint(make_client):
+    client = make_client()
+    body = {
+        "task": "ner",
+        "schema": "person,location",
+        "texts": ["Berlin is big.", "Ada lives in Paris."],
+        "parameters": {"max_tokens": 8},
+        "include_outputs": True,
+    }
+    data = client.post("/v1/extract", json=body).json()
+    assert data["task"] == "ner" and [r["text"] for r in data["results"]] == body["texts"]
+    assert all({"results", "parse", "outputs"} <= set(r) for r in data["results"])
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "needle"),
+    [
+        ({"task": "nope", "schema": "a", "text": "x"}, 400, "unknown task"),
+        ({"task": "ner", "schema": "", "text": "x"}, 400, "no schema"),
+        ({"task": "ner", "schema": [], "text": "x"}, 400, "the schema is empty"),
+        ({"task": "ner", "schema": "a"}, 400, "give either 'text' or 'texts'"),
+        ({"task": "ner", "schema": "a", "text": "x", "options": {"colour": 1}}, 400, "options.colour"),
+    ],
+)
+def test_extract_errors(make_client, body, status, needle):
+    response = make_client().post("/v1/extract", json=body)
+    assert response.status_code == status and needle in response.json()["error"]["message"]
+
+
+def test_api_key(make_client):
+    client = make_client(api_key="sekret")
+    denied = client.post("/v1/completions", json={"prompt": "x", "max_tokens": 1})
+    assert denied.status_code == 401 and "API key" in denied.json()["error"]["message"]
+    assert client.get("/metrics").status_code == 401
+    assert client.get("/health").status_code == 200  # health checks need no key
+    ok = client.post(
+        "/v1/completions", json={"prompt": "x", "max_tokens": 1}, headers={"Authorization": "Bearer sekret"}
+    )
+    assert ok.status_code == 200
+    assert client.get("/v1/models", headers={"X-API-Key": "sekret"}).status_code == 200
+    assert client.get("/v1/models", headers={"Authorization": "Bearer wrong"}).status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("path", "payload", "status", "needle"),
+    [
+        ("/v1/completions", b'{"prompt": ', 400, "not valid JSON"),
+        ("/v1/completions", b'{"prompt": "x", "max_tokens": 100000}', 400, "exceeds this server's limit"),
+        ("/v1/completions", b'{"prompt": "x", "temperature": -1}', 400, "temperature"),
+        ("/v1/completions", b'{"prompt": "x", "n": 2}', 400, "n must be 1"),
+        ("/v1/completions", b'{"max_tokens": 3}', 400, "prompt"),
+        ("/v1/chat/completions", b'{"messages": []}', 400, "messages"),
+        ("/v1/chat/completions", b'{"messages": [{"role": "robot", "content": "x"}]}', 400, "role"),
+        (
+            "/v1/completions",
+            json.dumps({"prompt": "Berlin " * 400}).encode(),
+            400,
+            "this server accepts at most 64",
+        ),
+        ("/v1/completions", json.dumps({"prompt": "x" * 5000}).encode(), 413, "exceeds 4000 bytes"),
+        ("/generate", b'{"instruction": ""}', 400, "instruction"),
+    ],
+)
+def test_bad_requests_and_limits(make_client, path, payload, status, needle):
+    client = make_client(max_body_bytes=4000, max_prompt_tokens=64)
+    response = client.post(path, content=payload, headers={"content-type": "application/json"})
+    assert response.status_code == status, response.text
+    body = response.json()
+    message = body["error"] if path == "/generate" else body["error"]["message"]
+    assert needle in message
+    assert client.get("/health").status_code == 200  # the server stays up
+    assert client.post("/v1/completions", json={"prompt": "ok", "max_tokens": 2}).status_code == 200
+
+
+def test_metrics_count_requests_and_tokens(make_client):
+    client = make_client()
+    client.post("/v1/completions", json={"prompt": "Berlin is", "max_tokens": 3})
+    text = client.get("/metrics").text
+    assert 'knowlm_requests_total{route="/v1/completions",status="200"} 1.0' in text
+    assert "knowlm_generated_tokens_total" in text and "knowlm_queue_depth" in text
+
+
+class GatedEngine:
+    """An engine whose generate() waits for a gate; records its calls."""
+
+    name = model_name = "gated"
+
+    def __init__(self):
+        self.gate = threading.Event()
+        self.calls = []
+
+    def generate(self, prompts, params):
+        self.gate.wait(10)
+        self.calls.append(list(prompts))
+        return [Completion(f"answer to {p}", 1, 1, "stop") for p in prompts]
+
+    def stream(self, prompt, params):
+        yield self.generate([prompt], params)[0].text
+
+    def render_chat(self, messages):
+        return None
+
+    def count_tokens(self, text):
+        return len(text.split()) + 1
+
+
+def test_full_queue_answers_503_with_retry_after(make_client):
+    engine = GatedEngine()
+    client = make_client(engine, max_queue=2, max_batch_size=1)
+    service = client.app.state.service
+    service.engine.submit(["first"], SamplingParams())  # taken by the worker, blocks on the gate
+    time.sleep(0.2)
+    service.engine.submit(["a", "b"], SamplingParams())  # fills the queue
+    response = client.post("/v1/completions", json={"prompt": "c", "max_tokens": 1})
+    assert response.status_code == 503 and response.headers["retry-after"] == "1"
+    assert "queue is full" in response.json()["error"]["message"]
+    engine.gate.set()
+
+
+def test_concurrent_requests_are_batched_and_answered_correctly(tiny_engine):
+    service = Service(tiny_engine, ServeConfig(max_batch_size=8, batch_wait_ms=300), model_name="tiny")
+    app = create_app(service)
+    prompts = [
+        "Berlin is",
+        "Paris is",
+        "北京是",
+        "The quick brown fox",
+        "Apple was",
+        "Knowledge graphs",
+        "浙江大学",
+        "0123",
+    ]
+
+    async def run():
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            requests = [
+                client.post("/v1/completions", json={"prompt": p, "max_tokens": 6, "temperature": 0})
+                for p in prompts
+            ]
+            return await asyncio.gather(*requests)
+
+    try:
+        responses = asyncio.run(run())
+        texts = [r.json()["choices"][0]["text"] for r in responses]
+        assert texts == [greedy(tiny_engine, p, 6).text for p in prompts]
+        assert service.engine.engine_calls < len(prompts)
+    finally:
+        service.close()

@@ -1,0 +1,67 @@
+import time
+
+import pytest
+
+from knowlm.config import SamplingParams
+from knowlm.serve.batching import BatchingEngine, QueueFullError
+from tests.serve.test_api import GatedEngine
+
+
+def test_requests_in_the_window_share_one_engine_call():
+    engine = GatedEngine()
+    engine.gate.set()
+    batcher = BatchingEngine(engine, max_batch_size=8, wait_s=0.2)
+    futures = [f for p in ["a", "b", "c"] for f in batcher.submit([p], SamplingParams())]
+    assert [f.result(5).text for f in futures] == ["answer to a", "answer to b", "answer to c"]
+    assert engine.calls == [["a", "b", "c"]] and batcher.engine_calls == 1
+    batcher.close()
+
+
+def test_different_settings_are_separate_calls():
+    engine = GatedEngine()
+    engine.gate.set()
+    batcher = BatchingEngine(engine, max_batch_size=8, wait_s=0.2)
+    a = batcher.submit(["a"], SamplingParams(max_new_tokens=5))
+    b = batcher.submit(["b"], SamplingParams(max_new_tokens=9))
+    [f.result(5) for f in a + b]
+    assert sorted(engine.calls) == [["a"], ["b"]]
+    batcher.close()
+
+
+def test_cancelled_requests_are_dropped_before_they_run():
+    engine = GatedEngine()
+    batcher = BatchingEngine(engine, max_batch_size=1, wait_s=0)
+    first = batcher.submit(["first"], SamplingParams())  # running, waits on the gate
+    time.sleep(0.2)
+    second = batcher.submit(["gone"], SamplingParams())
+    assert second[0].cancel()  # the client went away while it waited
+    engine.gate.set()
+    assert first[0].result(5).text == "answer to first"
+    time.sleep(0.3)
+    assert engine.calls == [["first"]]
+    batcher.close()
+
+
+def test_bounded_queue():
+    engine = GatedEngine()
+    batcher = BatchingEngine(engine, max_batch_size=1, wait_s=0, max_queue=2)
+    batcher.submit(["running"], SamplingParams())
+    time.sleep(0.2)
+    batcher.submit(["w1", "w2"], SamplingParams())
+    with pytest.raises(QueueFullError, match="queue is full"):
+        batcher.submit(["w3"], SamplingParams())
+    engine.gate.set()
+    batcher.close()
+
+
+def test_engine_errors_reach_every_caller():
+    class Broken(GatedEngine):
+        def generate(self, prompts, params):
+            raise RuntimeError("boom")
+
+    batcher = BatchingEngine(Broken(), wait_s=0.05)
+    futures = batcher.submit(["a", "b"], SamplingParams())
+    for f in futures:
+        with pytest.raises(RuntimeError, match="boom"):
+            f.result(5)
+    batcher.close()
