@@ -19,6 +19,7 @@ COMMANDS = {
     "chat": "knowlm.cli.chat",
     "models": "knowlm.cli.models",
     "serve": "knowlm.cli.serve",
+    "web": "knowlm.cli.web",
 }
 
 

@@ -1,0 +1,46 @@
+"""`knowlm web`: the Gradio web UI (generation, instruction and extraction tabs)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from knowlm.cli.common import add_model_args, load_engine
+from knowlm.errors import InputError
+
+
+def register(sub: Any) -> None:
+    parser = sub.add_parser(
+        "web",
+        help="open the web UI (generation, instruction and extraction tabs)",
+        description="A Gradio web UI over the model. Binds 127.0.0.1 unless --host says otherwise.",
+        epilog="example:\n  knowlm web --model default --port 7860",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    server = parser.add_argument_group("server")
+    server.add_argument(
+        "--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)"
+    )
+    server.add_argument("--port", type=int, default=7860, help="port (default: 7860)")
+    server.add_argument("--auth", metavar="USER:PASSWORD", help="require this login")
+    add_model_args(parser)
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    auth = None
+    if args.auth:
+        user, sep, password = args.auth.partition(":")
+        if not sep or not user or not password:
+            raise InputError("--auth must look like USER:PASSWORD")
+        auth = (user, password)
+    if not 0 < args.port < 65536:
+        raise InputError(f"--port must be in 1..65535, got {args.port}")
+    engine = load_engine(args)
+    from knowlm.web.app import build_ui
+
+    ui = build_ui(engine)
+    ui.queue().launch(
+        server_name=args.host, server_port=args.port, auth=auth, share=False, show_error=True, inbrowser=False
+    )
+    return 0
