@@ -241,3 +241,24 @@ def test_concurrent_requests_are_batched_and_answered_correctly(tiny_engine):
         assert service.engine.engine_calls < len(prompts)
     finally:
         service.close()
+
+
+def test_cors_is_off_unless_configured(make_client):
+    preflight = {"Origin": "http://app.example", "Access-Control-Request-Method": "POST"}
+    closed = make_client().options("/v1/completions", headers=preflight)
+    assert "access-control-allow-origin" not in closed.headers
+    opened = make_client(cors_origins=["http://app.example"]).options("/v1/completions", headers=preflight)
+    assert opened.headers["access-control-allow-origin"] == "http://app.example"
+
+
+def test_serve_cli_validates_before_loading(capsys, monkeypatch):
+    from knowlm.cli.main import build_parser, main
+    from knowlm.cli.serve import serve_config
+
+    code = main(["serve", "--port", "0", "--model", "./missing"])
+    err = capsys.readouterr().err
+    assert code == 2 and "--port must be in 1..65535" in err
+    monkeypatch.setenv("KNOWLM_API_KEY", "from-env")
+    args = build_parser().parse_args(["serve"])
+    config = serve_config(args)
+    assert config.api_key == "from-env" and config.host == "127.0.0.1"
