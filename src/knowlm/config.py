@@ -226,3 +226,115 @@ class ServeConfig:
             problems.append(f"--batch-wait-ms must be >= 0, got {self.batch_wait_ms}")
         collect(problems, "invalid server settings")
         return self
+
+
+@dataclass
+class FinetuneConfig:
+    """Instruction tuning (LoRA, QLoRA or full). A YAML recipe holds these same keys."""
+
+    model: str = _opt("default", "base model reference (as --model elsewhere)", metavar="REF")
+    data: str | None = _opt(
+        None, "training data: JSON/JSONL records (alpaca, OneKE or chat messages)", metavar="FILE"
+    )
+    output_dir: str | None = _opt(
+        None, "where the adapter (or full model), checkpoints and logs go", metavar="DIR"
+    )
+    data_format: str = _opt("auto", "record format: auto, alpaca (instruction/input/output), oneke, messages")
+    template: str = _opt(
+        "auto", "prompt template: auto (chat template if the model has one, else alpaca), alpaca, chat, raw"
+    )
+    val_size: float = _opt(
+        0.05, "validation share (< 1) or count (>= 1) held out for evaluation loss; 0 = none"
+    )
+    seed: int = _opt(42, "random seed (split, shuffling, initialization)")
+    cutoff_len: int = _opt(512, "maximum tokens per example; longer answers are truncated and counted")
+    train_on_inputs: bool = _opt(
+        False, "also learn to predict the prompt tokens (off: only the answer counts)"
+    )
+    packing: bool = _opt(False, "pack several short examples into one row (faster on mixed-length data)")
+    method: str = _opt("lora", "lora, qlora (4-bit base, CUDA only) or full (all weights)")
+    lora_r: int = _opt(16, "LoRA rank")
+    lora_alpha: int = _opt(32, "LoRA alpha (the update is scaled by alpha / r)")
+    lora_dropout: float = _opt(0.05, "dropout on the LoRA input")
+    target_modules: str = _opt(
+        "auto",
+        "modules to adapt: auto (per architecture), all-linear, or comma-separated names (q_proj,v_proj)",
+    )
+    epochs: float = _opt(3.0, "training epochs (ignored when --max-steps is set)")
+    max_steps: int = _opt(-1, "stop after this many optimizer steps (-1 = use --epochs)")
+    learning_rate: float = _opt(2e-4, "peak learning rate")
+    lr_scheduler: str = _opt(
+        "cosine", "learning-rate schedule: cosine, linear, constant, constant_with_warmup"
+    )
+    warmup_ratio: float = _opt(0.03, "share of the steps spent warming up the learning rate")
+    weight_decay: float = _opt(0.0, "AdamW weight decay")
+    batch_size: int = _opt(4, "examples per device per step")
+    grad_accum: int = _opt(
+        1, "gradient accumulation steps (effective batch = batch_size x grad_accum x devices)"
+    )
+    gradient_checkpointing: bool = _opt(False, "recompute activations in the backward pass to save memory")
+    bf16: bool = _opt(False, "bfloat16 autocast (CPUs with AVX512-BF16/AMX, Ampere+ GPUs)")
+    answer_only_logits: bool = _opt(
+        True, "run the output layer only at answer positions (much faster with large vocabularies)"
+    )
+    logging_steps: int = _opt(5, "log the training loss every N steps")
+    eval_steps: int = _opt(50, "evaluate on the validation split every N steps")
+    save_steps: int = _opt(50, "save a checkpoint every N steps")
+    save_total_limit: int = _opt(2, "keep at most this many checkpoints (the best one is kept too)")
+    resume: str | None = _opt(
+        None, "resume from a checkpoint directory, or 'auto' for the latest in --output-dir"
+    )
+    report_to: str = _opt("csv", "logs: csv, tensorboard, csv,tensorboard or none")
+    deepspeed: str | None = _opt(
+        None, "a DeepSpeed JSON config (multi-GPU; launch with deepspeed or torchrun)", metavar="FILE"
+    )
+    trust_remote_code: bool = _opt(False, "allow the model's own Python code (only for models you trust)")
+    eval_ie: str | None = _opt(
+        None, "after training, run knowlm eval on this OneKE dev file and save the report", metavar="FILE"
+    )
+    eval_ie_max_new_tokens: int = _opt(256, "max new tokens per answer for --eval-ie")
+
+    def validate(self) -> FinetuneConfig:
+        problems: list[str] = []
+        if not self.data:
+            problems.append("--data is required (a JSON/JSONL file of training records)")
+        if not self.output_dir:
+            problems.append("--output-dir is required")
+        if self.method not in ("lora", "qlora", "full"):
+            problems.append(f"--method {self.method!r} is not lora, qlora or full")
+        if self.data_format not in ("auto", "alpaca", "oneke", "messages"):
+            problems.append(f"--data-format {self.data_format!r} is not auto, alpaca, oneke or messages")
+        if self.cutoff_len < 8:
+            problems.append(f"--cutoff-len must be at least 8, got {self.cutoff_len}")
+        for name in (
+            "lora_r",
+            "lora_alpha",
+            "batch_size",
+            "grad_accum",
+            "logging_steps",
+            "eval_steps",
+            "save_steps",
+        ):
+            if getattr(self, name) < 1:
+                problems.append(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+        if not 0 <= self.lora_dropout < 1:
+            problems.append(f"--lora-dropout must be in [0, 1), got {self.lora_dropout}")
+        if self.learning_rate <= 0:
+            problems.append(f"--learning-rate must be > 0, got {self.learning_rate}")
+        if self.max_steps == -1 and self.epochs <= 0:
+            problems.append("set --epochs > 0 or --max-steps")
+        if self.lr_scheduler not in ("cosine", "linear", "constant", "constant_with_warmup"):
+            problems.append(
+                f"--lr-scheduler {self.lr_scheduler!r} is not cosine, linear, constant or constant_with_warmup"
+            )
+        if not 0 <= self.warmup_ratio < 1:
+            problems.append(f"--warmup-ratio must be in [0, 1), got {self.warmup_ratio}")
+        if self.val_size < 0:
+            problems.append(f"--val-size must be >= 0, got {self.val_size}")
+        unknown = set(self.report_to.split(",")) - {"csv", "tensorboard", "none"}
+        if unknown:
+            problems.append(
+                f"--report-to: unknown {', '.join(sorted(unknown))} (use csv, tensorboard or none)"
+            )
+        collect(problems, "invalid fine-tuning settings")
+        return self

@@ -12,9 +12,13 @@ _SCALARS = {"int": int, "float": float, "str": str}
 
 
 def add_dataclass_args(
-    parser: argparse.ArgumentParser | Any, cls: type, *, exclude: tuple[str, ...] = ()
+    parser: argparse.ArgumentParser | Any, cls: type, *, exclude: tuple[str, ...] = (), suppress_defaults: bool = False
 ) -> None:
-    """Add one ``--flag`` per field of dataclass ``cls``; the field's ``help`` metadata is its help."""
+    """Add one ``--flag`` per field of dataclass ``cls``; the field's ``help`` metadata is its help.
+
+    With ``suppress_defaults``, flags not given on the command line are absent from the namespace (so a
+    recipe file can supply them); the help still shows the default.
+    """
     for f in dataclasses.fields(cls):
         if f.name in exclude or f.metadata.get("cli") is False:
             continue
@@ -35,7 +39,9 @@ def add_dataclass_args(
                 kwargs["choices"] = f.metadata["choices"]
                 kwargs.pop("metavar")
         if type_name != "bool" and default not in (None, [], ""):
-            help_text += " (default: %(default)s)"
+            help_text += f" (default: {default})"
+        if suppress_defaults:
+            kwargs["default"] = argparse.SUPPRESS
         parser.add_argument(flag, help=help_text, **kwargs)
 
 

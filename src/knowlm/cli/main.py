@@ -15,6 +15,7 @@ from knowlm.errors import InputError, KnowLMError
 COMMANDS = {
     "extract": "knowlm.cli.extract",
     "eval": "knowlm.cli.evaluate",
+    "finetune": "knowlm.cli.finetune",
     "generate": "knowlm.cli.generate",
     "chat": "knowlm.cli.chat",
     "models": "knowlm.cli.models",

@@ -1,0 +1,1 @@
+"""Training: instruction tuning (LoRA/QLoRA/full) and its data."""
