@@ -12,7 +12,11 @@ _SCALARS = {"int": int, "float": float, "str": str}
 
 
 def add_dataclass_args(
-    parser: argparse.ArgumentParser | Any, cls: type, *, exclude: tuple[str, ...] = (), suppress_defaults: bool = False
+    parser: argparse.ArgumentParser | Any,
+    cls: type,
+    *,
+    exclude: tuple[str, ...] = (),
+    suppress_defaults: bool = False,
 ) -> None:
     """Add one ``--flag`` per field of dataclass ``cls``; the field's ``help`` metadata is its help.
 

@@ -17,6 +17,7 @@ COMMANDS = {
     "eval": "knowlm.cli.evaluate",
     "finetune": "knowlm.cli.finetune",
     "generate": "knowlm.cli.generate",
+    "kg2instruct": "knowlm.cli.kg2instruct",
     "chat": "knowlm.cli.chat",
     "models": "knowlm.cli.models",
     "serve": "knowlm.cli.serve",

@@ -144,7 +144,7 @@ def _csv_logger(path: Path) -> Any:
         def on_log(
             self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kw: Any
         ) -> None:
-            if not state.is_world_process_zero or not logs:
+            if not state.is_world_process_zero or not logs or not {"loss", "eval_loss"} & set(logs):
                 return
             new = not path.exists()
             with path.open("a", newline="") as f:

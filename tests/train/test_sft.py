@@ -1,0 +1,143 @@
+"""LoRA training on a tiny random LLaMA: loss falls, the adapter loads back and changes outputs,
+resumption continues the step count, the fast loss equals the plain one."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from knowlm.config import FinetuneConfig, ModelConfig, SamplingParams
+from knowlm.errors import InputError
+
+ROWS = [{"instruction": f"Repeat the word number {i}.", "output": f"word{i % 4} word{i % 4}"} for i in range(24)]
+
+
+@pytest.fixture
+def data(tmp_path):
+    path = tmp_path / "train.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in ROWS))
+    return path
+
+
+def config(tiny_model_dir, data, out, **changes):
+    values = dict(model=str(tiny_model_dir), data=str(data), output_dir=str(out), template="alpaca", max_steps=16,
+                  batch_size=4, learning_rate=5e-3, logging_steps=2, eval_steps=8, save_steps=8, cutoff_len=128,
+                  val_size=4, warmup_ratio=0.0, lr_scheduler="constant")
+    values.update(changes)
+    return FinetuneConfig(**values)
+
+
+def test_lora_training_learns_and_the_adapter_loads(tiny_model_dir, data, tmp_path):
+    from knowlm.engines import create_engine
+    from knowlm.train.sft import finetune
+
+    out = tmp_path / "adapter"
+    summary = finetune(config(tiny_model_dir, data, out))
+    losses = [e["loss"] for e in summary["log"] if "loss" in e]
+    assert summary["steps"] == 16 and losses[-1] < losses[0] * 0.7
+    assert (out / "adapter_config.json").exists() and (out / "adapter_model.safetensors").exists()
+    assert (out / "training_log.csv").read_text().startswith("step,epoch,loss,eval_loss")
+    saved = json.loads((out / "knowlm-finetune.json").read_text())
+    assert saved["examples"] == {"train": 20, "validation": 4, "truncated": 0, "packed": False}
+
+    prompt = "Below is an instruction"
+    base = create_engine(ModelConfig(model=str(tiny_model_dir), engine="transformers", device="cpu"))
+    tuned = create_engine(ModelConfig(model=str(tiny_model_dir), adapter=str(out), engine="transformers", device="cpu"))
+    params = SamplingParams(max_new_tokens=8)
+    assert base.generate([prompt], params)[0].text != tuned.generate([prompt], params)[0].text
+
+
+def test_resume_continues_the_step_count(tiny_model_dir, data, tmp_path):
+    from knowlm.train.sft import finetune
+
+    out = tmp_path / "run"
+    finetune(config(tiny_model_dir, data, out, max_steps=8, val_size=0))
+    assert (out / "checkpoint-8").is_dir()
+    summary = finetune(config(tiny_model_dir, data, out, max_steps=12, val_size=0, resume="auto"))
+    assert summary["steps"] == 12
+    logged = [int(line.split(",")[0]) for line in (out / "training_log.csv").read_text().splitlines()[1:]]
+    assert logged == [2, 4, 6, 8, 10, 12]  # the second run went on from step 8, it did not start over
+
+
+def test_answer_only_loss_equals_the_plain_loss(tiny_model_dir):
+    from transformers import AutoModelForCausalLM
+
+    from knowlm.train.sft import LeftPadCollator, _trainer_class
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    rows = [{"input_ids": [1, 20, 21, 22, 23], "labels": [-100, -100, -100, 22, 23]},
+            {"input_ids": [1, 30, 31], "labels": [-100, -100, 31]}]
+    batch = LeftPadCollator(0)(rows)
+    trainer = _trainer_class().__new__(_trainer_class())
+    fast = trainer.compute_loss(model, dict(batch))
+    plain = model(**batch).loss
+    assert torch.allclose(fast, plain, atol=1e-5)
+
+
+@pytest.mark.parametrize(("changes", "needle"), [
+    ({"target_modules": "q_proj,wrong_proj"}, "wrong_proj not found in the model; its linear layers are"),
+    ({"cutoff_len": 8}, "--cutoff-len 8 is shorter than the prompt"),
+    ({"method": "qlora"}, "needs a CUDA GPU"),
+])
+def test_bad_settings_fail_before_training(tiny_model_dir, data, tmp_path, changes, needle):
+    from knowlm.train.sft import finetune
+
+    if changes.get("method") == "qlora" and torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    with pytest.raises(InputError, match=needle):
+        finetune(config(tiny_model_dir, data, tmp_path / "x", **changes))
+    assert not (tmp_path / "x" / "checkpoint-8").exists()
+
+
+def test_empty_data(tiny_model_dir, tmp_path):
+    from knowlm.train.sft import finetune
+
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("\n")
+    with pytest.raises(InputError, match="no records"):
+        finetune(config(tiny_model_dir, empty, tmp_path / "x"))
+
+
+def test_cli_recipe_and_overrides(tiny_model_dir, data, tmp_path, capsys):
+    from knowlm.cli.main import main
+
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(f"model: {tiny_model_dir}\ndata: {data}\noutput_dir: {tmp_path / 'from-recipe'}\n"
+                      "template: alpaca\nmax_steps: 2\nval_size: 0\ncutoff_len: 128\n")
+    code = main(["finetune", "--config", str(recipe), "--max-steps", "3", "--output-dir", str(tmp_path / "cli")])
+    assert code == 0
+    assert json.loads((tmp_path / "cli" / "knowlm-finetune.json").read_text())["steps"] == 3
+    recipe.write_text("learning_rate: fast\n")
+    assert main(["finetune", "--config", str(recipe)]) == 2
+    assert "'learning_rate' must be float" in capsys.readouterr().err
+    recipe.write_text("colour: blue\n")
+    assert main(["finetune", "--config", str(recipe)]) == 2
+    assert "unknown settings colour" in capsys.readouterr().err
+
+
+def test_shipped_recipes_load():
+    from knowlm.cli.finetune import load_recipe
+
+    recipes = sorted((Path(__file__).resolve().parents[2] / "recipes").glob("*.yaml"))
+    assert recipes
+    for recipe in recipes:
+        values = load_recipe(recipe)
+        FinetuneConfig(**values).validate()
+
+
+def test_torchrun_two_processes_gloo(tiny_model_dir, data, tmp_path):
+    """DDP on CPU: two processes train one model with the gloo backend."""
+    out = tmp_path / "ddp"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", "29517",
+           "-m", "knowlm.cli.main", "finetune", "--model", str(tiny_model_dir), "--data", str(data),
+           "--output-dir", str(out), "--template", "alpaca", "--max-steps", "4", "--val-size", "0",
+           "--cutoff-len", "128", "--batch-size", "2", "--save-steps", "4"]
+    result = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads((out / "knowlm-finetune.json").read_text())
+    assert summary["steps"] == 4 and (out / "adapter_model.safetensors").exists()
