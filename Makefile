@@ -61,6 +61,7 @@ bench: $(VENV)/.installed $(VENV)/.llamacpp
 	$(BIN)/python bench/generation.py
 	$(BIN)/python bench/extract.py
 	$(BIN)/python bench/serve.py
+	$(BIN)/python bench/finetune.py
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check src tests bench

@@ -252,6 +252,7 @@ class FinetuneConfig:
         False, "also learn to predict the prompt tokens (off: only the answer counts)"
     )
     packing: bool = _opt(False, "pack several short examples into one row (faster on mixed-length data)")
+    group_by_length: bool = _opt(True, "batch examples of similar length together (less padding, faster)")
     method: str = _opt("lora", "lora, qlora (4-bit base, CUDA only) or full (all weights)")
     lora_r: int = _opt(16, "LoRA rank")
     lora_alpha: int = _opt(32, "LoRA alpha (the update is scaled by alpha / r)")

@@ -141,3 +141,18 @@ def test_torchrun_two_processes_gloo(tiny_model_dir, data, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads((out / "knowlm-finetune.json").read_text())
     assert summary["steps"] == 4 and (out / "adapter_model.safetensors").exists()
+
+
+def test_eval_ie_report_is_stored_beside_the_adapter(tiny_model_dir, data, tmp_path):
+    from knowlm.train.sft import finetune
+
+    instruction = json.dumps({"instruction": "x", "schema": ["founder"], "input": "Jobs founded Apple."})
+    dev = tmp_path / "dev.jsonl"
+    dev.write_text(json.dumps({"task": "RE", "instruction": instruction,
+                               "output": '{"founder": [{"head": "Jobs", "tail": "Apple"}]}'}) + "\n")
+    out = tmp_path / "with-eval"
+    summary = finetune(config(tiny_model_dir, data, out, max_steps=2, val_size=0, eval_ie=str(dev),
+                              eval_ie_max_new_tokens=8))
+    report = json.loads((out / "ie-eval.json").read_text())
+    assert report["task"] == "re" and report["gold"] == 1 and {"precision", "recall", "f1"} <= set(report)
+    assert summary["eval_ie"]["f1"] == report["f1"]

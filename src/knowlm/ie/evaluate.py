@@ -180,7 +180,11 @@ class EvalLine:
 
 
 def read_eval_file(path: str | Path, task: str | None = None) -> list[EvalLine]:
-    """Read a OneKE/IEPile evaluation file: id, instruction (JSON string), label, output (optional)."""
+    """Read a OneKE/IEPile evaluation file: id, instruction (JSON string), label, output (optional).
+
+    Training-format records (instruction and output, no label) are read with the output as the gold,
+    so held-out training data can be scored with ``--data``.
+    """
     lines = []
     for number, record in read_jsonl(path):
         where = f"{path} line {number}"
@@ -189,8 +193,10 @@ def read_eval_file(path: str | Path, task: str | None = None) -> list[EvalLine]:
             raise InputError(f"{where}: no 'task' field; pass --task")
         if "instruction" not in record:
             raise InputError(f"{where}: missing 'instruction'")
-        if "label" not in record:
+        if "label" not in record and "output" not in record:
             raise InputError(f"{where}: missing 'label' (the gold answer)")
+        if "label" not in record:  # a training-format record: its output is the gold answer
+            record = {**record, "label": record["output"], "output": None}
         instruction = record["instruction"]
         body = parse_oneke_instruction(instruction, where)
         schema = parse_schema(get_task(line_task).name, body["schema"], source=f"{where} schema")

@@ -190,9 +190,11 @@ def finetune(config: FinetuneConfig) -> dict[str, Any]:
         raise InputError(f"--deepspeed {config.deepspeed}: no such file")
     if config.eval_ie and not Path(config.eval_ie).is_file():
         raise InputError(f"--eval-ie {config.eval_ie}: no such file")
+    # with LoRA the base weights are frozen: in bf16 they run native bf16 matmuls (PEFT keeps the adapter
+    # weights in float32); full fine-tuning keeps float32 master weights and autocasts
     model_config = ModelConfig(
         model=config.model,
-        dtype="float32",
+        dtype="bfloat16" if config.bf16 and config.method == "lora" else "float32",
         load_in_4bit=config.method == "qlora",
         trust_remote_code=config.trust_remote_code,
     )
@@ -251,6 +253,7 @@ def finetune(config: FinetuneConfig) -> dict[str, Any]:
         seed=config.seed,
         deepspeed=config.deepspeed,
         prediction_loss_only=True,
+        train_sampling_strategy="group_by_length" if config.group_by_length else "random",
         remove_unused_columns=False,
         dataloader_pin_memory=False,
         ddp_find_unused_parameters=False,
