@@ -104,8 +104,10 @@ def test_eval_file_errors_name_the_line(tmp_path):
     path.write_text('{"task": "NER", "instruction": "{\\"schema\\": [\\"人物\\"], \\"input\\": \\"x\\"}"}\n')
     with pytest.raises(InputError, match="line 1: missing 'label'"):
         read_eval_file(path)
-    path.write_text('{"task": "NER", "instruction": "{\\"schema\\": [\\"人物\\"], \\"input\\": \\"马云\\"}", '
-                    '"output": "{\\"人物\\": [\\"马云\\"]}"}\n')
+    path.write_text(
+        '{"task": "NER", "instruction": "{\\"schema\\": [\\"人物\\"], \\"input\\": \\"马云\\"}", '
+        '"output": "{\\"人物\\": [\\"马云\\"]}"}\n'
+    )
     (line,) = read_eval_file(path)  # a training record: its output is the gold
     assert line.output is None and read_gold("ner", line.label)[0].text == "马云"
     path.write_text('{"task": "NER", "label": "[]", "instruction": "not json"}\n')

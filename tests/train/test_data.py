@@ -37,13 +37,19 @@ def test_alpaca_oneke_and_messages_formats(tmp_path):
 
 
 def test_bad_records_are_reported_with_line_numbers(tmp_path):
-    rows = [{"instruction": "ok", "output": "x"}, {"instruction": "no output"}, {"output": "no instruction"},
-            {"messages": [{"role": "user", "content": "hi"}]}]
+    rows = [
+        {"instruction": "ok", "output": "x"},
+        {"instruction": "no output"},
+        {"output": "no instruction"},
+        {"messages": [{"role": "user", "content": "hi"}]},
+    ]
     path = write(tmp_path, rows)
     with pytest.raises(InputError) as info:
         load_examples(path, ALPACA)
     message = str(info.value)
-    assert "line 2: missing or empty 'output'" in message and "line 3: missing or empty 'instruction'" in message
+    assert (
+        "line 2: missing or empty 'output'" in message and "line 3: missing or empty 'instruction'" in message
+    )
     assert "line 4: 'messages' must be a list" in message
     path.write_text('{"instruction": "a", "output": "b"}\n{broken\n')
     with pytest.raises(InputError, match="line 2: invalid JSON"):
@@ -71,8 +77,11 @@ def test_masking_truncation_and_eos():
 
 
 def test_packing_keeps_examples_apart_in_the_loss():
-    rows = [{"input_ids": [1, 2, 3], "labels": [IGNORE, 2, 3]}, {"input_ids": [1, 5], "labels": [IGNORE, 5]},
-            {"input_ids": [1, 6, 7, 8], "labels": [IGNORE, IGNORE, 7, 8]}]
+    rows = [
+        {"input_ids": [1, 2, 3], "labels": [IGNORE, 2, 3]},
+        {"input_ids": [1, 5], "labels": [IGNORE, 5]},
+        {"input_ids": [1, 6, 7, 8], "labels": [IGNORE, IGNORE, 7, 8]},
+    ]
     packed = pack(rows, 7)
     assert len(packed) == 2
     first = packed[0]

@@ -13,7 +13,9 @@ import torch
 from knowlm.config import FinetuneConfig, ModelConfig, SamplingParams
 from knowlm.errors import InputError
 
-ROWS = [{"instruction": f"Repeat the word number {i}.", "output": f"word{i % 4} word{i % 4}"} for i in range(24)]
+ROWS = [
+    {"instruction": f"Repeat the word number {i}.", "output": f"word{i % 4} word{i % 4}"} for i in range(24)
+]
 
 
 @pytest.fixture
@@ -24,9 +26,22 @@ def data(tmp_path):
 
 
 def config(tiny_model_dir, data, out, **changes):
-    values = dict(model=str(tiny_model_dir), data=str(data), output_dir=str(out), template="alpaca", max_steps=16,
-                  batch_size=4, learning_rate=5e-3, logging_steps=2, eval_steps=8, save_steps=8, cutoff_len=128,
-                  val_size=4, warmup_ratio=0.0, lr_scheduler="constant")
+    values = dict(
+        model=str(tiny_model_dir),
+        data=str(data),
+        output_dir=str(out),
+        template="alpaca",
+        max_steps=16,
+        batch_size=4,
+        learning_rate=5e-3,
+        logging_steps=2,
+        eval_steps=8,
+        save_steps=8,
+        cutoff_len=128,
+        val_size=4,
+        warmup_ratio=0.0,
+        lr_scheduler="constant",
+    )
     values.update(changes)
     return FinetuneConfig(**values)
 
@@ -46,7 +61,9 @@ def test_lora_training_learns_and_the_adapter_loads(tiny_model_dir, data, tmp_pa
 
     prompt = "Below is an instruction"
     base = create_engine(ModelConfig(model=str(tiny_model_dir), engine="transformers", device="cpu"))
-    tuned = create_engine(ModelConfig(model=str(tiny_model_dir), adapter=str(out), engine="transformers", device="cpu"))
+    tuned = create_engine(
+        ModelConfig(model=str(tiny_model_dir), adapter=str(out), engine="transformers", device="cpu")
+    )
     params = SamplingParams(max_new_tokens=8)
     assert base.generate([prompt], params)[0].text != tuned.generate([prompt], params)[0].text
 
@@ -69,8 +86,10 @@ def test_answer_only_loss_equals_the_plain_loss(tiny_model_dir):
     from knowlm.train.sft import LeftPadCollator, _trainer_class
 
     model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
-    rows = [{"input_ids": [1, 20, 21, 22, 23], "labels": [-100, -100, -100, 22, 23]},
-            {"input_ids": [1, 30, 31], "labels": [-100, -100, 31]}]
+    rows = [
+        {"input_ids": [1, 20, 21, 22, 23], "labels": [-100, -100, -100, 22, 23]},
+        {"input_ids": [1, 30, 31], "labels": [-100, -100, 31]},
+    ]
     batch = LeftPadCollator(0)(rows)
     trainer = _trainer_class().__new__(_trainer_class())
     fast = trainer.compute_loss(model, dict(batch))
@@ -78,11 +97,14 @@ def test_answer_only_loss_equals_the_plain_loss(tiny_model_dir):
     assert torch.allclose(fast, plain, atol=1e-5)
 
 
-@pytest.mark.parametrize(("changes", "needle"), [
-    ({"target_modules": "q_proj,wrong_proj"}, "wrong_proj not found in the model; its linear layers are"),
-    ({"cutoff_len": 8}, "--cutoff-len 8 is shorter than the prompt"),
-    ({"method": "qlora"}, "needs a CUDA GPU"),
-])
+@pytest.mark.parametrize(
+    ("changes", "needle"),
+    [
+        ({"target_modules": "q_proj,wrong_proj"}, "wrong_proj not found in the model; its linear layers are"),
+        ({"cutoff_len": 8}, "--cutoff-len 8 is shorter than the prompt"),
+        ({"method": "qlora"}, "needs a CUDA GPU"),
+    ],
+)
 def test_bad_settings_fail_before_training(tiny_model_dir, data, tmp_path, changes, needle):
     from knowlm.train.sft import finetune
 
@@ -106,9 +128,13 @@ def test_cli_recipe_and_overrides(tiny_model_dir, data, tmp_path, capsys):
     from knowlm.cli.main import main
 
     recipe = tmp_path / "recipe.yaml"
-    recipe.write_text(f"model: {tiny_model_dir}\ndata: {data}\noutput_dir: {tmp_path / 'from-recipe'}\n"
-                      "template: alpaca\nmax_steps: 2\nval_size: 0\ncutoff_len: 128\n")
-    code = main(["finetune", "--config", str(recipe), "--max-steps", "3", "--output-dir", str(tmp_path / "cli")])
+    recipe.write_text(
+        f"model: {tiny_model_dir}\ndata: {data}\noutput_dir: {tmp_path / 'from-recipe'}\n"
+        "template: alpaca\nmax_steps: 2\nval_size: 0\ncutoff_len: 128\n"
+    )
+    code = main(
+        ["finetune", "--config", str(recipe), "--max-steps", "3", "--output-dir", str(tmp_path / "cli")]
+    )
     assert code == 0
     assert json.loads((tmp_path / "cli" / "knowlm-finetune.json").read_text())["steps"] == 3
     recipe.write_text("learning_rate: fast\n")
@@ -133,10 +159,36 @@ def test_torchrun_two_processes_gloo(tiny_model_dir, data, tmp_path):
     """DDP on CPU: two processes train one model with the gloo backend."""
     out = tmp_path / "ddp"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", "29517",
-           "-m", "knowlm.cli.main", "finetune", "--model", str(tiny_model_dir), "--data", str(data),
-           "--output-dir", str(out), "--template", "alpaca", "--max-steps", "4", "--val-size", "0",
-           "--cutoff-len", "128", "--batch-size", "2", "--save-steps", "4"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc-per-node",
+        "2",
+        "--master-port",
+        "29517",
+        "-m",
+        "knowlm.cli.main",
+        "finetune",
+        "--model",
+        str(tiny_model_dir),
+        "--data",
+        str(data),
+        "--output-dir",
+        str(out),
+        "--template",
+        "alpaca",
+        "--max-steps",
+        "4",
+        "--val-size",
+        "0",
+        "--cutoff-len",
+        "128",
+        "--batch-size",
+        "2",
+        "--save-steps",
+        "4",
+    ]
     result = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads((out / "knowlm-finetune.json").read_text())
@@ -148,11 +200,31 @@ def test_eval_ie_report_is_stored_beside_the_adapter(tiny_model_dir, data, tmp_p
 
     instruction = json.dumps({"instruction": "x", "schema": ["founder"], "input": "Jobs founded Apple."})
     dev = tmp_path / "dev.jsonl"
-    dev.write_text(json.dumps({"task": "RE", "instruction": instruction,
-                               "output": '{"founder": [{"head": "Jobs", "tail": "Apple"}]}'}) + "\n")
+    dev.write_text(
+        json.dumps(
+            {
+                "task": "RE",
+                "instruction": instruction,
+                "output": '{"founder": [{"head": "Jobs", "tail": "Apple"}]}',
+            }
+        )
+        + "\n"
+    )
     out = tmp_path / "with-eval"
-    summary = finetune(config(tiny_model_dir, data, out, max_steps=2, val_size=0, eval_ie=str(dev),
-                              eval_ie_max_new_tokens=8))
+    summary = finetune(
+        config(tiny_model_dir, data, out, max_steps=2, val_size=0, eval_ie=str(dev), eval_ie_max_new_tokens=8)
+    )
     report = json.loads((out / "ie-eval.json").read_text())
     assert report["task"] == "re" and report["gold"] == 1 and {"precision", "recall", "f1"} <= set(report)
     assert summary["eval_ie"]["f1"] == report["f1"]
+
+
+@pytest.mark.requires_cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="QLoRA needs a CUDA GPU")
+def test_qlora_on_gpu(tiny_model_dir, data, tmp_path):
+    pytest.importorskip("bitsandbytes")
+    from knowlm.train.sft import finetune
+
+    out = tmp_path / "qlora"
+    summary = finetune(config(tiny_model_dir, data, out, method="qlora", max_steps=4, val_size=0, bf16=True))
+    assert summary["steps"] == 4 and (out / "adapter_model.safetensors").exists()

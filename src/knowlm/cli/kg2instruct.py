@@ -33,12 +33,18 @@ def register(sub: Any) -> None:
     )
     parser.add_argument("--kg", type=Path, required=True, help="the triples file")
     parser.add_argument("--aliases", type=Path, help="entity aliases")
-    parser.add_argument("--corpus", type=Path, action="append", required=True, help="a corpus file (repeatable)")
+    parser.add_argument(
+        "--corpus", type=Path, action="append", required=True, help="a corpus file (repeatable)"
+    )
     parser.add_argument("--out", type=Path, required=True, help="output JSONL of instruction records")
     parser.add_argument("--tasks", default="re", help="comma-separated: re, ner, spo (default: re)")
     parser.add_argument("--relations", help="only these relations (comma-separated whitelist)")
-    parser.add_argument("--max-sentence-len", type=int, default=300, help="skip longer sentences (characters)")
-    parser.add_argument("--min-support", type=int, default=1, help="drop relations matched in fewer sentences")
+    parser.add_argument(
+        "--max-sentence-len", type=int, default=300, help="skip longer sentences (characters)"
+    )
+    parser.add_argument(
+        "--min-support", type=int, default=1, help="drop relations matched in fewer sentences"
+    )
     parser.add_argument("--negatives", type=int, default=2, help="absent schema items added per record")
     parser.add_argument("--schema-batch-size", type=int, help="schema items per record (default: per task)")
     parser.add_argument("--lang", choices=("auto", "zh", "en"), default="auto", help="instruction language")
@@ -61,9 +67,17 @@ def run(args: argparse.Namespace) -> int:
     relations = {r.strip() for r in args.relations.split(",") if r.strip()} if args.relations else None
     tasks = tuple(t.strip() for t in args.tasks.split(",") if t.strip())
     records, stats = kg2instruct(
-        triples, read_corpus(args.corpus), aliases=aliases, tasks=tasks, relations=relations,
-        max_sentence_len=args.max_sentence_len, min_support=args.min_support, negatives=args.negatives,
-        schema_batch_size=args.schema_batch_size, lang=args.lang, seed=args.seed,
+        triples,
+        read_corpus(args.corpus),
+        aliases=aliases,
+        tasks=tasks,
+        relations=relations,
+        max_sentence_len=args.max_sentence_len,
+        min_support=args.min_support,
+        negatives=args.negatives,
+        schema_batch_size=args.schema_batch_size,
+        lang=args.lang,
+        seed=args.seed,
     )
     with atomic_write(args.out) as f:
         f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
@@ -75,6 +89,8 @@ def run(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     if not records:
-        print("warning: nothing matched; check that the corpus mentions the graph's entities (or add --aliases)",
-              file=sys.stderr)
+        print(
+            "warning: nothing matched; check that the corpus mentions the graph's entities (or add --aliases)",
+            file=sys.stderr,
+        )
     return 0

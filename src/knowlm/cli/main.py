@@ -7,6 +7,7 @@ import importlib
 import logging
 import os
 import sys
+import warnings
 
 from knowlm import __version__
 from knowlm.errors import InputError, KnowLMError
@@ -47,6 +48,8 @@ def _setup_logging(verbosity: int) -> None:
         for name in ("transformers", "huggingface_hub", "accelerate", "peft"):
             logging.getLogger(name).setLevel(logging.ERROR)
         os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        # deprecation notices from the libraries are for their callers (us), not for our users
+        warnings.filterwarnings("ignore", category=FutureWarning, module=r"(transformers|peft|torch)\.")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -218,8 +218,11 @@ def kg2instruct(
     records: list[dict[str, Any]] = []
     for sentence, hits, surface in matches:
         # answers use the words of the sentence (an alias where the sentence uses one), so they are grounded
-        hits = [KGTriple(surface[t.head], t.relation, surface[t.tail], t.head_type, t.tail_type)
-                for t in dict.fromkeys(hits) if t.relation in keep]
+        hits = [
+            KGTriple(surface[t.head], t.relation, surface[t.tail], t.head_type, t.tail_type)
+            for t in dict.fromkeys(hits)
+            if t.relation in keep
+        ]
         if not hits:
             continue
         stats.matched_sentences += 1
