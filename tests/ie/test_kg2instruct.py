@@ -100,7 +100,7 @@ def test_negative_schema_items_are_answered_empty():
         negatives=2,
         batch_size=10,
     )
-    ((text, names, answer),) = parsed(records)
+    ((_text, names, answer),) = parsed(records)
     assert {"人物", "地点"} <= set(names) and len(names) == 4
     assert answer["人物"] == ["马云"] and answer["地点"] == ["杭州"]
     assert all(answer[n] == [] for n in names if n not in ("人物", "地点"))
