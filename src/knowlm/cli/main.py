@@ -23,6 +23,7 @@ COMMANDS = {
     "models": "knowlm.cli.models",
     "serve": "knowlm.cli.serve",
     "web": "knowlm.cli.web",
+    "weights": "knowlm.cli.weights",
 }
 
 

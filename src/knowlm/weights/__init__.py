@@ -1,0 +1,1 @@
+"""Weight tools in bounded memory: diff / recover, LoRA merge, checksums, download."""
