@@ -62,6 +62,7 @@ bench: $(VENV)/.installed $(VENV)/.llamacpp
 	$(BIN)/python bench/extract.py
 	$(BIN)/python bench/serve.py
 	$(BIN)/python bench/finetune.py
+	$(BIN)/python bench/weights.py
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check src tests bench

@@ -15,6 +15,7 @@ from knowlm.errors import InputError, KnowLMError
 # subcommand -> module with `register(subparsers)`; each registers its own parser and handler
 COMMANDS = {
     "extract": "knowlm.cli.extract",
+    "download": "knowlm.cli.download",
     "eval": "knowlm.cli.evaluate",
     "finetune": "knowlm.cli.finetune",
     "generate": "knowlm.cli.generate",

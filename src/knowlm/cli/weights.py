@@ -1,4 +1,4 @@
-"""`knowlm weights`: diff / recover / merge-lora / verify, streaming one tensor at a time."""
+"""`knowlm weights`: diff / recover / merge-lora / verify / export-gguf, streaming one tensor at a time."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ EXAMPLES = """examples:
   knowlm weights verify zhixi-13b-diff --md5 zhixi-13b-diff.md5
   knowlm weights merge-lora --base zhixi-13b --adapter zhixi-13b-lora --out zhixi-13b-ie
   knowlm weights diff --base llama-13b-hf --tuned my-tuned-13b --out my-diff
+  knowlm weights export-gguf zhixi-13b-ie --out zhixi-13b-ie-q8_0.gguf --type q8_0
 
 Memory stays bounded by one shard; outputs are built in OUT.partial and renamed when complete;
 --resume continues an interrupted run from its finished shards. See docs/weights.md.
@@ -33,7 +34,7 @@ def _size(text: str) -> int:
 def register(sub: Any) -> None:
     parser = sub.add_parser(
         "weights",
-        help="recover, diff, merge and verify model weights in bounded memory",
+        help="recover, diff, merge, verify and export (GGUF) model weights in bounded memory",
         description="Weight tools that stream tensor by tensor (a 13B recovery fits in a few GB of RAM).",
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -78,6 +79,29 @@ def register(sub: Any) -> None:
     )
     verify.add_argument("directory", type=Path)
     verify.add_argument("--md5", type=Path, help="a published list of 'MD5  FILENAME' lines to check instead")
+    export = ops.add_parser(
+        "export-gguf",
+        help="write a GGUF file for llama.cpp (LLaMA-family and Gemma 3 text models)",
+        description="Convert a Hugging Face checkpoint to one GGUF file, tensor by tensor, for the llama.cpp "
+        "engine (`--engine llamacpp`). 1-D tensors stay float32.",
+    )
+    export.add_argument(
+        "directory", type=Path, help="a Hugging Face model directory (e.g. a merge-lora output)"
+    )
+    export.add_argument("--out", type=Path, required=True, help="the .gguf file to write")
+    export.add_argument(
+        "--type",
+        choices=("f16", "q8_0", "f32"),
+        default="f16",
+        help="storage of the 2-D weights: f16 (default), q8_0 (about half the size) or f32",
+    )
+    export.add_argument(
+        "--tokenizer-from",
+        type=Path,
+        help="copy the tokenizer metadata from this GGUF (same tokens required); "
+        "the default model's own GGUF is used automatically",
+    )
+    export.add_argument("--name", help="general.name in the GGUF (default: the directory name)")
     parser.set_defaults(handler=run)
 
 
@@ -91,6 +115,17 @@ def run(args: argparse.Namespace) -> int:
                 print(f"FAILED {problem}", file=sys.stderr)
             raise KnowLMError(f"{len(problems)} file(s) in {args.directory} failed verification")
         print(f"{args.directory}: all files verified", file=sys.stderr)
+        return 0
+    if args.op == "export-gguf":
+        from knowlm.weights.gguf_export import export_gguf
+
+        out = export_gguf(
+            args.directory, args.out, qtype=args.type, tokenizer_from=args.tokenizer_from, name=args.name
+        )
+        print(
+            f"wrote {out} ({out.stat().st_size / 2**20:.1f} MB); try: knowlm generate --model {out}",
+            file=sys.stderr,
+        )
         return 0
     if args.shard_size < 1:
         raise InputError("--shard-size must be positive")
