@@ -103,7 +103,7 @@ def measure(args: list[str]) -> dict:
     _, status, usage = os.wait4(process.pid, 0)
     seconds = time.perf_counter() - start
     if status != 0:
-        raise SystemExit(f"{args[1]} failed with status {status}")
+        raise SystemExit(f"{args[-1]} failed with status {status}")
     return {"seconds": round(seconds, 1), "peak_rss_mb": round(usage.ru_maxrss / 1024)}
 
 
@@ -141,9 +141,14 @@ def main() -> None:
     if args.step == "read":
         plain_read([base, diff])
         return
+    if args.step == "build":
+        build(base, args.size_gb, 0)
+        build(diff, args.size_gb, 1)
+        return
     drop_output(work)
-    build(base, args.size_gb, 0)
-    build(diff, args.size_gb, 1)
+    # every step runs in its own process, and this one never imports torch: a child's peak RSS then counts
+    # only its own work (a forked child starts out sharing its parent's pages)
+    measure(["--workdir", str(work), "--size-gb", str(args.size_gb), "--step", "build"])
     input_mb = sum(f.stat().st_size for d in (base, diff) for f in d.glob("*.safetensors")) / 2**20
     model_mb = input_mb / 2
     rows = {}

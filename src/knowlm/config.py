@@ -37,6 +37,9 @@ class ModelConfig:
     adapter: str | None = _opt(
         None, "directory of a PEFT LoRA adapter to apply on top of the model", metavar="DIR"
     )
+    no_adapter: bool = _opt(
+        False, "with --model default: the plain base model, without KnowLM's shipped IE adapter"
+    )
     engine: str = _opt(
         "auto",
         "generation engine; 'auto' picks llamacpp for .gguf files (when installed), else transformers",

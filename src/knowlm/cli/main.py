@@ -15,6 +15,7 @@ from knowlm.errors import InputError, KnowLMError
 # subcommand -> module with `register(subparsers)`; each registers its own parser and handler
 COMMANDS = {
     "extract": "knowlm.cli.extract",
+    "data": "knowlm.cli.data",
     "download": "knowlm.cli.download",
     "eval": "knowlm.cli.evaluate",
     "finetune": "knowlm.cli.finetune",

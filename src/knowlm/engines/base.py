@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -83,12 +84,28 @@ def pick_engine(config: ModelConfig) -> str:
     return "transformers"
 
 
+def with_default_adapter(config: ModelConfig, engine: str) -> ModelConfig:
+    """``--model default`` means the base model plus KnowLM's shipped IE adapter (unless --no-adapter):
+    merged into a cached GGUF for llama.cpp, applied with PEFT for the other engines."""
+    if config.model != "default" or config.adapter is not None or config.no_adapter:
+        return config
+    from knowlm.models.default import default_adapter, default_ie_gguf
+
+    adapter = default_adapter()
+    if adapter is None:
+        return config
+    if engine == "llamacpp":
+        return dataclasses.replace(config, model=str(default_ie_gguf(adapter)), no_adapter=True)
+    return dataclasses.replace(config, adapter=str(adapter))
+
+
 def create_engine(config: ModelConfig) -> Engine:
     """Validate ``config`` and build the engine it names."""
     config.validate()
     name = pick_engine(config)
     if name not in _ENGINES:
         raise InputError(f"--engine {name!r} is unknown; choose one of {', '.join(engine_names())}")
+    config = with_default_adapter(config, name)
     module, attr = _ENGINES[name].split(":")
     factory: EngineFactory = getattr(importlib.import_module(module), attr)
     return factory(config)

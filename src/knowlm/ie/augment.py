@@ -30,19 +30,24 @@ def make_records(
     negatives: int = 2,
     batch_size: int | None = None,
     source: str = "",
+    full_schema: bool = False,
 ) -> list[dict[str, Any]]:
     """OneKE training records (``instruction`` JSON string, ``output`` JSON string) for one text.
 
     The schema of each record holds every type present in the gold items plus up to ``negatives`` types
     from ``schema`` that are absent, in random order, split into batches of ``batch_size`` items.
+    ``full_schema`` asks for every schema item in its given order instead (evaluation records).
     """
     task = get_task(schema.task)
     present = list(dict.fromkeys(_item_type(i, task.name) for i in items))
     known = {s.name: s for s in schema.items}
     positive = [known.get(name) or SchemaItem(name) for name in present]
     absent = [s for s in schema.items if s.name not in present]
-    chosen = positive + rng.sample(absent, min(negatives, len(absent)))
-    rng.shuffle(chosen)
+    if full_schema:
+        chosen = list(schema.items) + [p for p in positive if p.name not in known]
+    else:
+        chosen = positive + rng.sample(absent, min(negatives, len(absent)))
+        rng.shuffle(chosen)
     fmt = get_format("oneke", task.name)
     size = batch_size or task.batch_size
     records = []

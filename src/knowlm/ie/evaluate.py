@@ -228,7 +228,10 @@ def documents_from_lines(lines: list[EvalLine], outputs: dict[int, str] | None =
         task = get_task(line.task)
         doc = docs.get(line.id)
         if doc is None:
-            doc = docs[line.id] = Document(line.id, read_gold(line.task, line.label))
+            doc = docs[line.id] = Document(line.id, [])
+        # each line's label holds (at least) the gold of its schema batch; scoring works on sets, so a
+        # label repeated on every line of a document counts once
+        doc.gold.extend(read_gold(line.task, line.label))
         output = outputs.get(line.number) if outputs is not None else line.output
         if output is None:
             continue

@@ -23,6 +23,11 @@ from knowlm.errors import ModelLoadError
 log = logging.getLogger(__name__)
 
 GGUF_NAME = "gemma-3-270m-q4_k_m.gguf"
+# KnowLM's IE adapter for the default model, shipped inside the package (see its README.md)
+ADAPTER_DIR = Path(__file__).parent / "adapters" / "gemma-3-270m-ie"
+# the merged model runs on llama.cpp from a GGUF of this type (the faster of f16/q8_0 here, same quality:
+# docs/ie-quality.md)
+IE_GGUF_TYPE = "q8_0"
 EXPORT_NAME = "gemma-3-270m-hf"
 MANIFEST = "knowlm-manifest.json"
 END_OF_TURN = "<end_of_turn>"
@@ -162,3 +167,26 @@ def verify_export(directory: Path, *, full: bool) -> str | None:
         if full and _sha256(path) != meta["sha256"]:
             return f"{name} has a wrong SHA-256"
     return None
+
+
+def default_adapter() -> Path | None:
+    """The IE adapter shipped for the default model, if this installation has it."""
+    return ADAPTER_DIR if (ADAPTER_DIR / "adapter_model.safetensors").exists() else None
+
+
+def default_ie_gguf(adapter: Path) -> Path:
+    """The default model with ``adapter`` merged in, as a GGUF for llama.cpp; built once into the cache
+    (merge-lora, then export-gguf: about 30 s) and named by the adapter's hash, so a new adapter rebuilds."""
+    from knowlm.weights.gguf_export import export_gguf
+    from knowlm.weights.ops import merge_lora
+
+    digest = _sha256(adapter / "adapter_model.safetensors")[:12]
+    target = default_dir() / f"gemma-3-270m-ie-{digest}-{IE_GGUF_TYPE}.gguf"
+    if target.exists():
+        return target
+    base = default_hf_dir()
+    log.warning("first use of the default IE model on llama.cpp: merging the adapter into %s (once)", target)
+    with tempfile.TemporaryDirectory(dir=target.parent, prefix=".tmp-ie-") as tmp:
+        merged = merge_lora(base, adapter, Path(tmp) / "merged", shard_bytes=2**40)
+        export_gguf(merged, target, qtype=IE_GGUF_TYPE, name="Gemma 3 270m + KnowLM IE adapter")
+    return target
