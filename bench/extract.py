@@ -1,10 +1,13 @@
-"""Benchmark: batch extraction vs one-by-one extraction, and parse success with/without --constrained.
+"""Benchmark: extraction speed and parse success on the default model, base and with its IE adapter.
 
-1. Throughput: the same CLUENER documents (Chinese NER, 4 entity types) extracted with one
-   `extract_many` call (the engine batches the prompts) versus one `extract` call per document, with the
-   transformers engine in bfloat16 on the default model. Reports documents/s of both and the ratio.
+1. Batching: the same CLUENER documents (Chinese NER, 4 entity types) extracted with one `extract_many`
+   call (the engine batches the prompts) versus one `extract` call per document, transformers engine
+   (float32, or bfloat16 where the CPU multiplies it natively). Reports documents/s of both and the ratio.
 2. Parse success: the share of documents whose answers were complete JSON keyed by the schema, without
-   and with constrained decoding (llama.cpp engine, GBNF grammar from the answer's JSON schema).
+   and with constrained decoding (llama.cpp engine, GBNF grammar from the answer's JSON schema), for the
+   base model (--no-adapter) and the shipped IE adapter.
+3. The adapter's extraction throughput (documents/s, generated tokens/s) on each CPU path: transformers
+   with the PEFT adapter, and llama.cpp on the merged model exported as f16 and as q8_0 GGUF.
 
     python bench/extract.py [--docs 16] [--new-tokens 64] [--out bench/results/extract.json]
 """
@@ -37,8 +40,15 @@ def load_docs(n: int) -> list[str]:
     return docs
 
 
+def cpu_dtype() -> str:
+    from knowlm.train.sft import native_cpu_bf16
+
+    return "bfloat16" if native_cpu_bf16() else "float32"
+
+
 def throughput(docs: list[str], params: SamplingParams, batch: int) -> dict:
-    engine = create_engine(ModelConfig(engine="transformers", dtype="bfloat16", batch_size=batch))
+    dtype = cpu_dtype()
+    engine = create_engine(ModelConfig(engine="transformers", dtype=dtype, batch_size=batch))
     extractor = Extractor(engine, "ner", SCHEMA, params=params, lang="zh")
     extractor.extract(docs[0])  # warm-up
     start = time.perf_counter()
@@ -49,7 +59,7 @@ def throughput(docs: list[str], params: SamplingParams, batch: int) -> dict:
         extractor.extract(doc)
     single = time.perf_counter() - start
     return {
-        "engine": f"transformers bfloat16, batch {batch}",
+        "engine": f"transformers {dtype}, batch {batch}",
         "docs": len(docs),
         "batched_docs_per_s": round(len(docs) / batched, 3),
         "one_by_one_docs_per_s": round(len(docs) / single, 3),
@@ -57,8 +67,8 @@ def throughput(docs: list[str], params: SamplingParams, batch: int) -> dict:
     }
 
 
-def parse_success(docs: list[str], params: SamplingParams) -> dict:
-    engine = create_engine(ModelConfig(engine="llamacpp"))
+def parse_success(docs: list[str], params: SamplingParams, *, adapter: bool) -> dict:
+    engine = create_engine(ModelConfig(engine="llamacpp", no_adapter=not adapter))
     rates = {}
     for constrained in (False, True):
         extractor = Extractor(engine, "ner", SCHEMA, params=params, lang="zh", constrained=constrained)
@@ -71,7 +81,52 @@ def parse_success(docs: list[str], params: SamplingParams) -> dict:
             "entities": total,
             "grounded_share": round(grounded / total, 3) if total else 0.0,
         }
-    return {"engine": "llamacpp q4_k_m", "docs": len(docs), **rates}
+    return {"model": "adapter" if adapter else "base", "docs": len(docs), **rates}
+
+
+def adapter_paths(docs: list[str], params: SamplingParams) -> list[dict]:
+    """Documents/s and generated tokens/s of the adapter on each CPU path."""
+    from knowlm.models import default
+
+    adapter = default.default_adapter()
+    if adapter is None:
+        raise SystemExit("this installation has no IE adapter for the default model")
+    paths = {
+        "transformers + PEFT adapter, " + cpu_dtype(): ModelConfig(engine="transformers", dtype=cpu_dtype())
+    }
+    for qtype in ("f16", "q8_0"):
+        previous, default.IE_GGUF_TYPE = default.IE_GGUF_TYPE, qtype
+        try:
+            gguf = default.default_ie_gguf(adapter)
+        finally:
+            default.IE_GGUF_TYPE = previous
+        paths[f"llama.cpp, merged {qtype} GGUF"] = ModelConfig(model=str(gguf), engine="llamacpp")
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(default.default_hf_dir())  # one count for every path
+    rows = []
+    for name, config in paths.items():
+        engine = create_engine(config)
+        extractor = Extractor(engine, "ner", SCHEMA, params=params, lang="zh")
+        extractor.extract(docs[0])  # warm-up (and the llama.cpp prefix cache)
+        start = time.perf_counter()
+        results = [extractor.extract(doc) for doc in docs]
+        seconds = time.perf_counter() - start
+        tokens = sum(
+            len(tokenizer(o, add_special_tokens=False).input_ids) for r in results for o in r.outputs
+        )
+        rows.append(
+            {
+                "path": name,
+                "docs_per_s": round(len(docs) / seconds, 3),
+                "generated_tokens_per_s": round(tokens / seconds, 1),
+            }
+        )
+        print(
+            f"adapter via {name}: {rows[-1]['docs_per_s']} docs/s, {rows[-1]['generated_tokens_per_s']} tok/s"
+        )
+        del engine, extractor
+    return rows
 
 
 def main() -> None:
@@ -93,21 +148,26 @@ def main() -> None:
         f"= {speed['speedup']}x",
         flush=True,
     )
-    parsing = parse_success(docs, params)
-    for mode in ("unconstrained", "constrained"):
-        print(
-            f"parse success {mode}: {parsing[mode]['parse_success_rate']:.0%} "
-            f"({parsing[mode]['entities']} entities, {parsing[mode]['grounded_share']:.0%} grounded)"
-        )
+    parsing = {}
+    for adapter in (False, True):
+        parsing["adapter" if adapter else "base"] = row = parse_success(docs, params, adapter=adapter)
+        for mode in ("unconstrained", "constrained"):
+            print(
+                f"parse success, {row['model']}, {mode}: {row[mode]['parse_success_rate']:.0%} "
+                f"({row[mode]['entities']} entities, {row[mode]['grounded_share']:.0%} grounded)"
+            )
+    paths = adapter_paths(docs, params)
     result = {
         "benchmark": "extract",
-        "model": "default (Gemma 3 270M base)",
+        "model": "default (Gemma 3 270M base, and with its IE adapter)",
         "data": "CLUENER train, first documents",
         "schema": SCHEMA,
         "new_tokens": args.new_tokens,
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",
         "throughput": speed,
         "parse_success": parsing,
+        "adapter_paths": paths,
+        "fastest_adapter_path": max(paths, key=lambda r: r["docs_per_s"])["path"],
     }
     with atomic_write(args.out) as f:
         json.dump(result, f, indent=2, ensure_ascii=False)

@@ -173,3 +173,31 @@ def test_eval_needs_gold_or_data(capsys):
     code, _, err = run_cli(capsys, "eval")
     _assert_one_line_error(code, err, "--gold FILE")
     assert main is not None
+
+
+def test_eval_few_shot_and_limit(capsys, tmp_path, tiny_model_dir, monkeypatch):
+    from knowlm.prompts.templates import RawTemplate
+
+    def record(i: int, text: str, task: str = "NER") -> dict:
+        body = {"instruction": "find", "schema": ["person"], "input": text}
+        return {"id": i, "task": task, "instruction": json.dumps(body), "output": '{"person": []}'}
+
+    data = tmp_path / "dev.jsonl"
+    data.write_text("".join(json.dumps(record(i, f"Text {i}.")) + "\n" for i in range(4)))
+    examples = tmp_path / "train.jsonl"
+    rows = [record(9, "Example one."), record(8, "Example two."), record(7, "另一个例子。")]
+    examples.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    prompts = []
+    original = RawTemplate.format
+    monkeypatch.setattr(
+        RawTemplate,
+        "format",
+        lambda self, q, i=None, shots=(): prompts.append(shots) or original(self, q, i, shots),
+    )
+    argv = ["eval", "--data", data, "--json", "--template", "raw", "--limit", "2", *tiny(tiny_model_dir)]
+    code, out, _ = run_cli(capsys, *argv, "--few-shot", "1", "--few-shot-from", examples)
+    assert code == 0 and json.loads(out)["documents"] == 2
+    assert [len(s) for s in prompts] == [1, 1]  # one English example each, never the Chinese one
+    assert "Example one." in prompts[0][0][0]
+    code, _, err = run_cli(capsys, "eval", "--data", data, "--few-shot", "2", *tiny(tiny_model_dir))
+    _assert_one_line_error(code, err, "--few-shot-from")

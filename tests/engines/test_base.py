@@ -53,3 +53,25 @@ def test_register_engine_validates():
         register_engine("transformers", "x:y")
     with pytest.raises(ValueError, match="module:attr"):
         register_engine("mine", "no_colon")
+
+
+def test_default_means_base_plus_shipped_adapter_unless_opted_out(monkeypatch, tmp_path):
+    from knowlm.config import ModelConfig
+    from knowlm.engines.base import with_default_adapter
+    from knowlm.models import default
+
+    adapter = tmp_path / "adapter"
+    monkeypatch.setattr(default, "default_adapter", lambda: adapter)
+    monkeypatch.setattr(default, "default_ie_gguf", lambda a: tmp_path / f"merged-{a.name}.gguf")
+    plain = ModelConfig(model="default")
+    assert with_default_adapter(plain, "transformers").adapter == str(adapter)
+    merged = with_default_adapter(plain, "llamacpp")
+    assert merged.model == str(tmp_path / "merged-adapter.gguf") and merged.adapter is None
+    opted_out = ModelConfig(model="default", no_adapter=True)
+    assert with_default_adapter(opted_out, "transformers") == opted_out
+    own = ModelConfig(model="default", adapter="mine")
+    assert with_default_adapter(own, "transformers").adapter == "mine"
+    other = ModelConfig(model="some/model")
+    assert with_default_adapter(other, "transformers") == other
+    monkeypatch.setattr(default, "default_adapter", lambda: None)  # an installation without the adapter
+    assert with_default_adapter(plain, "llamacpp") == plain

@@ -38,8 +38,14 @@ def test_adapter_changes_outputs(tiny_model_dir, tiny_adapter_dir):
     tuned, _ = load_transformers(
         ModelConfig(model=str(tiny_model_dir), adapter=str(tiny_adapter_dir), device="cpu")
     )
-    assert type(tuned).__name__.startswith("Peft")
+    assert not type(tuned).__name__.startswith("Peft")  # merged into the weights for inference
     assert not torch.allclose(_logits(base, tok), _logits(tuned, tok))
+    from peft import PeftModel
+
+    unmerged = PeftModel.from_pretrained(
+        load_transformers(ModelConfig(model=str(tiny_model_dir), device="cpu"))[0], str(tiny_adapter_dir)
+    ).eval()
+    assert torch.allclose(_logits(unmerged, tok), _logits(tuned, tok), atol=1e-5)
 
 
 def test_adapter_for_another_base_is_rejected(tmp_path, tiny_adapter_dir):

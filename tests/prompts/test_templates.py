@@ -64,3 +64,21 @@ def test_registry_rejects_duplicates_and_bad_names():
     with pytest.raises(ValueError, match="identifier"):
         register_template("not a name", lambda r: AlpacaTemplate())
     assert template_names()[0] == "auto"
+
+
+def test_few_shot_examples_come_first_in_every_template():
+    shots = [("Q1", "A1"), ("Q2", "A2")]
+    alpaca = AlpacaTemplate()
+    prompt = alpaca.format("Q3", shots=shots)
+    assert prompt == alpaca.format("Q1") + "A1\n\n" + alpaca.format("Q2") + "A2\n\n" + alpaca.format("Q3")
+    assert get_template("raw").format("Q3", shots=shots) == "Q1\nA1\n\nQ2\nA2\n\nQ3"
+    seen = []
+    chat = get_template("chat", lambda messages: seen.append(messages) or "rendered")
+    assert chat.format("Q3", shots=shots) == "rendered"
+    assert seen[0] == [
+        {"role": "user", "content": "Q1"},
+        {"role": "assistant", "content": "A1"},
+        {"role": "user", "content": "Q2"},
+        {"role": "assistant", "content": "A2"},
+        {"role": "user", "content": "Q3"},
+    ]

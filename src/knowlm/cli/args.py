@@ -32,7 +32,8 @@ def add_dataclass_args(
         help_text = f.metadata.get("help", "")
         kwargs: dict[str, Any] = {"dest": f.name, "default": default}
         if type_name == "bool":
-            kwargs["action"] = argparse.BooleanOptionalAction
+            # a negative option (no_adapter) is a plain switch: "--no-no-adapter" would read badly
+            kwargs["action"] = "store_true" if f.name.startswith("no_") else argparse.BooleanOptionalAction
         elif type_name == "list[str]":
             kwargs.update(action="append", metavar="TEXT", default=None)
         else:

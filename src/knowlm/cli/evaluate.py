@@ -45,6 +45,17 @@ def register(sub: Any) -> None:
     parser.add_argument(
         "--constrained", action="store_true", help="with --data: constrain answers to the schema's JSON"
     )
+    parser.add_argument(
+        "--few-shot",
+        type=int,
+        default=0,
+        metavar="N",
+        help="with --data: show N worked examples (same task and language) before each instruction",
+    )
+    parser.add_argument(
+        "--few-shot-from", type=Path, metavar="FILE", help="OneKE training records to take the examples from"
+    )
+    parser.add_argument("--limit", type=int, help="score only the first N documents of the file")
     parser.add_argument("--report", type=Path, help="write the JSON report here")
     parser.add_argument("--json", action="store_true", help="print the JSON report instead of a table")
     add_model_args(parser)
@@ -57,7 +68,14 @@ def run(args: argparse.Namespace) -> int:
 
     if bool(args.gold) == bool(args.data):
         raise InputError("give --gold FILE (score existing answers) or --data FILE (run a model, then score)")
+    if args.few_shot and not (args.data and args.few_shot_from):
+        raise InputError("--few-shot N needs --data FILE and --few-shot-from FILE (the examples)")
+    if args.limit is not None and args.limit < 1:
+        raise InputError("--limit must be at least 1")
     lines = evaluate.read_eval_file(args.gold or args.data, args.task)
+    if args.limit is not None:
+        keep = list(dict.fromkeys(line.id for line in lines))[: args.limit]
+        lines = [line for line in lines if line.id in set(keep)]
     tasks = {line.task for line in lines}
     if len(tasks) > 1:
         raise InputError(
@@ -97,6 +115,11 @@ def generate_answers(args: argparse.Namespace, lines: list[Any]) -> dict[int, st
     params = sampling_params(args)
     engine = load_engine(args)
     template = get_template(args.template, chat_renderer(engine))
+    shots = few_shot_examples(args.few_shot_from, args.few_shot) if args.few_shot else None
+
+    def prompt(line: Any) -> str:
+        return template.format(line.instruction, shots=shots(line) if shots else ())
+
     writer = ResumableJsonlWriter(args.output) if args.output else None
     answers: dict[int, str] = {}
     if writer:
@@ -109,13 +132,11 @@ def generate_answers(args: argparse.Namespace, lines: list[Any]) -> dict[int, st
             chunk = todo[begin : begin + step]
             if args.constrained:  # each line has its own schema batch, so its own JSON schema
                 done = [
-                    engine.generate(
-                        [template.format(line.instruction)], params.replace(json_schema=json_schema(line))
-                    )[0]
+                    engine.generate([prompt(line)], params.replace(json_schema=json_schema(line)))[0]
                     for line in chunk
                 ]
             else:
-                done = engine.generate([template.format(line.instruction) for line in chunk], params)
+                done = engine.generate([prompt(line) for line in chunk], params)
             for line, completion in zip(chunk, done, strict=True):
                 answers[line.number] = completion.text
                 if writer:
@@ -124,3 +145,28 @@ def generate_answers(args: argparse.Namespace, lines: list[Any]) -> dict[int, st
     if writer:
         writer.finish()
     return answers
+
+
+def few_shot_examples(path: Path, n: int) -> Any:
+    """A function giving, for an evaluation line, the first ``n`` records of ``path`` with its task and
+    language, as (instruction, answer) pairs."""
+    from knowlm.ie.formats import detect_language, parse_oneke_instruction
+    from knowlm.io import read_jsonl
+
+    pool: dict[tuple[str, str], list[tuple[str, str]]] = {}
+    for number, record in read_jsonl(path):
+        where = f"{path} line {number}"
+        if not isinstance(record.get("output"), str) or "instruction" not in record:
+            raise InputError(f"{where}: a few-shot example needs 'instruction' and 'output'")
+        body = parse_oneke_instruction(record["instruction"], where)
+        key = (str(record.get("task", "")).lower(), detect_language(body["input"]))
+        pool.setdefault(key, []).append((record["instruction"], record["output"]))
+
+    def pick(line: Any) -> list[tuple[str, str]]:
+        lang = detect_language(json.loads(line.instruction)["input"])
+        found = pool.get((line.task, lang), [])
+        if not found:
+            raise InputError(f"{path}: no {line.task} examples in {'Chinese' if lang == 'zh' else 'English'}")
+        return [(q, a) for q, a in found if q != line.instruction][:n]
+
+    return pick

@@ -26,6 +26,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.prepare:
         default.default_hf_dir()
+        if default.default_adapter() is not None and importlib.util.find_spec("llama_cpp") is not None:
+            default.default_ie_gguf(default.default_adapter())  # the merged GGUF llama.cpp runs
     gguf, export = default.default_dir() / default.GGUF_NAME, default.export_dir()
     if export.exists():
         problem = default.verify_export(export, full=args.verify)
@@ -36,6 +38,11 @@ def run(args: argparse.Namespace) -> int:
     print(f"  cache:      {default.cache_root()}")
     print(f"  gguf:       {gguf} ({'present' if gguf.exists() else 'assembled on first use'})")
     print(f"  safetensors export: {export} ({state})")
+    adapter = default.default_adapter()
+    if adapter is None:
+        print("  IE adapter: not in this installation (default = the base model)")
+    else:
+        print(f"  IE adapter: {adapter} (applied to `default` unless --no-adapter; see its README.md)")
     print("engines:")
     for name, module, extra in (
         ("transformers", "transformers", "(core)"),

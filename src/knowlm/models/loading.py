@@ -121,6 +121,8 @@ def load_transformers(config: ModelConfig) -> tuple[Any, Any]:
         model.to(device)
     if adapter_dir is not None:
         model = apply_adapter(model, adapter_dir)
+        if quant is None:  # fold the LoRA into the weights: generation then runs at the base model's speed
+            model = model.merge_and_unload()
     model.eval()
     return model, tokenizer
 

@@ -9,7 +9,7 @@ Templates live in a registry, so adding one is one ``register_template`` call.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -22,8 +22,11 @@ ChatRenderer = Callable[[list[dict[str, str]]], str]
 class PromptTemplate(Protocol):
     name: str
 
-    def format(self, instruction: str, input: str | None = None) -> str:
-        """The full prompt for one instruction and optional input."""
+    def format(
+        self, instruction: str, input: str | None = None, shots: Sequence[tuple[str, str]] = ()
+    ) -> str:
+        """The full prompt for one instruction and optional input, after ``shots``: worked examples
+        (instruction, answer) shown first (few-shot prompting)."""
         ...
 
     def response(self, output: str) -> str:
@@ -47,10 +50,13 @@ class AlpacaTemplate:
     )
     marker: str = "### Response:"
 
-    def format(self, instruction: str, input: str | None = None) -> str:
+    def format(
+        self, instruction: str, input: str | None = None, shots: Sequence[tuple[str, str]] = ()
+    ) -> str:
+        examples = "".join(self.format(q) + f"{a}\n\n" for q, a in shots)
         if input:
-            return self.with_input.format(instruction=instruction, input=input)
-        return self.without_input.format(instruction=instruction)
+            return examples + self.with_input.format(instruction=instruction, input=input)
+        return examples + self.without_input.format(instruction=instruction)
 
     def response(self, output: str) -> str:
         return output.split(self.marker, 1)[1].strip() if self.marker in output else output.strip()
@@ -62,8 +68,11 @@ class RawTemplate:
 
     name: str = "raw"
 
-    def format(self, instruction: str, input: str | None = None) -> str:
-        return f"{instruction}\n\n{input}" if input else instruction
+    def format(
+        self, instruction: str, input: str | None = None, shots: Sequence[tuple[str, str]] = ()
+    ) -> str:
+        examples = "".join(f"{q}\n{a}\n\n" for q, a in shots)
+        return examples + (f"{instruction}\n\n{input}" if input else instruction)
 
     def response(self, output: str) -> str:
         return output.strip()
@@ -76,9 +85,16 @@ class ChatTemplate:
     render: ChatRenderer
     name: str = "chat"
 
-    def format(self, instruction: str, input: str | None = None) -> str:
+    def format(
+        self, instruction: str, input: str | None = None, shots: Sequence[tuple[str, str]] = ()
+    ) -> str:
+        turns = [
+            turn
+            for q, a in shots
+            for turn in ({"role": "user", "content": q}, {"role": "assistant", "content": a})
+        ]
         content = f"{instruction}\n\n{input}" if input else instruction
-        return self.render([{"role": "user", "content": content}])
+        return self.render([*turns, {"role": "user", "content": content}])
 
     def response(self, output: str) -> str:
         return output.strip()
