@@ -1,8 +1,11 @@
 """Extraction end to end with the embedded default model (slow; runs in CI)."""
 
+import json
+
 import pytest
 
 from knowlm.config import ModelConfig, SamplingParams
+from knowlm.engines.llamacpp import is_llamacpp_available
 from knowlm.ie.extractor import Extractor
 
 pytestmark = pytest.mark.slow
@@ -21,3 +24,21 @@ def test_constrained_ner_with_the_default_model():
     assert result.outputs[0].startswith("{")  # the grammar forces a JSON object keyed by the schema
     assert result.entities and {e.type for e in result.entities} <= {"人物", "地点"}
     assert any(e.grounded and e.spans for e in result.entities)
+
+
+@pytest.mark.requires_llamacpp
+@pytest.mark.skipif(not is_llamacpp_available(), reason="llama-cpp-python is not installed")
+def test_shipped_adapter_makes_default_answer_in_the_schema_without_constraints():
+    from knowlm.engines import create_engine
+    from knowlm.models.default import default_adapter
+
+    assert default_adapter() is not None, "the IE adapter must ship inside the package"
+    text = "马云在杭州创立了阿里巴巴集团。"
+    tuned = Extractor(
+        create_engine(ModelConfig(model="default", engine="llamacpp")), "ner", "人物,地点,组织机构"
+    )
+    result = tuned.extract(text)
+    assert result.parsed and json.loads(result.outputs[0]).keys() == {"人物", "地点", "组织机构"}
+    assert result.entities and all(e.grounded for e in result.entities)
+    base = create_engine(ModelConfig(model="default", engine="llamacpp", no_adapter=True))
+    assert not Extractor(base, "ner", "人物,地点,组织机构").extract(text).parsed  # the base model echoes
