@@ -5,7 +5,7 @@ out of train with seed 0, the same split the adapter's training data excluded; C
 last 10 InstructKGC RE records, also excluded from training), then runs `knowlm eval` for every setting
 on the first --docs documents of each set and writes bench/results/ie_quality.json plus a Markdown table.
 
-    python bench/ie_quality.py [--docs 100] [--workdir runs/ie-quality]
+    python bench/ie_quality.py [--docs 30] [--new-tokens 96] [--workdir runs/ie-quality]
 """
 
 from __future__ import annotations
@@ -64,7 +64,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--docs", type=int, default=100, help="documents per evaluation set")
+    parser.add_argument("--docs", type=int, default=30, help="documents per evaluation set")
+    parser.add_argument("--new-tokens", type=int, default=96, help="max new tokens per answer")
     parser.add_argument("--workdir", type=Path, default=ROOT / "runs" / "ie-quality")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "ie_quality.json")
     args = parser.parse_args()
@@ -75,7 +76,7 @@ def main() -> None:
             report = args.workdir / f"report-{len(rows)}.json"
             options = [x.replace("{train}", str(args.workdir / "shots.jsonl")) for x in extra]
             command = [*KNOWLM, "eval", "--task", task, "--data", str(path), "--limit", str(args.docs),
-                       "--max-new-tokens", "160", "--report", str(report), "--json", *options]  # fmt: skip
+                       "--max-new-tokens", str(args.new_tokens), "--report", str(report), "--json", *options]  # fmt: skip
             start = time.perf_counter()
             subprocess.run(command, check=True, capture_output=True)
             seconds = time.perf_counter() - start
