@@ -7,7 +7,7 @@
    and with constrained decoding (llama.cpp engine, GBNF grammar from the answer's JSON schema), for the
    base model (--no-adapter) and the shipped IE adapter.
 3. The adapter's extraction throughput (documents/s, generated tokens/s) on each CPU path: transformers
-   with the PEFT adapter, and llama.cpp on the merged model exported as f16 and as q8_0 GGUF.
+   (the adapter merged into the weights on load), and llama.cpp on the merged model as f16 and q8_0 GGUF.
 
     python bench/extract.py [--docs 16] [--new-tokens 64] [--out bench/results/extract.json]
 """
