@@ -92,7 +92,9 @@ def adapter_paths(docs: list[str], params: SamplingParams) -> list[dict]:
     if adapter is None:
         raise SystemExit("this installation has no IE adapter for the default model")
     paths = {
-        "transformers + PEFT adapter, " + cpu_dtype(): ModelConfig(engine="transformers", dtype=cpu_dtype())
+        "transformers, adapter merged on load, " + cpu_dtype(): ModelConfig(
+            engine="transformers", dtype=cpu_dtype()
+        )
     }
     for qtype in ("f16", "q8_0"):
         previous, default.IE_GGUF_TYPE = default.IE_GGUF_TYPE, qtype
