@@ -97,11 +97,7 @@ def adapter_paths(docs: list[str], params: SamplingParams) -> list[dict]:
         )
     }
     for qtype in ("f16", "q8_0"):
-        previous, default.IE_GGUF_TYPE = default.IE_GGUF_TYPE, qtype
-        try:
-            gguf = default.default_ie_gguf(adapter)
-        finally:
-            default.IE_GGUF_TYPE = previous
+        gguf = default.default_ie_gguf(adapter, qtype)
         paths[f"llama.cpp, merged {qtype} GGUF"] = ModelConfig(model=str(gguf), engine="llamacpp")
     from transformers import AutoTokenizer
 

@@ -58,7 +58,8 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from knowlm.errors import InputError
-    from knowlm.ie.convert import convert, write_jsonl
+    from knowlm.ie.convert import convert
+    from knowlm.io import write_jsonl
 
     if args.holdout and not args.holdout_out:
         raise InputError("--holdout needs --holdout-out FILE for the held-out records")
@@ -73,9 +74,9 @@ def run(args: argparse.Namespace) -> int:
         limit=args.limit,
         holdout=args.holdout,
     )
-    write_jsonl(records, args.out)
+    write_jsonl(args.out, records)
     if args.holdout_out:
-        write_jsonl(held, args.holdout_out)
+        write_jsonl(args.holdout_out, held)
     summary = {
         "records": len(records),
         "held_out_records": len(held),

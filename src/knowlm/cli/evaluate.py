@@ -74,8 +74,8 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("--limit must be at least 1")
     lines = evaluate.read_eval_file(args.gold or args.data, args.task)
     if args.limit is not None:
-        keep = list(dict.fromkeys(line.id for line in lines))[: args.limit]
-        lines = [line for line in lines if line.id in set(keep)]
+        keep = set(list(dict.fromkeys(line.id for line in lines))[: args.limit])
+        lines = [line for line in lines if line.id in keep]
     tasks = {line.task for line in lines}
     if len(tasks) > 1:
         raise InputError(

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from knowlm.errors import InputError
-from knowlm.io import atomic_write
+from knowlm.io import atomic_write, write_jsonl
 
 EXAMPLES = """examples:
   knowlm kg2instruct --kg triples.tsv --corpus wiki.txt --out kg-instructions.jsonl
@@ -79,8 +79,7 @@ def run(args: argparse.Namespace) -> int:
         lang=args.lang,
         seed=args.seed,
     )
-    with atomic_write(args.out) as f:
-        f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+    write_jsonl(args.out, records)
     with atomic_write(args.out.with_name(args.out.name + ".stats.json")) as f:
         json.dump(stats.to_dict(), f, ensure_ascii=False, indent=1)
     print(

@@ -26,8 +26,9 @@ def run(args: argparse.Namespace) -> int:
 
     if args.prepare:
         default.default_hf_dir()
-        if default.default_adapter() is not None and importlib.util.find_spec("llama_cpp") is not None:
-            default.default_ie_gguf(default.default_adapter())  # the merged GGUF llama.cpp runs
+        shipped = default.default_adapter()
+        if shipped is not None and importlib.util.find_spec("llama_cpp") is not None:
+            default.default_ie_gguf(shipped)  # the merged GGUF llama.cpp runs
     gguf, export = default.default_dir() / default.GGUF_NAME, default.export_dir()
     if export.exists():
         problem = default.verify_export(export, full=args.verify)

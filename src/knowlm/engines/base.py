@@ -95,7 +95,7 @@ def with_default_adapter(config: ModelConfig, engine: str) -> ModelConfig:
     if adapter is None:
         return config
     if engine == "llamacpp":
-        return dataclasses.replace(config, model=str(default_ie_gguf(adapter)), no_adapter=True)
+        return dataclasses.replace(config, model=str(default_ie_gguf(adapter)))
     return dataclasses.replace(config, adapter=str(adapter))
 
 

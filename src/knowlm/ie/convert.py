@@ -9,7 +9,6 @@ are already records and pass through unchanged.
 
 from __future__ import annotations
 
-import json
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -53,7 +52,6 @@ class Document:
 class Stats:
     documents: int = 0
     entities: int = 0
-    records: int = 0
     by_type: dict[str, int] = field(default_factory=dict)
 
     def count(self, doc: Document) -> None:
@@ -105,20 +103,18 @@ def read_conll(path: str | Path) -> Iterator[Document]:
             return None
         text = " ".join(t for t, _, _ in tokens)
         entities: list[Entity] = []
-        offset, current = 0, None  # current: [type, start, end]
+        offset, current = 0, None  # current: the type of the entity the previous token belongs to
         for token, tag, _ in tokens:
             start, end = offset, offset + len(token)
             offset = end + 1
             prefix, _, kind = tag.partition("-")
             if tag == "O":
                 current = None
-                continue
-            if prefix == "B" or current is None or current[0] != kind:
-                current = [kind, start, end]
+            elif prefix == "B" or current != kind:
+                current = kind
                 entities.append(Entity(CONLL_TYPES[kind], "", [(start, end)]))
-            else:
-                current[2] = end
-                entities[-1].spans = [(current[1], end)]
+            else:  # I- continuing the current entity
+                entities[-1].spans = [(entities[-1].spans[0][0], end)]
         for entity in entities:
             s, e = entity.spans[0]
             entity.text = text[s:e]
@@ -190,25 +186,15 @@ def convert(
     none); ``limit`` then samples that many of the remaining documents, also by ``seed``."""
     if mode not in ("train", "eval"):
         raise InputError(f"mode must be train or eval, got {mode!r}")
+    rng = random.Random(seed)
     if fmt == "oneke":
         records = _oneke_records(path)
-        rng = random.Random(seed)
-        order = list(range(len(records)))
-        rng.shuffle(order)
-        rest = sorted(order[holdout:])
-        if limit is not None and limit < len(rest):
-            rest = sorted(rng.sample(rest, limit))
-        return [records[i] for i in rest], [records[i] for i in sorted(order[:holdout])], Stats()
+        rest, held = _split(len(records), holdout, limit, rng)
+        return [records[i] for i in rest], [records[i] for i in held], Stats()
     docs = list(read_documents(fmt, path))
     if not docs:
         raise InputError(f"{path}: no documents")
-    rng = random.Random(seed)
-    order = list(range(len(docs)))
-    rng.shuffle(order)
-    held = sorted(order[:holdout])
-    rest = sorted(order[holdout:])
-    if limit is not None and limit < len(rest):
-        rest = sorted(rng.sample(rest, limit))
+    rest, held = _split(len(docs), holdout, limit, rng)
     schema = dataset_schema(fmt)
     stats = Stats()
     main: list[dict[str, Any]] = []
@@ -218,8 +204,18 @@ def convert(
     dev: list[dict[str, Any]] = []
     for i in held:
         dev += to_records(docs[i], schema, mode="eval", rng=rng, negatives=negatives, source=fmt)
-    stats.records = len(main)
     return main, dev, stats
+
+
+def _split(n: int, holdout: int, limit: int | None, rng: random.Random) -> tuple[list[int], list[int]]:
+    """(kept, held-out) indices of ``n`` items, each in file order: ``holdout`` items drawn first, then
+    ``limit`` of the rest."""
+    order = list(range(n))
+    rng.shuffle(order)
+    rest = sorted(order[holdout:])
+    if limit is not None and limit < len(rest):
+        rest = sorted(rng.sample(rest, limit))
+    return rest, sorted(order[:holdout])
 
 
 def _oneke_records(path: str | Path) -> list[dict[str, Any]]:
@@ -233,11 +229,3 @@ def _oneke_records(path: str | Path) -> list[dict[str, Any]]:
     if not records:
         raise InputError(f"{path}: no records")
     return records
-
-
-def write_jsonl(records: list[dict[str, Any]], out: str | Path) -> None:
-    from knowlm.io import atomic_write
-
-    with atomic_write(out) as f:
-        for record in records:
-            f.write(json.dumps(record, ensure_ascii=False) + "\n")

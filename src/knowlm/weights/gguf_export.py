@@ -211,17 +211,12 @@ def _vocab_from_tokenizer_json(data: dict[str, Any]) -> tuple[list[str], list[fl
             "vocabularies (LLaMA 1/2, Gemma): use llama.cpp's convert_hf_to_gguf.py for this model"
         )
     added = {t["id"]: t for t in data.get("added_tokens", [])}
-    size = max(
-        [*model["vocab"].values(), *added] if model["type"] != "Unigram" else [len(model["vocab"]) - 1]
-    )
-    tokens = [f"[PAD{i}]" for i in range(size + 1)]
-    scores = [-1e9] * (size + 1)
+    tokens = _token_list(data)
+    scores = [-1e9] * len(tokens)
     if model["type"] == "Unigram":
-        for i, (token, score) in enumerate(model["vocab"]):
-            tokens[i], scores[i] = token, float(score)
+        for i, (_, score) in enumerate(model["vocab"]):
+            scores[i] = float(score)
     elif model["type"] == "BPE":
-        for token, i in model["vocab"].items():
-            tokens[i] = token
         # llama.cpp's SentencePiece tokenizer merges the highest-scoring pair first: rank r -> score -r
         for rank, merge in enumerate(model.get("merges", [])):
             left, right = merge if isinstance(merge, list) else merge.split(" ", 1)
@@ -241,8 +236,6 @@ def _vocab_from_tokenizer_json(data: dict[str, Any]) -> tuple[list[str], list[fl
     types = []
     for i in range(len(tokens)):
         info = added.get(i)
-        if info:
-            tokens[i] = info["content"]
         types.append(
             _token_type(
                 tokens[i],
@@ -355,16 +348,13 @@ def read_metadata(path: Path, prefix: str = "") -> dict[str, tuple[Any, Any, Any
     return fields
 
 
-def _hf_tokens(directory: Path) -> list[str] | None:
-    """The token strings of ``tokenizer.json`` in id order (None without one)."""
-    path = directory / "tokenizer.json"
-    if not path.exists():
-        return None
-    data = json.loads(path.read_text(encoding="utf-8"))
+def _token_list(data: dict[str, Any]) -> list[str]:
+    """The token strings of a ``tokenizer.json`` (BPE or Unigram model, plus added tokens) in id order;
+    ids nobody uses become "[PAD<id>]"."""
     vocab = data["model"]["vocab"]
     pairs = [(t, i) for i, (t, _) in enumerate(vocab)] if isinstance(vocab, list) else list(vocab.items())
     pairs += [(t["content"], t["id"]) for t in data.get("added_tokens", [])]
-    tokens = [""] * (max(i for _, i in pairs) + 1)
+    tokens = [f"[PAD{i}]" for i in range(max(i for _, i in pairs) + 1)]
     for token, i in pairs:
         tokens[i] = token
     return tokens
@@ -387,10 +377,13 @@ def _chat_template(directory: Path) -> str | None:
 
 def copied_vocab(directory: Path, source: Path) -> Vocab | None:
     """The tokenizer metadata of the GGUF ``source`` if it has the same tokens as ``directory``, else None."""
-    tokens = _hf_tokens(directory)
+    path = directory / "tokenizer.json"
+    if not path.exists():
+        return None
+    tokens = _token_list(json.loads(path.read_text(encoding="utf-8")))
     fields = read_metadata(source, "tokenizer.")
     theirs = fields.get("tokenizer.ggml.tokens", ([], None, None))[0]
-    if tokens is None or not _same_tokens(tokens, theirs):
+    if not _same_tokens(tokens, theirs):
         return None
     if "tokenizer.chat_template" not in fields and (template := _chat_template(directory)):
         fields["tokenizer.chat_template"] = (template, *fields["tokenizer.ggml.model"][1:])
