@@ -335,10 +335,212 @@ class FinetuneConfig:
             problems.append(f"--warmup-ratio must be in [0, 1), got {self.warmup_ratio}")
         if self.val_size < 0:
             problems.append(f"--val-size must be >= 0, got {self.val_size}")
+        if self.val_size and self.eval_steps > 0 and self.save_steps % self.eval_steps:
+            problems.append(
+                f"--save-steps ({self.save_steps}) must be a multiple of --eval-steps ({self.eval_steps}) so the "
+                "best checkpoint can be kept"
+            )
         unknown = set(self.report_to.split(",")) - {"csv", "tensorboard", "none"}
         if unknown:
             problems.append(
                 f"--report-to: unknown {', '.join(sorted(unknown))} (use csv, tensorboard or none)"
             )
         collect(problems, "invalid fine-tuning settings")
+        return self
+
+
+DEDUP_MODES = ("near", "exact", "none")
+NORMALIZATIONS = ("NFC", "NFKC", "none")
+
+
+@dataclass
+class PrepareConfig:
+    """Pretraining data preparation (`knowlm data prepare`). A YAML config holds these same keys."""
+
+    source: list[str] = _opt(
+        [],
+        "a corpus: [NAME=]GLOB[:WEIGHT], e.g. wiki=data/wiki/*.jsonl.gz:0.7 (repeatable; .txt, .jsonl, "
+        ".parquet, optionally .gz/.zst). WEIGHT is the source's share when `knowlm pretrain` mixes them",
+        metavar="SPEC",
+    )
+    out: str | None = _opt(
+        None, "output directory: NAME.bin/.idx per source and manifest.json", metavar="DIR"
+    )
+    tokenizer: str = _opt(
+        "default",
+        "tokenizer: a model directory, a Hub id, or 'default' (the embedded model's)",
+        metavar="REF",
+    )
+    text_mode: str = _opt(
+        "line",
+        "text files: 'line' (a document a line) or 'file' (a file a document)",
+        choices=("line", "file"),
+    )
+    field: str = _opt("text", "JSONL/Parquet: the field holding the text")
+    template: str | None = _opt(
+        None, "JSONL/Parquet: build the text from fields, e.g. '{title}\\n{content}' or '{input}\\n{output}'"
+    )
+    seq_length: int = _opt(1024, "tokens per sample at most (BOS/EOS included)")
+    add_bos: bool = _opt(True, "start every sample with the tokenizer's BOS token")
+    add_eos: bool = _opt(True, "end every document's last sample with the EOS token")
+    keep_newlines: bool = _opt(
+        True, "keep line breaks (each ends a sentence); off: join hard-wrapped lines first"
+    )
+    extend_backward: bool = _opt(
+        False,
+        "let a sample that is not full start earlier, over the previous sample's sentences (KnowLM's "
+        "greedy): fuller samples, but those sentences are seen twice",
+    )
+    normalize: str = _opt(
+        "NFC", "Unicode normalization (NFKC also folds full-width forms)", choices=NORMALIZATIONS
+    )
+    min_chars: int = _opt(20, "drop documents shorter than this (characters, after cleaning)")
+    max_chars: int = _opt(1_000_000, "drop documents longer than this (characters)")
+    max_symbol_ratio: float = _opt(
+        0.3, "drop documents whose share of symbol characters (not letters, digits or punctuation) is higher"
+    )
+    max_repeated_lines: float = _opt(0.3, "drop documents whose share of duplicate lines is higher")
+    max_dup_ngrams: float = _opt(
+        0.3, "drop documents whose share of repeated 10-token n-grams is higher (boilerplate, spam)"
+    )
+    blocklist: str | None = _opt(
+        None,
+        "drop documents containing any phrase of this file (one a line; case-insensitive)",
+        metavar="FILE",
+    )
+    dedup: str = _opt(
+        "near", "remove duplicates across all sources: near (MinHash LSH), exact, none", choices=DEDUP_MODES
+    )
+    dedup_threshold: float = _opt(0.8, "near duplicates: estimated Jaccard similarity of 5-token shingles")
+    dedup_num_perm: int = _opt(128, "near duplicates: MinHash permutations")
+    workers: int = _opt(1, "tokenizing processes; the output is the same for any number")
+    batch_docs: int = _opt(512, "documents sent to a worker at a time")
+    overwrite: bool = _opt(False, "discard an earlier (finished or partial) preparation in --out")
+
+    def validate(self) -> PrepareConfig:
+        problems: list[str] = []
+        if not self.source:
+            problems.append("give at least one --source [NAME=]GLOB[:WEIGHT]")
+        if not self.out:
+            problems.append("--out DIR is required")
+        if self.seq_length < 4:
+            problems.append(f"--seq-length must be at least 4, got {self.seq_length}")
+        if self.min_chars < 0 or self.max_chars < max(self.min_chars, 1):
+            problems.append("need 0 <= --min-chars <= --max-chars")
+        for name in ("max_symbol_ratio", "max_repeated_lines", "max_dup_ngrams"):
+            if not 0 <= getattr(self, name) <= 1:
+                problems.append(f"--{name.replace('_', '-')} must be in [0, 1], got {getattr(self, name)}")
+        if not 0 < self.dedup_threshold < 1:
+            problems.append(f"--dedup-threshold must be in (0, 1), got {self.dedup_threshold}")
+        if self.dedup_num_perm < 16:
+            problems.append(f"--dedup-num-perm must be at least 16, got {self.dedup_num_perm}")
+        if self.workers < 1 or self.batch_docs < 1:
+            problems.append("--workers and --batch-docs must be at least 1")
+        if self.dedup not in DEDUP_MODES:
+            problems.append(f"--dedup {self.dedup!r} is not one of {', '.join(DEDUP_MODES)}")
+        if self.normalize not in NORMALIZATIONS:
+            problems.append(f"--normalize {self.normalize!r} is not one of {', '.join(NORMALIZATIONS)}")
+        collect(problems, "invalid data preparation settings")
+        return self
+
+
+@dataclass
+class PretrainConfig:
+    """Continued pretraining (causal LM) over prepared datasets. A YAML recipe holds these same keys."""
+
+    model: str = _opt(
+        "default", "model to continue from (as --model elsewhere), or a config to start", metavar="REF"
+    )
+    from_scratch: bool = _opt(
+        False, "initialize random weights from --model's config.json instead of loading its weights"
+    )
+    tokenizer: str | None = _opt(
+        None, "tokenizer (default: the model's; must match the data's)", metavar="REF"
+    )
+    data: list[str] = _opt(
+        [],
+        "prepared data: a `knowlm data prepare` directory (its sources with their weights) or "
+        "PREFIX[:WEIGHT] (repeatable)",
+        metavar="PATH",
+    )
+    output_dir: str | None = _opt(None, "where checkpoints, logs and the final model go", metavar="DIR")
+    val_size: float = _opt(
+        0.01, "held-out share (< 1) or count (>= 1) of each dataset's samples for evaluation loss/perplexity"
+    )
+    max_eval_samples: int = _opt(512, "evaluate on at most this many held-out samples")
+    seed: int = _opt(42, "random seed (split, mixing order, initialization)")
+    epochs: float = _opt(1.0, "passes over the mixed data (ignored when --max-steps is set)")
+    max_steps: int = _opt(-1, "stop after this many optimizer steps (-1 = use --epochs)")
+    learning_rate: float = _opt(3e-4, "peak learning rate")
+    lr_scheduler: str = _opt(
+        "cosine", "learning-rate schedule: cosine, linear, constant, constant_with_warmup"
+    )
+    warmup_ratio: float = _opt(0.01, "share of the steps spent warming up the learning rate")
+    weight_decay: float = _opt(0.1, "AdamW weight decay")
+    adam_beta2: float = _opt(0.95, "AdamW beta2")
+    max_grad_norm: float = _opt(1.0, "gradient clipping norm")
+    batch_size: int = _opt(8, "samples per device per step")
+    grad_accum: int = _opt(
+        1, "gradient accumulation steps (effective batch = batch_size x grad_accum x devices)"
+    )
+    gradient_checkpointing: bool = _opt(False, "recompute activations in the backward pass to save memory")
+    bf16: bool = _opt(False, "bfloat16 mixed precision (Ampere+ GPUs; CPUs with AVX512-BF16/AMX)")
+    fp16: bool = _opt(False, "float16 mixed precision (older GPUs)")
+    logging_steps: int = _opt(10, "log the training loss every N steps")
+    eval_steps: int = _opt(100, "evaluate every N steps")
+    save_steps: int = _opt(100, "save a checkpoint every N steps")
+    save_total_limit: int = _opt(3, "keep at most this many checkpoints")
+    resume: str | None = _opt(
+        None, "resume from a checkpoint directory, or 'auto' for the latest in --output-dir"
+    )
+    report_to: str = _opt("csv,tensorboard", "logs: csv, tensorboard, csv,tensorboard or none")
+    deepspeed: str | None = _opt(
+        None,
+        "a DeepSpeed JSON config, e.g. recipes/deepspeed/zero3.json (launch with deepspeed/torchrun)",
+        metavar="FILE",
+    )
+    dataloader_workers: int = _opt(0, "DataLoader worker processes")
+    trust_remote_code: bool = _opt(False, "allow the model's own Python code (only for models you trust)")
+
+    def validate(self) -> PretrainConfig:
+        problems: list[str] = []
+        if not self.data:
+            problems.append("--data is required (a prepared directory or PREFIX[:WEIGHT])")
+        if not self.output_dir:
+            problems.append("--output-dir is required")
+        for name in (
+            "batch_size",
+            "grad_accum",
+            "logging_steps",
+            "eval_steps",
+            "save_steps",
+            "max_eval_samples",
+        ):
+            if getattr(self, name) < 1:
+                problems.append(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+        if self.learning_rate <= 0:
+            problems.append(f"--learning-rate must be > 0, got {self.learning_rate}")
+        if self.max_steps == -1 and self.epochs <= 0:
+            problems.append("set --epochs > 0 or --max-steps")
+        if self.bf16 and self.fp16:
+            problems.append("--bf16 and --fp16 exclude each other")
+        if self.lr_scheduler not in ("cosine", "linear", "constant", "constant_with_warmup"):
+            problems.append(
+                f"--lr-scheduler {self.lr_scheduler!r} is not cosine, linear, constant or constant_with_warmup"
+            )
+        if not 0 <= self.warmup_ratio < 1:
+            problems.append(f"--warmup-ratio must be in [0, 1), got {self.warmup_ratio}")
+        if self.val_size < 0:
+            problems.append(f"--val-size must be >= 0, got {self.val_size}")
+        if self.val_size and self.eval_steps > 0 and self.save_steps % self.eval_steps:
+            problems.append(
+                f"--save-steps ({self.save_steps}) must be a multiple of --eval-steps ({self.eval_steps}) so the "
+                "best checkpoint can be kept"
+            )
+        unknown = set(self.report_to.split(",")) - {"csv", "tensorboard", "none"}
+        if unknown:
+            problems.append(
+                f"--report-to: unknown {', '.join(sorted(unknown))} (use csv, tensorboard or none)"
+            )
+        collect(problems, "invalid pretraining settings")
         return self

@@ -146,12 +146,12 @@ def test_cli_recipe_and_overrides(tiny_model_dir, data, tmp_path, capsys):
 
 
 def test_shipped_recipes_load():
-    from knowlm.cli.finetune import load_recipe
+    from knowlm.cli.args import load_recipe
 
     recipes = sorted((Path(__file__).resolve().parents[2] / "recipes").glob("*.yaml"))
     assert recipes
     for recipe in recipes:
-        values = load_recipe(recipe)
+        values = load_recipe(recipe, FinetuneConfig)
         FinetuneConfig(**values).validate()
 
 

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+from pathlib import Path
 from typing import Any, TypeVar
+
+from knowlm.errors import InputError
 
 T = TypeVar("T")
 
@@ -57,4 +60,38 @@ def from_args(cls: type[T], namespace: argparse.Namespace) -> T:
         value = getattr(namespace, f.name, None)
         if value is not None or str(f.type).replace(" ", "").endswith("|None"):
             values[f.name] = value
+    return cls(**values)
+
+
+def load_recipe(path: Path, cls: type) -> dict[str, Any]:
+    """Read a YAML recipe for dataclass ``cls``; unknown keys and wrong types are errors that name them."""
+    import yaml
+
+    if not path.is_file():
+        raise InputError(f"--config {path}: no such file")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise InputError(f"{path}: invalid YAML ({exc})") from None
+    if not isinstance(data, dict):
+        raise InputError(f"{path}: a recipe is a mapping of settings, got {type(data).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise InputError(f"{path}: unknown settings {', '.join(unknown)}")
+    for key, value in data.items():
+        kind = str(fields[key].type).replace(" ", "").removesuffix("|None")
+        expected = {"int": int, "float": (int, float), "bool": bool, "str": str, "list[str]": list}[kind]
+        if value is not None and (
+            not isinstance(value, expected) or (kind == "int" and isinstance(value, bool))
+        ):
+            raise InputError(f"{path}: '{key}' must be {kind}, got {value!r}")
+    return data
+
+
+def config_from(args: argparse.Namespace, cls: type[T]) -> T:
+    """``cls`` from ``--config RECIPE`` (if given) with the flags given on the command line on top."""
+    values = load_recipe(args.config, cls) if getattr(args, "config", None) else {}
+    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    values.update({k: v for k, v in vars(args).items() if k in names})  # flags override the recipe
     return cls(**values)

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 from pathlib import Path
 from typing import Any
 
-from knowlm.cli.args import add_dataclass_args
+from knowlm.cli.args import add_dataclass_args, config_from
 from knowlm.config import FinetuneConfig
-from knowlm.errors import InputError
 
 EXAMPLES = """examples:
   knowlm finetune --config recipes/ie-lora-tiny.yaml
@@ -38,43 +36,10 @@ def register(sub: Any) -> None:
     parser.set_defaults(handler=run)
 
 
-def load_recipe(path: Path) -> dict[str, Any]:
-    """Read a YAML recipe; unknown keys and wrong types are errors that name them."""
-    import yaml
-
-    if not path.is_file():
-        raise InputError(f"--config {path}: no such file")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise InputError(f"{path}: invalid YAML ({exc})") from None
-    if not isinstance(data, dict):
-        raise InputError(f"{path}: a recipe is a mapping of settings, got {type(data).__name__}")
-    fields = {f.name: f for f in dataclasses.fields(FinetuneConfig)}
-    unknown = sorted(set(data) - set(fields))
-    if unknown:
-        raise InputError(f"{path}: unknown settings {', '.join(unknown)}")
-    for key, value in data.items():
-        kind = str(fields[key].type).replace(" ", "").removesuffix("|None")
-        expected = {"int": int, "float": (int, float), "bool": bool, "str": str}[kind]
-        if value is not None and (
-            not isinstance(value, expected) or (kind == "int" and isinstance(value, bool))
-        ):
-            raise InputError(f"{path}: '{key}' must be {kind}, got {value!r}")
-    return data
-
-
-def build_config(args: argparse.Namespace) -> FinetuneConfig:
-    values = load_recipe(args.config) if args.config else {}
-    names = {f.name for f in dataclasses.fields(FinetuneConfig)}
-    values.update({k: v for k, v in vars(args).items() if k in names})  # flags override the recipe
-    return FinetuneConfig(**values).validate()
-
-
 def run(args: argparse.Namespace) -> int:
     from knowlm.train.sft import finetune
 
-    config = build_config(args)
+    config = config_from(args, FinetuneConfig).validate()
     summary = finetune(config)
     shown = {
         k: summary[k] for k in ("examples", "steps", "train_loss", "eval_loss", "seconds") if k in summary

@@ -19,6 +19,7 @@ COMMANDS = {
     "download": "knowlm.cli.download",
     "eval": "knowlm.cli.evaluate",
     "finetune": "knowlm.cli.finetune",
+    "pretrain": "knowlm.cli.pretrain",
     "generate": "knowlm.cli.generate",
     "kg2instruct": "knowlm.cli.kg2instruct",
     "chat": "knowlm.cli.chat",

@@ -134,10 +134,11 @@ class LeftPadCollator:
         }
 
 
-def _csv_logger(path: Path) -> Any:
+def csv_logger(path: Path, extra: tuple[str, ...] = ()) -> Any:
+    """A Trainer callback appending train/eval losses (and ``extra`` logged values) to a CSV file."""
     from transformers import TrainerCallback
 
-    fields = ["step", "epoch", "loss", "eval_loss", "learning_rate", "grad_norm", "time"]
+    fields = ["step", "epoch", "loss", "eval_loss", *extra, "learning_rate", "grad_norm", "time"]
 
     class CsvLogger(TrainerCallback):
         """Appends every log (train and eval loss) to a CSV file; resumed runs keep appending."""
@@ -277,7 +278,7 @@ def finetune(config: FinetuneConfig) -> dict[str, Any]:
     )
     trainer_class = _trainer_class()
     trainer_class.answer_only_logits = config.answer_only_logits
-    callbacks = [_csv_logger(out / "training_log.csv")] if "csv" in config.report_to else []
+    callbacks = [csv_logger(out / "training_log.csv")] if "csv" in config.report_to else []
     trainer = trainer_class(
         model=model,
         args=args,
