@@ -63,6 +63,7 @@ bench: $(VENV)/.installed $(VENV)/.llamacpp
 	$(BIN)/python bench/serve.py
 	$(BIN)/python bench/finetune.py
 	$(BIN)/python bench/weights.py
+	$(BIN)/python bench/data_prepare.py
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check src tests bench

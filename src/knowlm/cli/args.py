@@ -63,10 +63,11 @@ def from_args(cls: type[T], namespace: argparse.Namespace) -> T:
     return cls(**values)
 
 
-def load_recipe(path: Path, cls: type) -> dict[str, Any]:
+def load_recipe(path: str | Path, cls: type) -> dict[str, Any]:
     """Read a YAML recipe for dataclass ``cls``; unknown keys and wrong types are errors that name them."""
     import yaml
 
+    path = Path(path)
     if not path.is_file():
         raise InputError(f"--config {path}: no such file")
     try:

@@ -17,6 +17,7 @@ import hashlib
 import json
 import logging
 import multiprocessing
+import os
 import shutil
 from collections import Counter, deque
 from collections.abc import Iterable, Iterator
@@ -79,7 +80,9 @@ class DocResult:
 _worker: dict[str, Any] = {}
 
 
-def _init_worker(tokenizer_file: str, settings: Settings) -> None:
+def _init_worker(tokenizer_file: str, settings: Settings, pooled: bool = False) -> None:
+    if pooled:  # one thread per worker process: the processes are the parallelism
+        os.environ["TOKENIZERS_PARALLELISM"] = "false"
     from tokenizers import Tokenizer
 
     _worker.update(
@@ -263,7 +266,7 @@ def prepare(config: PrepareConfig, *, progress: bool = True) -> dict[str, Any]:
     pool = None
     if config.workers > 1:
         pool = multiprocessing.get_context("spawn").Pool(
-            config.workers, _init_worker, (str(tokenizer_file), settings)
+            config.workers, _init_worker, (str(tokenizer_file), settings, True)
         )
     else:
         _init_worker(str(tokenizer_file), settings)

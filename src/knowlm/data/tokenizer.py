@@ -10,13 +10,20 @@ from knowlm.errors import InputError
 
 
 def load_tokenizer(ref: str, *, trust_remote_code: bool = False) -> Any:
-    """A fast (Rust-backed) transformers tokenizer for a model reference ('default', a directory, an id)."""
+    """A fast (Rust-backed) transformers tokenizer for a model reference ('default', a model or tokenizer
+    directory, a .gguf file, a Hub id)."""
+    from pathlib import Path
+
     from transformers import AutoTokenizer
 
     from knowlm.models.loading import hf_model_dir
     from knowlm.models.resolve import resolve_model
 
-    path, gguf_file = hf_model_dir(resolve_model(ref))
+    local = Path(ref).expanduser()
+    if (local / "tokenizer.json").is_file() or (local / "tokenizer_config.json").is_file():
+        path, gguf_file = local, None  # a tokenizer directory needs no weights
+    else:
+        path, gguf_file = hf_model_dir(resolve_model(ref))
     tokenizer = AutoTokenizer.from_pretrained(
         str(path), gguf_file=gguf_file, trust_remote_code=trust_remote_code
     )

@@ -259,6 +259,8 @@ def pretrain(config: PretrainConfig) -> dict[str, Any]:
         "train_samples_per_epoch": len(train),
         "eval_samples": len(val) if val is not None else 0,
         "steps": trainer.state.global_step,
+        "world_size": trainer.args.world_size,
+        "resumed_from": resume or None,
         "train_loss": result.training_loss,
         "seconds": round(seconds, 1),
         "log": [e for e in trainer.state.log_history if "loss" in e or "eval_loss" in e],
