@@ -14,10 +14,10 @@ from knowlm.config import PrepareConfig
 
 PREPARE_EXAMPLES = """examples:
   # the sample corpus, a document a line, with the default model's tokenizer
-  knowlm data prepare --source ../shared/data/pretrain_sample/*.txt --out data/pretrain --seq-length 512
+  knowlm data prepare --source '../shared/data/pretrain_sample/*.txt' --out runs/data/sample --seq-length 512
   # two weighted sources, compressed JSONL and Parquet, 4 tokenizing processes
   knowlm data prepare --source wiki='data/wiki/*.jsonl.gz:0.7' --source code='data/code/*.parquet:0.3' \\
-    --template '{title}\\n{text}' --tokenizer path/to/llama --workers 4 --out data/mix
+    --template '{title}\\n{text}' --tokenizer path/to/llama --workers 4 --out runs/data/mix
   knowlm data prepare --config recipes/pretrain/prepare-sample.yaml
 
 Output: OUT/NAME.bin + OUT/NAME.idx per source and OUT/manifest.json (weights, counters, tokenizer).
@@ -26,11 +26,11 @@ are kept); the result is the same as an uninterrupted run's, for any --workers.
 """
 
 EXAMPLES = """examples:
-  # CLUENER (Chinese NER; train only): hold out 1000 texts as dev, sample 550 of the rest for training
+  # CLUENER (Chinese NER; train only): hold out 1000 texts as dev, sample 1300 of the rest for training
   knowlm data convert-ie cluener ../shared/data/cluener/train.json --out train-zh.jsonl \\
-    --holdout 1000 --holdout-out cluener-dev.jsonl --limit 550
+    --holdout 1000 --holdout-out cluener-dev.jsonl --limit 1300
   # CoNLL-2003 (English NER): training records from train, evaluation records from valid
-  knowlm data convert-ie conll2003 ../shared/data/conll2003/train.txt --out train-en.jsonl --limit 550
+  knowlm data convert-ie conll2003 ../shared/data/conll2003/train.txt --out train-en.jsonl --limit 1300
   knowlm data convert-ie conll2003 ../shared/data/conll2003/valid.txt --out conll-dev.jsonl --mode eval
   # OneKE / InstructKGC records pass through (validated)
   knowlm data convert-ie oneke ../shared/data/instructkgc/re/train.json --out re.jsonl

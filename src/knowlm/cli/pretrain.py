@@ -12,10 +12,10 @@ from knowlm.cli.args import add_dataclass_args, config_from
 from knowlm.config import PretrainConfig
 
 EXAMPLES = """examples:
-  knowlm data prepare --source '../shared/data/pretrain_sample/*.txt' --out data/sample --seq-length 256
+  knowlm data prepare --source '../shared/data/pretrain_sample/*.txt' --out runs/data/sample --seq-length 256
   knowlm pretrain --config recipes/pretrain/tiny-cpu.yaml
-  knowlm pretrain --model path/to/llama --data data/mix --output-dir runs/cpt --max-steps 1000 --bf16
-  knowlm pretrain --config recipe.yaml --data data/wiki/wiki:0.7 --data data/code/code:0.3
+  knowlm pretrain --model path/to/llama --data runs/data/mix --output-dir runs/cpt --max-steps 1000 --bf16
+  knowlm pretrain --config recipe.yaml --data runs/data/mix/wiki:0.7 --data runs/data/mix/code:0.3
   torchrun --nproc-per-node 2 -m knowlm.cli.main pretrain --config recipe.yaml          # DDP (gloo on CPU)
   torchrun --nnodes 3 --nproc-per-node 8 --rdzv-backend c10d --rdzv-endpoint HOST:29500 \\
     -m knowlm.cli.main pretrain --config recipes/pretrain/llama-13b-3x8gpu.yaml           # ZeRO-3

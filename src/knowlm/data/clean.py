@@ -142,11 +142,15 @@ class MinHasher:
     def signature(self, ids: np.ndarray) -> np.ndarray:
         shingles = np.unique(ngram_hashes(ids, self.shingle)) if len(ids) else np.zeros(1, np.uint64)
         sig = np.full(self.num_perm, np.iinfo(np.uint64).max, dtype=np.uint64)
-        with np.errstate(over="ignore"):
-            for start in range(0, len(shingles), 4096):
-                block = shingles[start : start + 4096]
-                values = (self.a[:, None] * block[None, :] + self.b[:, None]) >> np.uint64(32)
-                np.minimum(sig, values.min(axis=1), out=sig)
+        buffer = np.empty((self.num_perm, min(len(shingles), 2048)), dtype=np.uint64)
+        a, b, shift = self.a[:, None], self.b[:, None], np.uint64(32)
+        for start in range(0, len(shingles), buffer.shape[1]):
+            block = shingles[start : start + buffer.shape[1]]
+            values = buffer[:, : len(block)]
+            np.multiply(a, block[None, :], out=values)  # in place: no temporaries (wrapping uint64)
+            values += b
+            values >>= shift
+            np.minimum(sig, values.min(axis=1), out=sig)
         return sig
 
 
