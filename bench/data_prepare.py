@@ -39,6 +39,7 @@ from knowlm.io import atomic_write
 
 SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "pretrain_sample"
 RESULTS = Path(__file__).resolve().parent / "results"
+CORE = {"dedup": "exact", "max_dup_ngrams": 1.0}
 
 
 def make_corpus(out: Path, megabytes: float, seed: int = 0) -> list[str]:
@@ -78,11 +79,16 @@ def tokenizer_alone(tokenizer_file: Path, docs: list[str], method: str = "encode
     }
 
 
-def pipeline(corpus: Path, out: Path, tokenizer: str, workers: int) -> dict:
+def pipeline(corpus: Path, out: Path, tokenizer: str, workers: int, **settings: object) -> dict:
     from knowlm.data.prepare import prepare
 
     config = PrepareConfig(
-        source=[f"bench={corpus}"], out=str(out), tokenizer=tokenizer, seq_length=1024, workers=workers
+        source=[f"bench={corpus}"],
+        out=str(out),
+        tokenizer=tokenizer,
+        seq_length=1024,
+        workers=workers,
+        **settings,  # type: ignore[arg-type]
     )
     started = time.perf_counter()
     manifest = prepare(config, progress=False)
@@ -192,9 +198,12 @@ def main() -> None:
         quarter = root / "quarter.txt"
         quarter.write_text("\n".join(docs[: len(docs) // 4]) + "\n", encoding="utf-8")
         runs = []
-        for workers in (1, 2):
-            small = pipeline(quarter, root / f"small-{workers}", args.tokenizer, workers)
-            run = pipeline(corpus, root / f"out-{workers}", args.tokenizer, workers)
+        # every step (the default), and the core alone: no MinHash and no repeated-n-gram check
+        variants = [("all steps", 1, {}), ("all steps", 2, {}), ("exact dedup only", 1, CORE)]
+        for k, (label, workers, settings) in enumerate(variants):
+            small = pipeline(quarter, root / f"small-{k}", args.tokenizer, workers, **settings)
+            run = pipeline(corpus, root / f"out-{k}", args.tokenizer, workers, **settings)
+            run["steps"] = label
             run["marginal_tokens_per_s"] = round(
                 (run["tokens"] - small["tokens"]) / (run["seconds"] - small["seconds"])
             )
@@ -207,7 +216,7 @@ def main() -> None:
             )
             runs.append(run)
             print(
-                f"pipeline, {workers} worker(s): {run['marginal_tokens_per_s']:,} tokens/s per additional token "
+                f"pipeline ({label}), {workers} worker(s): {run['marginal_tokens_per_s']:,} tokens/s per additional token "
                 f"({run['ratio_to_tokenizer_per_worker']:.2f}x the tokenizer per worker), end to end "
                 f"{run['tokens_per_s']:,} tokens/s with {run['startup_seconds']} s start-up",
                 flush=True,
