@@ -140,7 +140,8 @@ class MinHasher:
         self.b = rng.integers(0, 2**63, num_perm, dtype=np.uint64)
 
     def signature(self, ids: np.ndarray) -> np.ndarray:
-        shingles = np.unique(ngram_hashes(ids, self.shingle)) if len(ids) else np.zeros(1, np.uint64)
+        # the minimum over repeated shingles is the same, so no np.unique (it costs more than it saves)
+        shingles = ngram_hashes(ids, self.shingle) if len(ids) else np.zeros(1, np.uint64)
         sig = np.full(self.num_perm, np.iinfo(np.uint64).max, dtype=np.uint64)
         buffer = np.empty((self.num_perm, min(len(shingles), 2048)), dtype=np.uint64)
         a, b, shift = self.a[:, None], self.b[:, None], np.uint64(32)

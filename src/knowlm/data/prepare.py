@@ -22,6 +22,7 @@ import shutil
 from collections import Counter, deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -114,7 +115,7 @@ def process_batch(texts: list[str]) -> list[DocResult]:
     )
     for result, first, count in kept:
         ids = [encodings[i].ids for i in range(first, first + count)]
-        flat = np.fromiter((t for sent in ids for t in sent), dtype=np.int64)
+        flat = np.fromiter(chain.from_iterable(ids), dtype=np.int64, count=sum(map(len, ids)))
         if s.rules.max_dup_ngrams < 1 and dup_ngram_fraction(flat, s.rules.ngram) > s.rules.max_dup_ngrams:
             result.reason = "repeated_ngrams"
             continue
