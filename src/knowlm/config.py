@@ -231,6 +231,33 @@ class ServeConfig:
         return self
 
 
+def _schedule_problems(c: Any) -> list[str]:
+    """Checks shared by the training configs (`FinetuneConfig`, `PretrainConfig`): learning rate, length,
+    schedule, validation split, checkpoint cadence and logs."""
+    problems: list[str] = []
+    if c.learning_rate <= 0:
+        problems.append(f"--learning-rate must be > 0, got {c.learning_rate}")
+    if c.max_steps == -1 and c.epochs <= 0:
+        problems.append("set --epochs > 0 or --max-steps")
+    if c.lr_scheduler not in ("cosine", "linear", "constant", "constant_with_warmup"):
+        problems.append(
+            f"--lr-scheduler {c.lr_scheduler!r} is not cosine, linear, constant or constant_with_warmup"
+        )
+    if not 0 <= c.warmup_ratio < 1:
+        problems.append(f"--warmup-ratio must be in [0, 1), got {c.warmup_ratio}")
+    if c.val_size < 0:
+        problems.append(f"--val-size must be >= 0, got {c.val_size}")
+    if c.val_size and c.eval_steps > 0 and c.save_steps % c.eval_steps:
+        problems.append(
+            f"--save-steps ({c.save_steps}) must be a multiple of --eval-steps ({c.eval_steps}) so the "
+            "best checkpoint can be kept"
+        )
+    unknown = set(c.report_to.split(",")) - {"csv", "tensorboard", "none"}
+    if unknown:
+        problems.append(f"--report-to: unknown {', '.join(sorted(unknown))} (use csv, tensorboard or none)")
+    return problems
+
+
 @dataclass
 class FinetuneConfig:
     """Instruction tuning (LoRA, QLoRA or full). A YAML recipe holds these same keys."""
@@ -323,28 +350,7 @@ class FinetuneConfig:
                 problems.append(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
         if not 0 <= self.lora_dropout < 1:
             problems.append(f"--lora-dropout must be in [0, 1), got {self.lora_dropout}")
-        if self.learning_rate <= 0:
-            problems.append(f"--learning-rate must be > 0, got {self.learning_rate}")
-        if self.max_steps == -1 and self.epochs <= 0:
-            problems.append("set --epochs > 0 or --max-steps")
-        if self.lr_scheduler not in ("cosine", "linear", "constant", "constant_with_warmup"):
-            problems.append(
-                f"--lr-scheduler {self.lr_scheduler!r} is not cosine, linear, constant or constant_with_warmup"
-            )
-        if not 0 <= self.warmup_ratio < 1:
-            problems.append(f"--warmup-ratio must be in [0, 1), got {self.warmup_ratio}")
-        if self.val_size < 0:
-            problems.append(f"--val-size must be >= 0, got {self.val_size}")
-        if self.val_size and self.eval_steps > 0 and self.save_steps % self.eval_steps:
-            problems.append(
-                f"--save-steps ({self.save_steps}) must be a multiple of --eval-steps ({self.eval_steps}) so the "
-                "best checkpoint can be kept"
-            )
-        unknown = set(self.report_to.split(",")) - {"csv", "tensorboard", "none"}
-        if unknown:
-            problems.append(
-                f"--report-to: unknown {', '.join(sorted(unknown))} (use csv, tensorboard or none)"
-            )
+        problems += _schedule_problems(self)
         collect(problems, "invalid fine-tuning settings")
         return self
 
@@ -518,29 +524,8 @@ class PretrainConfig:
         ):
             if getattr(self, name) < 1:
                 problems.append(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
-        if self.learning_rate <= 0:
-            problems.append(f"--learning-rate must be > 0, got {self.learning_rate}")
-        if self.max_steps == -1 and self.epochs <= 0:
-            problems.append("set --epochs > 0 or --max-steps")
         if self.bf16 and self.fp16:
             problems.append("--bf16 and --fp16 exclude each other")
-        if self.lr_scheduler not in ("cosine", "linear", "constant", "constant_with_warmup"):
-            problems.append(
-                f"--lr-scheduler {self.lr_scheduler!r} is not cosine, linear, constant or constant_with_warmup"
-            )
-        if not 0 <= self.warmup_ratio < 1:
-            problems.append(f"--warmup-ratio must be in [0, 1), got {self.warmup_ratio}")
-        if self.val_size < 0:
-            problems.append(f"--val-size must be >= 0, got {self.val_size}")
-        if self.val_size and self.eval_steps > 0 and self.save_steps % self.eval_steps:
-            problems.append(
-                f"--save-steps ({self.save_steps}) must be a multiple of --eval-steps ({self.eval_steps}) so the "
-                "best checkpoint can be kept"
-            )
-        unknown = set(self.report_to.split(",")) - {"csv", "tensorboard", "none"}
-        if unknown:
-            problems.append(
-                f"--report-to: unknown {', '.join(sorted(unknown))} (use csv, tensorboard or none)"
-            )
+        problems += _schedule_problems(self)
         collect(problems, "invalid pretraining settings")
         return self

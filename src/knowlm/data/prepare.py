@@ -170,7 +170,7 @@ def _fingerprint(
             s.text_mode,
             s.field,
             s.template,
-            [[str(p), p.stat().st_size, p.stat().st_mtime_ns] for p in s.files],
+            [[str(p), st.st_size, st.st_mtime_ns] for p in s.files for st in [p.stat()]],
         ]
         for s in sources
     ]

@@ -159,9 +159,8 @@ def pretrain(config: PretrainConfig) -> dict[str, Any]:
     config.validate()
     import torch
     from transformers import Trainer, TrainingArguments
-    from transformers.trainer_utils import get_last_checkpoint
 
-    from knowlm.train.sft import csv_logger, native_cpu_bf16
+    from knowlm.train.sft import csv_logger, native_cpu_bf16, resume_checkpoint, trainer_reports
 
     out = Path(config.output_dir)  # type: ignore[arg-type]
     if config.deepspeed and not Path(config.deepspeed).is_file():
@@ -191,12 +190,7 @@ def pretrain(config: PretrainConfig) -> dict[str, Any]:
     val_index = np.concatenate(val_rows)[: config.max_eval_samples]
     val = MixedDataset(datasets, val_index) if len(val_index) else None
 
-    resume: str | bool | None = config.resume
-    if resume == "auto":
-        resume = get_last_checkpoint(str(out)) if out.is_dir() else None
-        if resume is None:
-            log.info("no checkpoint in %s: starting fresh", out)
-    reports = [r for r in config.report_to.split(",") if r == "tensorboard"]
+    resume = resume_checkpoint(config.resume, out)
     args = TrainingArguments(
         output_dir=str(out),
         per_device_train_batch_size=config.batch_size,
@@ -220,7 +214,7 @@ def pretrain(config: PretrainConfig) -> dict[str, Any]:
         fp16=config.fp16,
         gradient_checkpointing=config.gradient_checkpointing,
         use_cpu=not torch.cuda.is_available(),
-        report_to=reports or "none",
+        report_to=trainer_reports(config.report_to),
         seed=config.seed,
         deepspeed=config.deepspeed,
         prediction_loss_only=True,

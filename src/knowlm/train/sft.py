@@ -188,12 +188,28 @@ def native_cpu_bf16() -> bool:
         return False
 
 
+def resume_checkpoint(resume: str | None, out: Path) -> str | None:
+    """The checkpoint to resume from: ``resume`` as given, or for 'auto' the latest in ``out`` (None: fresh)."""
+    if resume != "auto":
+        return resume
+    from transformers.trainer_utils import get_last_checkpoint
+
+    found = get_last_checkpoint(str(out)) if out.is_dir() else None
+    if found is None:
+        log.info("no checkpoint in %s: starting fresh", out)
+    return found
+
+
+def trainer_reports(report_to: str) -> str | list[str]:
+    """The Trainer's ``report_to`` for our comma list (csv is our own callback, not a Trainer integration)."""
+    return [r for r in report_to.split(",") if r == "tensorboard"] or "none"
+
+
 def finetune(config: FinetuneConfig) -> dict[str, Any]:
     """Train; returns a summary (also written to OUTPUT_DIR/knowlm-finetune.json)."""
     config.validate()
     import torch
     from transformers import TrainingArguments
-    from transformers.trainer_utils import get_last_checkpoint
 
     from knowlm.models.loading import load_transformers
 
@@ -237,12 +253,7 @@ def finetune(config: FinetuneConfig) -> dict[str, Any]:
         )
         model = get_peft_model(model, lora)
     model.train()
-    resume: str | bool | None = config.resume
-    if resume == "auto":
-        resume = get_last_checkpoint(str(out)) if out.is_dir() else None
-        if resume is None:
-            log.info("no checkpoint in %s: starting fresh", out)
-    reports = [r for r in config.report_to.split(",") if r in ("tensorboard",)]
+    resume = resume_checkpoint(config.resume, out)
     args = TrainingArguments(
         output_dir=str(out),
         per_device_train_batch_size=config.batch_size,
@@ -266,7 +277,7 @@ def finetune(config: FinetuneConfig) -> dict[str, Any]:
         bf16=config.bf16,
         gradient_checkpointing=config.gradient_checkpointing,
         use_cpu=not torch.cuda.is_available(),
-        report_to=reports or "none",
+        report_to=trainer_reports(config.report_to),
         seed=config.seed,
         deepspeed=config.deepspeed,
         prediction_loss_only=True,
