@@ -20,7 +20,7 @@ from knowlm.config import PrepareConfig
 from knowlm.data import indexed
 from knowlm.data.indexed import IndexedDataset
 from knowlm.data.prepare import prepare
-from knowlm.errors import CorruptFileError, InputError
+from knowlm.errors import CorruptFileError, InputError, KnowLMError
 from tests.conftest import build_tokenizer
 
 WORDS = [
@@ -78,6 +78,23 @@ def test_sample_corpus_same_output_for_any_worker_count(shared_data, tok_dir, tm
     corpus = "".join(p.read_text(encoding="utf-8") for p in (shared_data / "pretrain_sample").glob("*.txt"))
     text = tokenizer.decode(ds[5].tolist(), skip_special_tokens=True)
     assert text.strip()[:20] in corpus
+    for manifest in (one, two):  # timings of the run
+        assert set(manifest["seconds"]) == {"setup", "process", "merge"}
+        assert all(v >= 0 for v in manifest["seconds"].values()) and manifest["seconds"]["process"] > 0
+
+
+def test_worker_that_cannot_start_reports_why(tmp_path):
+    """A failing Pool initializer would restart workers forever: the error is kept and raised by the batch."""
+    import threading
+
+    from knowlm.data import prepare as prep
+    from knowlm.data.clean import CleanRules
+
+    settings = prep.Settings(CleanRules(), 64, None, None, True, False, "exact", 128, 0.8, "uint16")
+    prep._init_worker(str(tmp_path / "missing-tokenizer.json"), settings, threading.Barrier(1))
+    with pytest.raises(KnowLMError, match="a worker process could not start: Exception: No such file"):
+        prep.process_batch(["some text"])
+    prep._worker.clear()
 
 
 def test_counters_for_every_reason(tok_dir, tmp_path):

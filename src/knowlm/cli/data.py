@@ -122,6 +122,13 @@ def run_prepare(args: argparse.Namespace) -> int:
             f" (dropped: {json.dumps(dropped) if dropped else 'none'})",
             file=sys.stderr,
         )
+    seconds = manifest.get("seconds")
+    if seconds:  # absent when the output was already complete
+        print(
+            f"took {sum(seconds.values()):.1f} s: set-up {seconds['setup']:.1f} s, processing "
+            f"{seconds['process']:.1f} s, merging {seconds['merge']:.1f} s",
+            file=sys.stderr,
+        )
     print(f"wrote {Path(config.out) / 'manifest.json'}", file=sys.stderr)  # type: ignore[arg-type]
     return 0
 

@@ -1,9 +1,9 @@
 """Document cleaning and deduplication, with a reason for every document dropped or changed.
 
 `Cleaner` runs the character-level rules (Unicode normalization, control characters, length, symbol ratio,
-repeated lines, block list); `dup_ngram_fraction` and `MinHasher` work on token ids (vectorized n-gram hashing, so
-they cost little next to tokenization); `Deduplicator` keeps exact hashes and a MinHash LSH index
-(datasketch) across all sources.
+repeated lines, block list); `dup_ngram_fractions`, `MinHasher` and `LSHBands` work on the token ids of a
+whole batch of documents at once (vectorized hashing, so they cost little next to tokenization);
+`Deduplicator` keeps exact hashes and LSH band keys across all sources.
 """
 
 from __future__ import annotations
@@ -13,11 +13,10 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from knowlm.errors import InputError, MissingDependencyError
+from knowlm.errors import InputError
 
 # C0/C1 controls but tab and newline, zero-width characters, BOM, the replacement character
 _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b-\u200d\u2060\ufeff\ufffd]")
@@ -103,18 +102,13 @@ def text_hash(text: str) -> int:
 
 
 _MIX1, _MIX2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
+_BASE = np.uint64(1_000_003)
 
 
-def ngram_hashes(ids: np.ndarray, n: int) -> np.ndarray:
-    """A well-mixed 64-bit hash of every n-gram of ``ids`` (the whole sequence when shorter than n)."""
-    ids = np.asarray(ids, dtype=np.uint64)
-    n = max(1, min(n, len(ids)))
-    count = len(ids) - n + 1
-    h = np.zeros(max(count, 0), dtype=np.uint64)
+def _mix(h: np.ndarray) -> np.ndarray:
+    """The splitmix64 finalizer, in place: every input bit affects every output bit."""
     with np.errstate(over="ignore"):
-        for k in range(n):
-            h = h * np.uint64(1_000_003) + ids[k : k + count] + np.uint64(1)
-        h ^= h >> np.uint64(30)  # splitmix64 finalizer
+        h ^= h >> np.uint64(30)
         h *= _MIX1
         h ^= h >> np.uint64(27)
         h *= _MIX2
@@ -122,16 +116,47 @@ def ngram_hashes(ids: np.ndarray, n: int) -> np.ndarray:
     return h
 
 
-def dup_ngram_fraction(ids: np.ndarray, n: int) -> float:
-    """Share of the n-grams of ``ids`` that repeat an n-gram seen before in the same document."""
-    if len(ids) <= n:
-        return 0.0
-    hashes = ngram_hashes(ids, n)
-    return 1.0 - len(np.unique(hashes)) / len(hashes)
+def ngram_hashes(ids: np.ndarray, lengths: np.ndarray | list[int], n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Well-mixed 64-bit hashes of the n-grams of several documents whose token ids are concatenated in
+    ``ids`` (``lengths`` tokens each). Document k's hashes are ``hashes[offsets[k]:offsets[k + 1]]``: one per
+    n-gram, or one of its whole sequence when it is shorter than n, none when it is empty."""
+    ids = np.asarray(ids, dtype=np.uint64)
+    lengths = np.asarray(lengths, dtype=np.int64)
+    ends = np.cumsum(lengths)
+    counts = np.where(lengths >= n, lengths - n + 1, np.minimum(lengths, 1))
+    offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+    np.cumsum(counts, out=offsets[1:])
+    hashes = np.empty(offsets[-1], dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        if len(ids) >= n:  # a rolling polynomial over the concatenation; keep the windows inside a document
+            windows = len(ids) - n + 1
+            h = np.zeros(windows, dtype=np.uint64)
+            for k in range(n):
+                h = h * _BASE + ids[k : k + windows] + np.uint64(1)
+            inside = np.arange(n, windows + n) <= np.repeat(ends, lengths)[:windows]
+            hashes[np.repeat(lengths >= n, counts)] = h[inside]
+        for k in np.flatnonzero((lengths > 0) & (lengths < n)):  # short documents: their whole sequence
+            h = np.uint64(0)
+            for token in ids[ends[k] - lengths[k] : ends[k]]:
+                h = h * _BASE + token + np.uint64(1)
+            hashes[offsets[k]] = h
+    return _mix(hashes), offsets
+
+
+def dup_ngram_fractions(ids: np.ndarray, lengths: np.ndarray | list[int], n: int) -> np.ndarray:
+    """For each document (concatenated as in `ngram_hashes`), the share of its n-grams that repeat an n-gram
+    seen before in the same document (0 for a document of at most n tokens)."""
+    hashes, offsets = ngram_hashes(ids, lengths, n)
+    fractions = np.zeros(len(offsets) - 1)
+    for k in np.flatnonzero(np.diff(offsets) > 1):
+        ordered = np.sort(hashes[offsets[k] : offsets[k + 1]])
+        fractions[k] = np.count_nonzero(ordered[1:] == ordered[:-1]) / len(ordered)
+    return fractions
 
 
 class MinHasher:
-    """MinHash signatures from token-id shingles: ``num_perm`` multiply-shift hash functions."""
+    """MinHash signatures from token-id shingles: ``num_perm`` multiply-add-shift hash functions
+    ``(a * x + b) mod 2**64 >> 32``, computed for a batch of documents at once."""
 
     def __init__(self, num_perm: int = 128, shingle: int = 5, seed: int = 1) -> None:
         rng = np.random.default_rng(seed)
@@ -139,63 +164,92 @@ class MinHasher:
         self.a = rng.integers(1, 2**63, num_perm, dtype=np.uint64) | np.uint64(1)
         self.b = rng.integers(0, 2**63, num_perm, dtype=np.uint64)
 
-    def signature(self, ids: np.ndarray) -> np.ndarray:
-        # the minimum over repeated shingles is the same, so no np.unique (it costs more than it saves)
-        shingles = ngram_hashes(ids, self.shingle) if len(ids) else np.zeros(1, np.uint64)
-        sig = np.full(self.num_perm, np.iinfo(np.uint64).max, dtype=np.uint64)
-        buffer = np.empty((self.num_perm, min(len(shingles), 2048)), dtype=np.uint64)
-        a, b, shift = self.a[:, None], self.b[:, None], np.uint64(32)
-        for start in range(0, len(shingles), buffer.shape[1]):
-            block = shingles[start : start + buffer.shape[1]]
+    def signatures(self, ids: np.ndarray, lengths: np.ndarray | list[int]) -> np.ndarray:
+        """One signature (row) per document of ``ids`` (concatenated, ``lengths`` tokens each); an empty
+        document gets the all-maximum signature."""
+        shingles, offsets = ngram_hashes(ids, lengths, self.shingle)
+        sig = np.full((len(offsets) - 1, self.num_perm), np.iinfo(np.uint64).max, dtype=np.uint64)
+        docs = np.flatnonzero(np.diff(offsets) > 0)
+        starts = offsets[docs]
+        width = max(256, 2**19 // self.num_perm)  # a block of the (perms x shingles) matrix stays in cache
+        buffer = np.empty((self.num_perm, min(width, len(shingles))), dtype=np.uint64)
+        a, b = self.a[:, None], self.b[:, None]
+        for begin in range(0, len(shingles), width):
+            block = shingles[begin : begin + width]
+            lo = np.searchsorted(starts, begin, side="right") - 1  # documents lo..hi-1 meet this block
+            hi = np.searchsorted(starts, begin + len(block), side="left")
             values = buffer[:, : len(block)]
-            np.multiply(a, block[None, :], out=values)  # in place: no temporaries (wrapping uint64)
+            np.multiply(a, block[None, :], out=values)  # in place, wrapping uint64
             values += b
-            values >>= shift
-            np.minimum(sig, values.min(axis=1), out=sig)
+            mins = np.minimum.reduceat(values, np.maximum(starts[lo:hi], begin) - begin, axis=1)
+            rows = docs[lo:hi]
+            sig[rows] = np.minimum(sig[rows], mins.T)
+        # >> 32 after the minimum: the shift is monotone, so min(v >> 32) == min(v) >> 32 with one pass less
+        sig >>= np.uint64(32)
         return sig
 
 
+def lsh_bands(threshold: float, num_perm: int) -> tuple[int, int]:
+    """LSH bands b and rows per band r (b * r <= num_perm) whose collision curve ``1 - (1 - s**r)**b`` best
+    separates Jaccard similarity s around ``threshold``: the least false-positive area below it plus
+    false-negative area above it (equal weights)."""
+    s = np.linspace(0.0, 1.0, 501)
+    below, above = s <= threshold, s >= threshold
+    best: tuple[float, int, int] = (np.inf, 1, num_perm)
+    for bands in range(1, num_perm + 1):
+        for rows in range(1, num_perm // bands + 1):
+            p = 1.0 - (1.0 - s**rows) ** bands
+            error = np.trapezoid(p[below], s[below]) + np.trapezoid(1.0 - p[above], s[above])
+            best = min(best, (float(error), bands, rows))
+    return best[1], best[2]
+
+
+class LSHBands:
+    """Cuts MinHash signatures into ``bands`` bands of ``rows`` values and hashes each band to a 64-bit key:
+    two documents are near-duplicate candidates when any band key agrees."""
+
+    def __init__(self, threshold: float = 0.8, num_perm: int = 128) -> None:
+        self.bands, self.rows = lsh_bands(threshold, num_perm)
+
+    def keys(self, signatures: np.ndarray) -> np.ndarray:
+        """Band keys, shape (documents, bands), of signatures of shape (documents, num_perm)."""
+        banded = signatures[:, : self.bands * self.rows].reshape(len(signatures), self.bands, self.rows)
+        keys = np.zeros(banded.shape[:2], dtype=np.uint64)
+        with np.errstate(over="ignore"):
+            for row in range(self.rows):
+                keys = keys * _BASE + banded[:, :, row] + np.uint64(1)
+        return _mix(keys)
+
+
 class Deduplicator:
-    """Exact (hash) and near-duplicate (MinHash LSH, Jaccard >= threshold) detection across sources;
-    ``check`` says why a document is a duplicate, or records it and returns None."""
+    """Exact (hash) and near-duplicate (MinHash LSH band keys, Jaccard >= threshold) detection across
+    sources; ``check`` says why a document is a duplicate, or records it and returns None."""
 
     def __init__(self, mode: str, threshold: float = 0.8, num_perm: int = 128) -> None:
         self.mode = mode
         self.hashes: set[int] = set()
-        self.lsh: Any = None
-        self._keys = 0
+        self.tables: list[set[int]] = []
         if mode == "near":
-            try:
-                from datasketch import MinHashLSH
-            except ImportError:
-                raise MissingDependencyError(
-                    "near-duplicate removal needs datasketch: pip install 'knowlm[data]' (or --dedup exact)"
-                ) from None
-            self.lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
+            self.tables = [set() for _ in range(LSHBands(threshold, num_perm).bands)]
 
-    def _minhash(self, signature: np.ndarray) -> Any:
-        from datasketch import LeanMinHash
-
-        return LeanMinHash(seed=1, hashvalues=signature, scheme="legacy")
-
-    def check(self, digest: int, signature: np.ndarray | None) -> str | None:
+    def check(self, digest: int, keys: np.ndarray | None) -> str | None:
+        """``keys``: the document's LSH band keys (`LSHBands.keys`), for near-duplicate detection."""
         if self.mode == "none":
             return None
         if digest in self.hashes:
             return "duplicate_exact"
-        if self.lsh is not None and signature is not None:
-            minhash = self._minhash(signature)
-            if self.lsh.query(minhash):
+        if self.tables and keys is not None:
+            values = keys.tolist()
+            if any(key in table for key, table in zip(values, self.tables, strict=True)):
                 return "duplicate_near"
-            self.lsh.insert(self._keys, minhash, check_duplication=False)
-            self._keys += 1
+            for key, table in zip(values, self.tables, strict=True):
+                table.add(key)
         self.hashes.add(digest)
         return None
 
-    def add(self, digests: np.ndarray, signatures: np.ndarray | None) -> None:
-        """Restore state saved by a previous run (kept documents' hashes and signatures)."""
-        self.hashes.update(int(d) for d in digests)
-        if self.lsh is not None and signatures is not None:
-            for sig in signatures:
-                self.lsh.insert(self._keys, self._minhash(sig), check_duplication=False)
-                self._keys += 1
+    def add(self, digests: np.ndarray, keys: np.ndarray | None) -> None:
+        """Restore state saved by a previous run (kept documents' hashes and band keys)."""
+        self.hashes.update(digests.tolist())
+        if self.tables and keys is not None:
+            for table, column in zip(self.tables, keys.T.tolist(), strict=True):
+                table.update(column)

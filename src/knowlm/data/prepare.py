@@ -1,10 +1,10 @@
 """`knowlm data prepare`: raw corpora -> cleaned, deduplicated, sentence-packed token datasets.
 
 Per input file: documents are read in the main process, sent in batches to worker processes that clean,
-split into sentences, tokenize, score repetition, compute MinHash signatures and pack samples; the main
+split into sentences, tokenize, score repetition, compute MinHash LSH band keys and pack samples; the main
 process takes the results back in order, decides duplicates (one index across all sources) and appends
 samples to the file's part dataset. A finished part is marked done together with its counters and the
-hashes/signatures of the documents it kept, so a rerun after a crash skips it and restores the dedup
+hashes and band keys of the documents it kept, so a rerun after a crash skips it and restores the dedup
 state: the output is the same as an uninterrupted run's, for any number of workers. At the end the parts
 of each source are merged into ``OUT/NAME.bin/.idx`` and ``OUT/manifest.json`` records weights, counters
 and the tokenizer.
@@ -13,12 +13,15 @@ and the tokenizer.
 from __future__ import annotations
 
 import dataclasses
+import gc
 import hashlib
 import json
 import logging
 import multiprocessing
 import os
 import shutil
+import threading
+import time
 from collections import Counter, deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -35,19 +38,21 @@ from knowlm.data.clean import (
     Cleaner,
     CleanRules,
     Deduplicator,
+    LSHBands,
     MinHasher,
-    dup_ngram_fraction,
+    dup_ngram_fractions,
     load_blocklist,
     text_hash,
 )
 from knowlm.data.sentences import split_sentences
 from knowlm.data.sources import SourceSpec, parse_source, read_documents
-from knowlm.errors import InputError
+from knowlm.errors import InputError, KnowLMError
 from knowlm.io import atomic_write
 
 log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
+WORKER_START_TIMEOUT = 600  # seconds for every worker to load the tokenizer
 SHINGLE = 5
 
 
@@ -63,6 +68,7 @@ class Settings:
     extend_backward: bool
     dedup: str
     num_perm: int
+    threshold: float
     dtype: str
 
 
@@ -71,7 +77,7 @@ class DocResult:
     reason: str | None
     changes: list[str]
     digest: int = 0
-    signature: np.ndarray | None = None
+    bands: np.ndarray | None = None  # LSH band keys (near-duplicate dedup)
     samples: list[np.ndarray] = dataclasses.field(default_factory=list)
     tokens: int = 0
     sentences: int = 0
@@ -81,21 +87,37 @@ class DocResult:
 _worker: dict[str, Any] = {}
 
 
-def _init_worker(tokenizer_file: str, settings: Settings, pooled: bool = False) -> None:
-    if pooled:  # one thread per worker process: the processes are the parallelism
-        os.environ["TOKENIZERS_PARALLELISM"] = "false"
-    from tokenizers import Tokenizer
+def _init_worker(tokenizer: Any, settings: Settings, ready: Any = None) -> None:
+    """Set up `process_batch` with a `tokenizers.Tokenizer`; in a worker process ``tokenizer`` is its JSON
+    file and ``ready`` a barrier that the main process waits at until every worker is set up."""
+    _worker.clear()
+    try:
+        if ready is not None:  # one thread per worker process: the processes are the parallelism
+            os.environ["TOKENIZERS_PARALLELISM"] = "false"
+        if isinstance(tokenizer, str):
+            from tokenizers import Tokenizer
 
-    _worker.update(
-        tokenizer=Tokenizer.from_file(tokenizer_file),
-        settings=settings,
-        cleaner=Cleaner(settings.rules),
-        minhasher=MinHasher(settings.num_perm, SHINGLE) if settings.dedup == "near" else None,
-    )
+            tokenizer = Tokenizer.from_file(tokenizer)
+        _worker.update(
+            tokenizer=tokenizer,
+            settings=settings,
+            cleaner=Cleaner(settings.rules),
+            minhasher=MinHasher(settings.num_perm, SHINGLE) if settings.dedup == "near" else None,
+            lsh=LSHBands(settings.threshold, settings.num_perm) if settings.dedup == "near" else None,
+        )
+    except Exception as e:  # raised by the first batch: a failing Pool initializer restarts workers forever
+        if ready is None:
+            raise
+        _worker["error"] = f"{type(e).__name__}: {e}"
+    if ready is not None:
+        gc.freeze()  # see prepare()
+        ready.wait()
 
 
 def process_batch(texts: list[str]) -> list[DocResult]:
     """Clean, split, tokenize and pack a batch of documents (in a worker, or in-process)."""
+    if "error" in _worker:
+        raise KnowLMError(f"a worker process could not start: {_worker['error']}")
     s: Settings = _worker["settings"]
     results: list[DocResult] = []
     kept: list[tuple[DocResult, int, int]] = []  # result, first sentence, sentence count
@@ -113,22 +135,34 @@ def process_batch(texts: list[str]) -> list[DocResult]:
     encodings = (
         _worker["tokenizer"].encode_batch_fast(sentences, add_special_tokens=False) if sentences else []
     )
-    for result, first, count in kept:
-        ids = [encodings[i].ids for i in range(first, first + count)]
-        flat = np.fromiter(chain.from_iterable(ids), dtype=np.int64, count=sum(map(len, ids)))
-        if s.rules.max_dup_ngrams < 1 and dup_ngram_fraction(flat, s.rules.ngram) > s.rules.max_dup_ngrams:
+    sentence_ids = [e.ids for e in encodings]
+    ends = np.zeros(len(sentence_ids) + 1, dtype=np.int64)
+    np.cumsum(np.fromiter(map(len, sentence_ids), np.int64, len(sentence_ids)), out=ends[1:])
+    lengths = np.array([ends[first + count] - ends[first] for _, first, count in kept], dtype=np.int64)
+    flat = np.fromiter(chain.from_iterable(sentence_ids), dtype=np.uint64, count=int(ends[-1]))
+    # repetition and MinHash for the whole batch at once (vectorized over all of its tokens)
+    check_repeats = s.rules.max_dup_ngrams < 1
+    fractions = dup_ngram_fractions(flat, lengths, s.rules.ngram) if check_repeats else None
+    minhasher = _worker["minhasher"]
+    bands = _worker["lsh"].keys(minhasher.signatures(flat, lengths)) if minhasher is not None else None
+    for k, (result, first, count) in enumerate(kept):
+        if fractions is not None and fractions[k] > s.rules.max_dup_ngrams:
             result.reason = "repeated_ngrams"
             continue
-        if not len(flat):
+        if not lengths[k]:
             result.reason = "no_tokens"
             continue
-        if _worker["minhasher"] is not None:
-            result.signature = _worker["minhasher"].signature(flat)
+        if bands is not None:
+            result.bands = bands[k]
         samples, result.cut = chunk_document(
-            ids, s.seq_length, bos_id=s.bos_id, eos_id=s.eos_id, extend_backward=s.extend_backward
+            sentence_ids[first : first + count],
+            s.seq_length,
+            bos_id=s.bos_id,
+            eos_id=s.eos_id,
+            extend_backward=s.extend_backward,
         )
         result.samples = [np.asarray(x, dtype=s.dtype) for x in samples]
-        result.tokens, result.sentences = len(flat), count
+        result.tokens, result.sentences = int(lengths[k]), count
     return results
 
 
@@ -194,6 +228,7 @@ def prepare(config: PrepareConfig, *, progress: bool = True) -> dict[str, Any]:
 
     from knowlm.data.tokenizer import describe, load_tokenizer
 
+    started = time.perf_counter()
     config.validate()
     defaults = {"field": config.field, "template": config.template, "text_mode": config.text_mode}
     sources = [parse_source(spec, defaults) for spec in config.source]
@@ -245,9 +280,6 @@ def prepare(config: PrepareConfig, *, progress: bool = True) -> dict[str, Any]:
         log.warning("continuing the unfinished preparation in %s", work)
     work.mkdir(parents=True, exist_ok=True)
     _write_json(state_path, {"fingerprint": fingerprint})
-    tokenizer_file = work / "tokenizer.json"
-    tokenizer.backend_tokenizer.save(str(tokenizer_file))
-
     settings = Settings(
         rules=rules,
         seq_length=config.seq_length,
@@ -257,6 +289,7 @@ def prepare(config: PrepareConfig, *, progress: bool = True) -> dict[str, Any]:
         extend_backward=config.extend_backward,
         dedup=config.dedup,
         num_perm=config.dedup_num_perm,
+        threshold=config.dedup_threshold,
         dtype=dtype.name,
     )
     dedup = Deduplicator(config.dedup, config.dedup_threshold, config.dedup_num_perm)
@@ -265,13 +298,27 @@ def prepare(config: PrepareConfig, *, progress: bool = True) -> dict[str, Any]:
     parts: dict[str, list[Path]] = {s.name: [] for s in sources}
     jobs = [(source, path) for source in sources for path in source.files]
     pool = None
-    if config.workers > 1:
-        pool = multiprocessing.get_context("spawn").Pool(
-            config.workers, _init_worker, (str(tokenizer_file), settings, True)
-        )
+    if config.workers > 1:  # the workers load the tokenizer from a file; one process uses it as it is
+        tokenizer_file = work / "tokenizer.json"
+        tokenizer.backend_tokenizer.save(str(tokenizer_file))
+        context = multiprocessing.get_context("spawn")
+        ready = context.Barrier(config.workers + 1)
+        pool = context.Pool(config.workers, _init_worker, (str(tokenizer_file), settings, ready))
+        try:
+            ready.wait(timeout=WORKER_START_TIMEOUT)
+        except threading.BrokenBarrierError:
+            pool.terminate()
+            raise KnowLMError(
+                f"the {config.workers} worker processes did not start within {WORKER_START_TIMEOUT} s; "
+                "try --workers 1"
+            ) from None
     else:
-        _init_worker(str(tokenizer_file), settings)
+        _init_worker(tokenizer.backend_tokenizer, settings)
+    set_up = time.perf_counter()
     bar = tqdm(total=len(jobs), unit="file", disable=not progress, desc="preparing")
+    # the cyclic garbage collector need not walk the set-up objects (about 240k with Gemma's tokenizer) again
+    # and again while batches allocate millions of small objects: a sixth of the processing time otherwise
+    gc.freeze()
     try:
         for number, (source, path) in enumerate(jobs):
             part = work / f"part-{number:05d}"
@@ -279,9 +326,10 @@ def prepare(config: PrepareConfig, *, progress: bool = True) -> dict[str, Any]:
             done = work / f"part-{number:05d}.done.json"
             if done.is_file():
                 counters[source.name].update(json.loads(done.read_text(encoding="utf-8"))["counters"])
-                sigs = work / f"part-{number:05d}.sigs.npy"
+                bands = work / f"part-{number:05d}.bands.npy"
                 dedup.add(
-                    np.load(work / f"part-{number:05d}.hashes.npy"), np.load(sigs) if sigs.exists() else None
+                    np.load(work / f"part-{number:05d}.hashes.npy"),
+                    np.load(bands) if bands.exists() else None,
                 )
                 bar.update(1)
                 continue
@@ -293,11 +341,20 @@ def prepare(config: PrepareConfig, *, progress: bool = True) -> dict[str, Any]:
             counters[source.name].update(file_counters)
             bar.update(1)
     finally:
+        gc.unfreeze()
         bar.close()
         if pool is not None:
             pool.terminate()
 
+    processed = time.perf_counter()
     manifest = _finish(out, sources, parts, counters, metadata, dtype, fingerprint)
+    finished = time.perf_counter()
+    manifest["seconds"] = {  # of the run that finished the preparation
+        "setup": round(set_up - started, 2),
+        "process": round(processed - set_up, 2),
+        "merge": round(finished - processed, 2),
+    }
+    _write_json(out / MANIFEST, manifest)
     shutil.rmtree(work, ignore_errors=True)
     return manifest
 
@@ -315,7 +372,7 @@ def _prepare_file(
 ) -> Counter[str]:
     counters: Counter[str] = Counter()
     hashes: list[int] = []
-    signatures: list[np.ndarray] = []
+    bands: list[np.ndarray] = []
     docs = read_documents(path, source, counters)
     with indexed.IndexedDatasetWriter(part, dtype, {**metadata, "file": str(path)}) as writer:
         for results in _in_order(pool, _batches(docs, config.batch_docs), 2 * config.workers):
@@ -323,13 +380,13 @@ def _prepare_file(
                 counters["documents"] += 1
                 for change in r.changes:
                     counters[f"changed.{change}"] += 1
-                reason = r.reason or dedup.check(r.digest, r.signature)
+                reason = r.reason or dedup.check(r.digest, r.bands)
                 if reason:
                     counters[f"dropped.{reason}"] += 1
                     continue
                 hashes.append(r.digest)
-                if r.signature is not None:
-                    signatures.append(r.signature)
+                if r.bands is not None:
+                    bands.append(r.bands)
                 for sample in r.samples:
                     writer.add(sample)
                 writer.end_document()
@@ -339,8 +396,8 @@ def _prepare_file(
                 counters["sentences"] += r.sentences
                 counters["sentences_cut"] += r.cut
     _save_array(stem.with_name(stem.name + ".hashes.npy"), np.asarray(hashes, dtype=np.uint64))
-    if signatures:
-        _save_array(stem.with_name(stem.name + ".sigs.npy"), np.stack(signatures))
+    if bands:
+        _save_array(stem.with_name(stem.name + ".bands.npy"), np.stack(bands))
     return counters
 
 
@@ -390,7 +447,6 @@ def _finish(
             "tokens": c["tokens"],
             "counters": dict(sorted(c.items())),
         }
-    _write_json(out / MANIFEST, manifest)
     return manifest
 
 
