@@ -233,7 +233,7 @@ class ServeConfig:
 
 def _schedule_problems(c: Any) -> list[str]:
     """Checks shared by the training configs (`FinetuneConfig`, `PretrainConfig`): learning rate, length,
-    schedule, validation split, checkpoint cadence and logs."""
+    schedule, validation split and logs."""
     problems: list[str] = []
     if c.learning_rate <= 0:
         problems.append(f"--learning-rate must be > 0, got {c.learning_rate}")
@@ -247,11 +247,6 @@ def _schedule_problems(c: Any) -> list[str]:
         problems.append(f"--warmup-ratio must be in [0, 1), got {c.warmup_ratio}")
     if c.val_size < 0:
         problems.append(f"--val-size must be >= 0, got {c.val_size}")
-    if c.val_size and c.eval_steps > 0 and c.save_steps % c.eval_steps:
-        problems.append(
-            f"--save-steps ({c.save_steps}) must be a multiple of --eval-steps ({c.eval_steps}) so the "
-            "best checkpoint can be kept"
-        )
     unknown = set(c.report_to.split(",")) - {"csv", "tensorboard", "none"}
     if unknown:
         problems.append(f"--report-to: unknown {', '.join(sorted(unknown))} (use csv, tensorboard or none)")
@@ -350,6 +345,11 @@ class FinetuneConfig:
                 problems.append(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
         if not 0 <= self.lora_dropout < 1:
             problems.append(f"--lora-dropout must be in [0, 1), got {self.lora_dropout}")
+        if self.val_size and self.eval_steps > 0 and self.save_steps % self.eval_steps:
+            problems.append(  # the Trainer keeps the best checkpoint only at evaluation steps
+                f"--save-steps ({self.save_steps}) must be a multiple of --eval-steps ({self.eval_steps}) so "
+                "the best checkpoint can be kept"
+            )
         problems += _schedule_problems(self)
         collect(problems, "invalid fine-tuning settings")
         return self

@@ -185,3 +185,14 @@ def test_shipped_pretraining_recipes_load():
         config = cls(**load_recipe(recipe, cls)).validate()
         if isinstance(config, PretrainConfig) and config.deepspeed:
             assert (ROOT / config.deepspeed).is_file()
+
+
+def test_checkpoint_cadence_is_free_in_pretraining_but_tied_to_evaluation_in_finetuning(tmp_path):
+    """Fine-tuning keeps the best checkpoint, so it saves at evaluation steps; pretraining keeps the last."""
+    from knowlm.config import FinetuneConfig
+
+    run_config(tmp_path, tmp_path, tmp_path / "o", save_steps=50, eval_steps=30).validate()
+    with pytest.raises(InputError, match=r"--save-steps \(50\) must be a multiple of --eval-steps \(30\)"):
+        FinetuneConfig(
+            model="m", data="d.jsonl", output_dir=str(tmp_path), save_steps=50, eval_steps=30, val_size=0.1
+        ).validate()
