@@ -12,6 +12,7 @@ and the tokenizer.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import gc
 import hashlib
@@ -111,7 +112,10 @@ def _init_worker(tokenizer: Any, settings: Settings, ready: Any = None) -> None:
         _worker["error"] = f"{type(e).__name__}: {e}"
     if ready is not None:
         gc.freeze()  # see prepare()
-        ready.wait()
+        with contextlib.suppress(
+            threading.BrokenBarrierError
+        ):  # broken once all were ready: a restarted worker
+            ready.wait()
 
 
 def process_batch(texts: list[str]) -> list[DocResult]:
@@ -312,6 +316,7 @@ def prepare(config: PrepareConfig, *, progress: bool = True) -> dict[str, Any]:
                 f"the {config.workers} worker processes did not start within {WORKER_START_TIMEOUT} s; "
                 "try --workers 1"
             ) from None
+        ready.abort()  # from now on the barrier lets any (restarted) worker through at once
     else:
         _init_worker(tokenizer.backend_tokenizer, settings)
     set_up = time.perf_counter()
