@@ -112,9 +112,8 @@ def _init_worker(tokenizer: Any, settings: Settings, ready: Any = None) -> None:
         _worker["error"] = f"{type(e).__name__}: {e}"
     if ready is not None:
         gc.freeze()  # see prepare()
-        with contextlib.suppress(
-            threading.BrokenBarrierError
-        ):  # broken once all were ready: a restarted worker
+        # the barrier is broken once all workers were ready: one the Pool restarts later goes straight on
+        with contextlib.suppress(threading.BrokenBarrierError):
             ready.wait()
 
 
