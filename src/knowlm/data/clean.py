@@ -11,8 +11,10 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -116,6 +118,15 @@ def _mix(h: np.ndarray) -> np.ndarray:
     return h
 
 
+def _polynomial(columns: Iterable[Any]) -> Any:
+    """``h = h * BASE + x + 1`` over the columns in order: an (unmixed) hash of each sequence read across them."""
+    h: Any = np.uint64(0)
+    with np.errstate(over="ignore"):
+        for column in columns:
+            h = h * _BASE + column + np.uint64(1)
+    return h
+
+
 def ngram_hashes(ids: np.ndarray, lengths: np.ndarray | list[int], n: int) -> tuple[np.ndarray, np.ndarray]:
     """Well-mixed 64-bit hashes of the n-grams of several documents whose token ids are concatenated in
     ``ids`` (``lengths`` tokens each). Document k's hashes are ``hashes[offsets[k]:offsets[k + 1]]``: one per
@@ -127,19 +138,13 @@ def ngram_hashes(ids: np.ndarray, lengths: np.ndarray | list[int], n: int) -> tu
     offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
     np.cumsum(counts, out=offsets[1:])
     hashes = np.empty(offsets[-1], dtype=np.uint64)
-    with np.errstate(over="ignore"):
-        if len(ids) >= n:  # a rolling polynomial over the concatenation; keep the windows inside a document
-            windows = len(ids) - n + 1
-            h = np.zeros(windows, dtype=np.uint64)
-            for k in range(n):
-                h = h * _BASE + ids[k : k + windows] + np.uint64(1)
-            inside = np.arange(n, windows + n) <= np.repeat(ends, lengths)[:windows]
-            hashes[np.repeat(lengths >= n, counts)] = h[inside]
-        for k in np.flatnonzero((lengths > 0) & (lengths < n)):  # short documents: their whole sequence
-            h = np.uint64(0)
-            for token in ids[ends[k] - lengths[k] : ends[k]]:
-                h = h * _BASE + token + np.uint64(1)
-            hashes[offsets[k]] = h
+    if len(ids) >= n:  # a rolling polynomial over the concatenation; keep the windows inside a document
+        windows = len(ids) - n + 1
+        h = _polynomial(ids[k : k + windows] for k in range(n))
+        inside = np.arange(n, windows + n) <= np.repeat(ends, lengths)[:windows]
+        hashes[np.repeat(lengths >= n, counts)] = h[inside]
+    for k in np.flatnonzero((lengths > 0) & (lengths < n)):  # short documents: their whole sequence
+        hashes[offsets[k]] = _polynomial(ids[ends[k] - lengths[k] : ends[k]])
     return _mix(hashes), offsets
 
 
@@ -214,11 +219,7 @@ class LSHBands:
     def keys(self, signatures: np.ndarray) -> np.ndarray:
         """Band keys, shape (documents, bands), of signatures of shape (documents, num_perm)."""
         banded = signatures[:, : self.bands * self.rows].reshape(len(signatures), self.bands, self.rows)
-        keys = np.zeros(banded.shape[:2], dtype=np.uint64)
-        with np.errstate(over="ignore"):
-            for row in range(self.rows):
-                keys = keys * _BASE + banded[:, :, row] + np.uint64(1)
-        return _mix(keys)
+        return _mix(_polynomial(banded[:, :, row] for row in range(self.rows)))
 
 
 class Deduplicator:
