@@ -286,6 +286,14 @@ class FinetuneConfig:
         "auto",
         "modules to adapt: auto (per architecture), all-linear, or comma-separated names (q_proj,v_proj)",
     )
+    freeze_layers: int = _opt(
+        0,
+        "leave the lowest N transformer layers untouched (no LoRA there / frozen in full fine-tuning): the "
+        "backward pass stops at the first trained layer, so a step costs less",
+    )
+    freeze_embeddings: bool = _opt(
+        False, "full fine-tuning: keep the input embeddings (and a tied output layer) frozen"
+    )
     epochs: float = _opt(3.0, "training epochs (ignored when --max-steps is set)")
     max_steps: int = _opt(-1, "stop after this many optimizer steps (-1 = use --epochs)")
     learning_rate: float = _opt(2e-4, "peak learning rate")
@@ -345,6 +353,10 @@ class FinetuneConfig:
                 problems.append(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
         if not 0 <= self.lora_dropout < 1:
             problems.append(f"--lora-dropout must be in [0, 1), got {self.lora_dropout}")
+        if self.freeze_layers < 0:
+            problems.append(f"--freeze-layers must be >= 0, got {self.freeze_layers}")
+        if self.freeze_embeddings and self.method != "full":
+            problems.append("--freeze-embeddings applies to --method full (LoRA never trains the embeddings)")
         if self.val_size and self.eval_steps > 0 and self.save_steps % self.eval_steps:
             problems.append(  # the Trainer keeps the best checkpoint only at evaluation steps
                 f"--save-steps ({self.save_steps}) must be a multiple of --eval-steps ({self.eval_steps}) so "

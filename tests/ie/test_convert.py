@@ -7,8 +7,9 @@ import pytest
 
 from knowlm.cli.main import main
 from knowlm.errors import InputError
-from knowlm.ie.convert import convert, read_cluener, read_conll
+from knowlm.ie.convert import Stats, convert, read_cluener, read_conll, read_duie, read_finre, read_spert
 from knowlm.ie.evaluate import documents_from_lines, read_eval_file, score
+from knowlm.ie.results import Triple
 
 CLUENER = [
     {
@@ -42,11 +43,11 @@ def write_cluener(path: Path, records: list[dict]) -> Path:
 
 def test_cluener_offsets_become_chinese_typed_entities(tmp_path: Path):
     docs = list(read_cluener(write_cluener(tmp_path / "c.json", CLUENER)))
-    assert [(e.type, e.text, e.spans) for e in docs[0].entities] == [
+    assert [(e.type, e.text, e.spans) for e in docs[0].items] == [
         ("公司", "浙商银行", [(0, 4)]),
         ("人物", "叶老桂", [(9, 12)]),
     ]
-    assert docs[0].lang == "zh" and docs[2].entities == []
+    assert docs[0].lang == "zh" and docs[2].items == []
 
 
 def test_cluener_bad_offsets_and_types_name_the_line(tmp_path: Path):
@@ -62,14 +63,14 @@ def test_conll_reads_iob1_and_iob2_spans(tmp_path: Path):
     path.write_text(CONLL)
     first, second = read_conll(path)
     assert first.text == "EU rejects German call ."
-    assert [(e.type, e.text) for e in first.entities] == [("organization", "EU"), ("miscellaneous", "German")]
+    assert [(e.type, e.text) for e in first.items] == [("organization", "EU"), ("miscellaneous", "German")]
     # IOB1: an entity may start with I-; B- splits two adjacent entities of one type
-    assert [(e.type, e.text) for e in second.entities] == [
+    assert [(e.type, e.text) for e in second.items] == [
         ("person", "Peter Blackburn"),
         ("location", "New York"),
         ("location", "Paris"),
     ]
-    span = second.entities[1].spans[0]
+    span = second.items[1].spans[0]
     assert second.text[span[0] : span[1]] == "New York"
 
 
@@ -83,7 +84,7 @@ def test_conll_rejects_a_bad_tag(tmp_path: Path):
 def test_train_records_sample_negatives_and_are_deterministic(tmp_path: Path):
     path = write_cluener(tmp_path / "c.json", CLUENER)
     records, held, stats = convert("cluener", path, negatives=2, seed=3)
-    assert held == [] and stats.documents == 3 and stats.entities == 3
+    assert held == [] and stats.documents == 3 and stats.items == 3
     first = next(r for r in records if "浙商银行" in r["instruction"])
     body = json.loads(first["instruction"])
     answer = json.loads(first["output"])
@@ -124,14 +125,14 @@ def test_holdout_is_disjoint_and_limit_samples_the_rest(tmp_path: Path):
 def test_conll_valid_has_the_known_entity_count(shared_data: Path):
     records, _, stats = convert("conll2003", shared_data / "conll2003" / "valid.txt", mode="eval")
     # CoNLL-2003's development set: 3,250 sentences with 5,942 entities
-    assert stats.documents == 3250 and stats.entities == 5942
+    assert stats.documents == 3250 and stats.items == 5942
     assert stats.by_type == {"organization": 1341, "location": 1837, "miscellaneous": 922, "person": 1842}
     assert len(records) == 3250
 
 
 def test_every_cluener_offset_in_the_shared_data_checks_out(shared_data: Path):
     docs = list(read_cluener(shared_data / "cluener" / "train.json"))
-    assert len(docs) == 10748 and sum(len(d.entities) for d in docs) > 20000
+    assert len(docs) == 10748 and sum(len(d.items) for d in docs) > 20000
 
 
 def test_cli_converts_with_holdout_and_rejects_bad_input(tmp_path: Path, capsys):
@@ -155,3 +156,132 @@ def test_cli_converts_with_holdout_and_rejects_bad_input(tmp_path: Path, capsys)
     assert main(["data", "convert-ie", "cluener", str(path), "--out", str(out), "--holdout", "1"]) == 2
     assert "--holdout-out" in capsys.readouterr().err
     assert main(["data", "convert-ie", "conll2003", str(tmp_path / "missing.txt"), "--out", str(out)]) == 2
+
+
+# ---- relation datasets ------------------------------------------------------------------------------
+
+SPERT = [
+    {
+        "tokens": ["John", "Wilkes", "Booth", ",", "who", "assassinated", "President", "Lincoln", "."],
+        "entities": [{"type": "Peop", "start": 0, "end": 3}, {"type": "Peop", "start": 6, "end": 8}],
+        "relations": [{"type": "Kill", "head": 0, "tail": 1}],
+        "orig_id": 5178,
+    },
+    {
+        "tokens": ["IBM", "is", "based", "in", "Armonk", "."],
+        "entities": [{"type": "Org", "start": 0, "end": 1}, {"type": "Loc", "start": 4, "end": 5}],
+        "relations": [{"type": "OrgBased_In", "head": 0, "tail": 1}],
+    },
+]
+
+
+def test_spert_token_offsets_become_character_spans(tmp_path: Path):
+    path = tmp_path / "s.json"
+    path.write_text(json.dumps(SPERT))
+    first, second = read_spert(path)
+    assert first.text == "John Wilkes Booth , who assassinated President Lincoln ."
+    assert first.id == "spert-5178" and first.task == "re" and first.lang == "en"
+    (triple,) = first.items
+    assert isinstance(triple, Triple)
+    assert (triple.head, triple.relation, triple.tail) == ("John Wilkes Booth", "Kill", "President Lincoln")
+    assert [first.text[s:e] for s, e in triple.head_spans + triple.tail_spans] == [triple.head, triple.tail]
+    assert (triple.head_type, triple.tail_type) == ("Peop", "Peop")
+    # the same data as JSON lines reads the same; conll04 renames labels into readable names
+    lines = tmp_path / "s.jsonl"
+    lines.write_text("".join(json.dumps(r) + "\n" for r in SPERT))
+    assert [d.items for d in read_spert(lines)] == [first.items, second.items]
+    records, _, stats = convert("conll04", path, mode="eval")
+    assert stats.by_type == {"kill": 1, "organization based in": 1}
+    answers = [json.loads(r["output"]) for r in records if r["id"] == "conll04-5178"]
+    assert {"head": "John Wilkes Booth", "tail": "President Lincoln"} in [
+        t for a in answers for t in a.get("kill", [])
+    ]
+
+
+def test_spert_rejects_bad_indices_naming_the_record(tmp_path: Path):
+    bad = [SPERT[0], {**SPERT[1], "relations": [{"type": "Kill", "head": 0, "tail": 5}]}]
+    path = tmp_path / "s.json"
+    path.write_text(json.dumps(bad))
+    with pytest.raises(InputError, match="record 2: a relation needs"):
+        list(read_spert(path))
+    path.write_text(json.dumps([{**SPERT[1], "entities": [{"type": "Org", "start": 3, "end": 9}]}]))
+    with pytest.raises(InputError, match=r"record 1: entity token span \[3, 9\) outside 6 tokens"):
+        list(read_spert(path))
+
+
+FINRE = """东方航空\t上航\tunknown\t东方航空AH股停牌传将与上航合并
+上航\t东方航空\t合并\t东方航空AH股停牌传将与上航合并
+东方航空\t上航\t合并\t东方航空AH股停牌传将与上航合并
+工行\t美国运通\t被持股\t工行的洋股东美国运通做出承诺
+美国运通\t工行\t持股\t工行的洋股东美国运通做出承诺
+上海建工\t建工集团\t自己\t上海建工表示建工集团的资产将注入
+建工集团\t上海建工\t自己\t上海建工表示建工集团的资产将注入
+甲公司\t乙公司\tunknown\t甲公司与乙公司同日公告
+南纺股份\t南泰国展\t收购\t南纺股份收购了南泰
+南泰国展\t南纺股份\t被收购\t南纺股份收购了南泰
+"""
+
+
+def test_finre_groups_by_sentence_and_keeps_one_direction(tmp_path: Path):
+    path = tmp_path / "f.txt"
+    path.write_text(FINRE, encoding="utf-8")
+    stats = Stats()
+    docs = list(read_finre(path, stats))
+    assert [d.id for d in docs] == ["finre-1", "finre-4", "finre-6", "finre-8", "finre-9"]
+    keys = [[t.key() for t in d.items] for d in docs]
+    # symmetric relation: once, in text order; inverse pair: once, active form; 自己 -> 别名
+    assert keys[0] == [("东方航空", "合并", "上航")]
+    assert keys[1] == [("美国运通", "持股", "工行")]
+    assert keys[2] == [("上海建工", "别名", "建工集团")]
+    assert keys[3] == []  # unknown: a negative document
+    assert keys[4] == [] and stats.skipped == {"name_not_in_sentence": 1}  # 南泰国展 is cut from the text
+    triple = docs[1].items[0]
+    assert docs[1].text[slice(*triple.head_spans[0])] == "美国运通"  # type: ignore[union-attr]
+
+
+def test_duie_reads_both_object_forms_and_counts_ungrounded(tmp_path: Path):
+    rows = [
+        {
+            "text": "《喜剧之王》由周星驰主演",
+            "spo_list": [
+                {
+                    "predicate": "主演",
+                    "subject": "喜剧之王",
+                    "subject_type": "影视作品",
+                    "object": {"@value": "周星驰"},
+                    "object_type": {"@value": "人物"},
+                },
+                {"predicate": "导演", "subject": "喜剧之王", "object": "李力持"},
+            ],
+        },
+        {
+            "text": "马云创立了阿里巴巴",
+            "spo_list": [{"predicate": "创始人", "subject": "阿里巴巴", "object": "马云"}],
+        },
+    ]
+    path = tmp_path / "d.json"
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    stats = Stats()
+    first, second = read_duie(path, stats)
+    (triple,) = first.items
+    assert triple.key() == ("喜剧之王", "主演", "周星驰") and (triple.head_type, triple.tail_type) == (
+        "影视作品",
+        "人物",
+    )
+    assert stats.skipped == {"name_not_in_text": 1}
+    assert second.items[0].key() == ("阿里巴巴", "创始人", "马云") and second.lang == "zh"
+    records, _, _ = convert("duie", path, mode="eval")
+    assert {s for r in records for s in json.loads(r["instruction"])["schema"]} == {"主演", "创始人"}
+    path.write_text('{"text": "x", "spo_list": [{"subject": "x"}]}\n')
+    with pytest.raises(InputError, match="line 1: an spo needs"):
+        list(read_duie(path))
+
+
+def test_finre_and_conll04_shared_data_counts(shared_data: Path):
+    _, _, stats = convert("conll04", shared_data / "conll04" / "dev.json", mode="eval")
+    assert stats.documents == 231 and stats.items == 331
+    docs = list(read_finre(shared_data / "finre" / "valid.txt"))
+    relations = {t.relation for d in docs for t in d.items}
+    assert (
+        not any(r.startswith("被") for r in relations) and "别名" in relations and "unknown" not in relations
+    )

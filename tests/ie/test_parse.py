@@ -22,7 +22,8 @@ CASES = [
         {"person": ["Ada"]},
         True,
     ),
-    ('{"a": ["x"]} {"a": ["y"]}', {"a": ["x"]}, True),  # the model repeats itself: the first answer counts
+    ('{"a": ["x"]} {"a": ["y"]}', {"a": ["x", "y"]}, True),  # consecutive objects are merged
+    ('{"a": ["x"]} {"a": ["x"]}', {"a": ["x"]}, True),  # a repeated answer adds nothing
     ('### Response:\n{"地点": ["杭州"]}\n### Instruction:', {"地点": ["杭州"]}, True),
     # code fences
     ('```json\n{"人物": ["王五"]}\n```', {"人物": ["王五"]}, True),
@@ -111,3 +112,18 @@ def test_never_raises_on_garbage():
 
 def test_corpus_size():
     assert len(CASES) >= 30
+
+
+def test_consecutive_objects_are_merged_and_reported():
+    read = read_json(
+        '{"person": ["Tim Cook"]} {"organization": ["Apple"]}\n{"person": ["Jobs"], "place": []}'
+    )
+    assert read.complete
+    assert read.value == {"person": ["Tim Cook", "Jobs"], "organization": ["Apple"], "place": []}
+    assert "merged 3 consecutive JSON objects" in read.problems
+    # an object followed by chatter, or by a list, is not merged with it
+    assert read_json('{"a": [1]} and {b}').value == {"a": [1]}
+    assert read_json('{"a": [1]} ["x"]').value == {"a": [1]}
+    # lenient objects merge too; a cut-off second object keeps its complete items
+    read = read_json("{'人物': ['马云']}，{'地点': ['杭州'], '组织': ['阿")
+    assert read.value == {"人物": ["马云"], "地点": ["杭州"]} and not read.complete

@@ -115,3 +115,23 @@ def test_answer_json_schema_shapes():
     ee = get_task("ee").answer_json_schema(parse_schema("ee", "裁员:时间"))
     args = ee["properties"]["裁员"]["items"]["properties"]["arguments"]
     assert args["required"] == ["时间"]
+
+
+def test_keys_match_schema_items_after_nfkc_case_and_space_folding():
+    schema = parse_schema("ner", "person,organization,地点")
+    items, reading = get_task("ner").read_answer(
+        {"Person": ["Tim Cook"], " ORGANIZATION ": ["Apple"], "地点": ["杭州"], "persons": ["x"]}, schema
+    )
+    assert sorted((e.type, e.text) for e in items) == [
+        ("organization", "Apple"),
+        ("person", "Tim Cook"),
+        ("地点", "杭州"),
+    ]
+    assert reading.unknown == ["persons"]  # nothing fuzzier than folding
+    assert "read key 'Person' as 'person'" in reading.problems
+    # full-width letters and ideographic spaces (NFKC) fold too
+    schema = parse_schema("re", "founded by")
+    items, reading = get_task("re").read_answer(
+        {"Ｆｏｕｎｄｅｄ\u3000by": [{"head": "A", "tail": "B"}]}, schema
+    )
+    assert [t.key() for t in items] == [("A", "founded by", "B")] and reading.problems

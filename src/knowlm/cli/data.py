@@ -12,6 +12,9 @@ from typing import Any
 from knowlm.cli.args import add_dataclass_args, config_from
 from knowlm.config import PrepareConfig
 
+# the formats knowlm.ie.convert reads (listed here so `knowlm --help` need not import the IE package)
+FORMATS = ("cluener", "conll2003", "conll04", "spert", "finre", "duie", "oneke")
+
 PREPARE_EXAMPLES = """examples:
   # the sample corpus, a document a line, with the default model's tokenizer
   knowlm data prepare --source '../shared/data/pretrain_sample/*.txt' --out runs/data/sample --seq-length 512
@@ -32,9 +35,15 @@ EXAMPLES = """examples:
   # CoNLL-2003 (English NER): training records from train, evaluation records from valid
   knowlm data convert-ie conll2003 ../shared/data/conll2003/train.txt --out train-en.jsonl --limit 1300
   knowlm data convert-ie conll2003 ../shared/data/conll2003/valid.txt --out conll-dev.jsonl --mode eval
+  # relations: CoNLL04 (SpERT token JSON; any SpERT-style file with `spert`), FinRE (TSV), DuIE (JSON lines)
+  knowlm data convert-ie conll04 ../shared/data/conll04/train.json --out re-en.jsonl
+  knowlm data convert-ie finre ../shared/data/finre/train.txt --out re-zh.jsonl
+  knowlm data convert-ie duie duie_train.json --out duie.jsonl --negatives 3
   # OneKE / InstructKGC records pass through (validated)
   knowlm data convert-ie oneke ../shared/data/instructkgc/re/train.json --out re.jsonl
 
+FinRE pairs are grouped by sentence, each inverse pair kept once in its active form (被持股(A,B) ->
+持股(B,A)), symmetric relations in text order, `自己` (an entity and another name of it) as 别名 (alias).
 Training records sample each text's schema as IEPile does (the types present plus --negatives absent
 ones, shuffled, in batches); evaluation records ask for the whole schema and share one id per text, so
 `knowlm eval --data FILE` scores them. The same --seed gives the same files.
@@ -85,13 +94,13 @@ def register(sub: Any) -> None:
 
     convert = ops.add_parser(
         "convert-ie",
-        help="CLUENER / CoNLL-2003 / OneKE files -> OneKE instruction records (JSONL)",
+        help="CLUENER / CoNLL-2003 / CoNLL04 / SpERT / FinRE / DuIE / OneKE files -> OneKE records (JSONL)",
         description="Convert an IE dataset into OneKE instruction records for `knowlm finetune` and "
         "`knowlm eval`: Chinese instructions for Chinese data, English for English.",
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    convert.add_argument("format", choices=("cluener", "conll2003", "oneke"), help="the dataset's format")
+    convert.add_argument("format", choices=FORMATS, help="the dataset's format")
     convert.add_argument("input", type=Path, help="the dataset file")
     convert.add_argument("--out", type=Path, required=True, help="output JSONL (written atomically)")
     convert.add_argument(
@@ -182,8 +191,9 @@ def run_convert(args: argparse.Namespace) -> int:
         "records": len(records),
         "held_out_records": len(held),
         "documents": stats.documents,
-        "entities": stats.entities,
-        "entities_by_type": stats.by_type,
+        "items": stats.items,
+        "items_by_type": stats.by_type,
+        **({"skipped": stats.skipped} if stats.skipped else {}),
     }
     print(json.dumps(summary, ensure_ascii=False), file=sys.stderr)
     return 0

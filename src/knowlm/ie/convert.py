@@ -1,7 +1,9 @@
 """Public IE datasets -> OneKE instruction records for training and evaluation.
 
-Readers turn CLUENER (Chinese NER, JSON lines with inclusive character offsets) and CoNLL-2003 (English
-NER, IOB column files) into ``(id, text, entities)`` documents; `to_records` makes OneKE records of them:
+Readers turn CLUENER (Chinese NER, JSON lines with inclusive character offsets), CoNLL-2003 (English NER,
+IOB column files), SpERT-style token JSON (CoNLL04 and any dataset in that form: entities and relations by
+token offsets), FinRE (Chinese relations, TSV pairs in both directions) and DuIE-style JSON lines
+(``text`` + ``spo_list``) into ``(id, text, items)`` documents; `to_records` makes OneKE records of them:
 ``train`` mode samples schemas with negative types as IEPile does, ``eval`` mode asks for the whole schema
 in a fixed order (one ``id`` per document, so `knowlm eval` merges its batches). OneKE/InstructKGC files
 are already records and pass through unchanged.
@@ -9,6 +11,7 @@ are already records and pass through unchanged.
 
 from __future__ import annotations
 
+import json
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -17,8 +20,8 @@ from typing import Any
 
 from knowlm.errors import InputError
 from knowlm.ie.augment import make_records
-from knowlm.ie.formats import parse_oneke_instruction
-from knowlm.ie.results import Entity
+from knowlm.ie.formats import detect_language, parse_oneke_instruction
+from knowlm.ie.results import Entity, Item, Triple
 from knowlm.ie.schema import Schema, SchemaItem
 from knowlm.io import read_jsonl
 
@@ -37,28 +40,47 @@ CLUENER_TYPES = {
     "movie": "电影",
 }
 CONLL_TYPES = {"PER": "person", "ORG": "organization", "LOC": "location", "MISC": "miscellaneous"}
-FORMATS = ("cluener", "conll2003", "oneke")
+# CoNLL04's relation labels -> relation names a model can read
+CONLL04_RELATIONS = {
+    "Work_For": "work for",
+    "Kill": "kill",
+    "OrgBased_In": "organization based in",
+    "Live_In": "live in",
+    "Located_In": "located in",
+}
+CONLL04_TYPES = {"Peop": "person", "Org": "organization", "Loc": "location", "Other": "other"}
+# FinRE: `自己` pairs an entity with another name of it (上海建工 / 建工集团). Kept, as the relation 别名
+# ("alias"): a knowledge graph needs exactly this to merge the two names, and the pair is stated by the text.
+FINRE_ALIAS = "别名"
+FORMATS = ("cluener", "conll2003", "conll04", "spert", "finre", "duie", "oneke")
 
 
 @dataclass
 class Document:
     id: str
     text: str
-    entities: list[Entity]
+    items: list[Item]
     lang: str
+    task: str = "ner"
 
 
 @dataclass
 class Stats:
     documents: int = 0
-    entities: int = 0
+    items: int = 0
     by_type: dict[str, int] = field(default_factory=dict)
+    skipped: dict[str, int] = field(default_factory=dict)
+    """Gold items the converter could not keep, by reason (e.g. a FinRE name not found in its sentence)."""
 
     def count(self, doc: Document) -> None:
         self.documents += 1
-        self.entities += len(doc.entities)
-        for entity in doc.entities:
-            self.by_type[entity.type] = self.by_type.get(entity.type, 0) + 1
+        self.items += len(doc.items)
+        for item in doc.items:
+            name = item.relation if isinstance(item, Triple) else item.type
+            self.by_type[name] = self.by_type.get(name, 0) + 1
+
+    def skip(self, reason: str) -> None:
+        self.skipped[reason] = self.skipped.get(reason, 0) + 1
 
 
 def read_cluener(path: str | Path) -> Iterator[Document]:
@@ -140,17 +162,203 @@ def read_conll(path: str | Path) -> Iterator[Document]:
         yield doc
 
 
-def read_documents(fmt: str, path: str | Path) -> Iterator[Document]:
+def read_spert(
+    path: str | Path,
+    relations: dict[str, str] | None = None,
+    types: dict[str, str] | None = None,
+    prefix: str = "spert",
+) -> Iterator[Document]:
+    """SpERT-style JSON (a JSON array, or JSON lines) of ``{"tokens", "entities": [{"type", "start", "end"}],
+    "relations": [{"type", "head", "tail"}]}``: token offsets with an exclusive end; ``head``/``tail`` index
+    ``entities``. Tokens are joined by single spaces; a document's items are its relation triples.
+
+    ``relations``/``types`` rename labels (CoNLL04's ``Work_For`` -> ``work for``); others stay as given."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
+    raw = path.read_text(encoding="utf-8")
+    try:
+        data = json.loads(raw)
+        records = list(enumerate(data if isinstance(data, list) else [data], 1))
+        where_of = "record"
+    except json.JSONDecodeError:
+        records, where_of = list(read_jsonl(path)), "line"
+    for number, record in records:
+        where = f"{path} {where_of} {number}"
+        tokens = record.get("tokens") if isinstance(record, dict) else None
+        if not isinstance(tokens, list) or not all(isinstance(t, str) for t in tokens):
+            raise InputError(f"{where}: expected 'tokens' (a list of strings)")
+        starts, offset = [], 0
+        for token in tokens:
+            starts.append(offset)
+            offset += len(token) + 1
+        text = " ".join(tokens)
+        spans: list[tuple[str, int, int]] = []
+        for e in record.get("entities", []):
+            try:
+                start, end, kind = int(e["start"]), int(e["end"]), str(e["type"])
+            except (KeyError, TypeError, ValueError):
+                raise InputError(f"{where}: an entity needs 'type', 'start' and 'end', got {e!r}") from None
+            if not 0 <= start < end <= len(tokens):
+                raise InputError(f"{where}: entity token span [{start}, {end}) outside {len(tokens)} tokens")
+            begin, finish = starts[start], starts[end - 1] + len(tokens[end - 1])
+            spans.append(((types or {}).get(kind, kind), begin, finish))
+        triples: list[Item] = []
+        for r in record.get("relations", []):
+            try:
+                head, tail, label = spans[int(r["head"])], spans[int(r["tail"])], str(r["type"])
+            except (KeyError, TypeError, ValueError, IndexError):
+                raise InputError(
+                    f"{where}: a relation needs 'type' and 'head'/'tail' indices into its "
+                    f"{len(spans)} entities, got {r!r}"
+                ) from None
+            triple = Triple(
+                text[head[1] : head[2]],
+                (relations or {}).get(label, label),
+                text[tail[1] : tail[2]],
+                head[0],
+                tail[0],
+                [(head[1], head[2])],
+                [(tail[1], tail[2])],
+            )
+            if triple.key() not in {t.key() for t in triples}:
+                triples.append(triple)
+        triples.sort(key=lambda t: t.head_spans[0])  # type: ignore[union-attr]
+        doc_id = record.get("orig_id", number)
+        yield Document(f"{prefix}-{doc_id}", text, triples, detect_language(text), "re")
+
+
+def _finre_rows(path: Path) -> Iterator[tuple[int, str, str, str, str]]:
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
+    with path.open(encoding="utf-8") as f:
+        for number, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            parts = line.rstrip("\n").split("\t")
+            if len(parts) != 4 or not all(p.strip() for p in parts[:3]):
+                raise InputError(f"{path} line {number}: expected 'head<TAB>tail<TAB>relation<TAB>sentence'")
+            yield number, parts[0].strip(), parts[1].strip(), parts[2].strip(), parts[3]
+
+
+def read_finre(path: str | Path, stats: Stats | None = None) -> Iterator[Document]:
+    """FinRE TSV (``head, tail, relation, sentence``; every pair in both directions).
+
+    Pairs are grouped by sentence into one document. Each inverse pair is kept once, in its active form
+    (``被持股(A, B)`` is ``持股(B, A)``); a relation without a ``被`` form is symmetric (合作, 合并, ...) and
+    keeps the direction in which the names appear in the sentence; ``unknown`` pairs add no triple (the
+    sentence still becomes a document, a negative example); ``自己`` becomes the alias relation 别名. A
+    name missing from its sentence (some sentences are cut short) drops that triple, counted in ``stats``."""
+    path = Path(path)
+    rows = list(_finre_rows(path))
+    labels = {r[3] for r in rows}
+    sentences: dict[str, list[tuple[str, str, str]]] = {}
+    first_line: dict[str, int] = {}
+    for number, head, tail, relation, sentence in rows:
+        first_line.setdefault(sentence, number)
+        pairs = sentences.setdefault(sentence, [])
+        if relation == "unknown":
+            continue
+        if relation.startswith("被") and relation[1:] in labels:
+            head, tail, relation = tail, head, relation[1:]
+        elif relation == "自己":
+            relation = FINRE_ALIAS
+        symmetric = relation == FINRE_ALIAS or "被" + relation not in labels
+        if symmetric and _position(sentence, tail) < _position(sentence, head):
+            head, tail = tail, head
+        if (head, relation, tail) not in pairs:
+            pairs.append((head, relation, tail))
+    for sentence, pairs in sentences.items():
+        triples: list[Item] = []
+        for head, relation, tail in pairs:
+            h, t = sentence.find(head), sentence.find(tail)
+            if h < 0 or t < 0:
+                if stats is not None:
+                    stats.skip("name_not_in_sentence")
+                continue
+            triples.append(
+                Triple(head, relation, tail, None, None, [(h, h + len(head))], [(t, t + len(tail))])
+            )
+        yield Document(f"finre-{first_line[sentence]}", sentence, triples, "zh", "re")
+
+
+def _position(text: str, name: str) -> int:
+    found = text.find(name)
+    return found if found >= 0 else len(text)
+
+
+def read_duie(path: str | Path, stats: Stats | None = None) -> Iterator[Document]:
+    """DuIE-style JSON lines: ``{"text", "spo_list": [{"subject", "predicate", "object"}]}`` where
+    ``object`` is a string (DuIE 1.0) or ``{"@value": ...}`` (DuIE 2.0; other keys of a complex object are
+    its extra slots and are left out). Types come from ``subject_type``/``object_type`` when given.
+    A subject or object not found in the text drops that triple, counted in ``stats``."""
+    for number, record in read_jsonl(path):
+        where = f"{path} line {number}"
+        text, spos = record.get("text"), record.get("spo_list", [])
+        if not isinstance(text, str) or not isinstance(spos, list):
+            raise InputError(f"{where}: expected 'text' (string) and 'spo_list' (list)")
+        triples: list[Item] = []
+        for spo in spos:
+            if not isinstance(spo, dict):
+                raise InputError(f"{where}: an spo_list entry must be an object, got {spo!r}")
+            subject, predicate = spo.get("subject"), spo.get("predicate")
+            obj, obj_type = _duie_value(spo.get("object")), _duie_value(spo.get("object_type"))
+            if not all(isinstance(v, str) and v for v in (subject, predicate, obj)):
+                raise InputError(
+                    f"{where}: an spo needs 'subject', 'predicate' and 'object' strings, got {spo!r}"
+                )
+            assert isinstance(subject, str) and isinstance(predicate, str) and isinstance(obj, str)
+            h, t = text.find(subject), text.find(obj)
+            if h < 0 or t < 0:
+                if stats is not None:
+                    stats.skip("name_not_in_text")
+                continue
+            triple = Triple(
+                subject,
+                predicate,
+                obj,
+                spo.get("subject_type") if isinstance(spo.get("subject_type"), str) else None,
+                obj_type,
+                [(h, h + len(subject))],
+                [(t, t + len(obj))],
+            )
+            if triple.key() not in {x.key() for x in triples}:
+                triples.append(triple)
+        yield Document(f"duie-{record.get('id', number)}", text, triples, detect_language(text), "re")
+
+
+def _duie_value(value: Any) -> str | None:
+    if isinstance(value, dict):
+        value = value.get("@value")
+    return value if isinstance(value, str) else None
+
+
+def read_documents(fmt: str, path: str | Path, stats: Stats | None = None) -> Iterator[Document]:
     if fmt == "cluener":
         return read_cluener(path)
     if fmt == "conll2003":
         return read_conll(path)
+    if fmt == "conll04":
+        return read_spert(path, CONLL04_RELATIONS, CONLL04_TYPES, prefix="conll04")
+    if fmt == "spert":
+        return read_spert(path)
+    if fmt == "finre":
+        return read_finre(path, stats)
+    if fmt == "duie":
+        return read_duie(path, stats)
     raise InputError(f"unknown dataset format {fmt!r}; choose one of {', '.join(FORMATS)}")
 
 
-def dataset_schema(fmt: str) -> Schema:
-    names = CLUENER_TYPES.values() if fmt == "cluener" else CONLL_TYPES.values()
-    return Schema("ner", tuple(SchemaItem(n) for n in dict.fromkeys(names)))
+def dataset_schema(fmt: str, docs: list[Document]) -> Schema:
+    """The schema a dataset's records ask about: its fixed type set, or the names its documents use."""
+    if fmt == "cluener":
+        return Schema("ner", tuple(SchemaItem(n) for n in dict.fromkeys(CLUENER_TYPES.values())))
+    if fmt == "conll2003":
+        return Schema("ner", tuple(SchemaItem(n) for n in CONLL_TYPES.values()))
+    if fmt == "conll04":
+        return Schema("re", tuple(SchemaItem(n) for n in CONLL04_RELATIONS.values()))
+    names = sorted({i.relation if isinstance(i, Triple) else i.type for d in docs for i in d.items})
+    return Schema(docs[0].task if docs else "re", tuple(SchemaItem(n) for n in names))
 
 
 def to_records(
@@ -159,7 +367,7 @@ def to_records(
     """OneKE records for one document: sampled schema with negatives (train) or the whole schema (eval)."""
     records = make_records(
         doc.text,
-        list(doc.entities),
+        list(doc.items),
         schema,
         lang=doc.lang,
         rng=rng,
@@ -191,12 +399,12 @@ def convert(
         records = _oneke_records(path)
         rest, held = _split(len(records), holdout, limit, rng)
         return [records[i] for i in rest], [records[i] for i in held], Stats()
-    docs = list(read_documents(fmt, path))
+    stats = Stats()
+    docs = list(read_documents(fmt, path, stats))
     if not docs:
         raise InputError(f"{path}: no documents")
     rest, held = _split(len(docs), holdout, limit, rng)
-    schema = dataset_schema(fmt)
-    stats = Stats()
+    schema = dataset_schema(fmt, docs)
     main: list[dict[str, Any]] = []
     for i in rest:
         stats.count(docs[i])

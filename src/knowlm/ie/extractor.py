@@ -161,6 +161,7 @@ class Extractor:
             result.parsed = False
             result.problems.append("the answer is not keyed by the schema's items")
         result.items.extend(items)
+        result.problems.extend(p for p in reading.problems if p not in result.problems)
         result.unknown.extend(reading.unknown)
         result.malformed += reading.malformed
 

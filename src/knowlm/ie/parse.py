@@ -146,7 +146,8 @@ class _Reader:
 
 
 def read_json(text: str) -> JsonRead:
-    """Recover the first JSON object or list in ``text`` (see the module docstring)."""
+    """Recover the first JSON object or list in ``text`` (see the module docstring). Objects that follow
+    it directly (``{"person": [...]} {"place": [...]}``, as small models write) are merged into it."""
     result = JsonRead()
     fenced = _FENCE.search(text)
     if fenced:
@@ -157,23 +158,63 @@ def read_json(text: str) -> JsonRead:
         return result
     body = text[match.start() :]
     result.found = True
+    problems: list[str] = []
+    result.value, end, result.complete = _read_value(body, problems)
+    merged = 0
+    while result.complete and isinstance(result.value, dict):
+        follows = _NEXT_OBJECT.match(body, end)
+        if follows is None:
+            break
+        extra_problems: list[str] = []
+        extra, extra_end, complete = _read_value(body[follows.end() - 1 :], extra_problems)
+        if not isinstance(extra, dict):
+            break
+        _merge_objects(result.value, extra)
+        problems += extra_problems
+        end, merged = follows.end() - 1 + extra_end, merged + 1
+        result.complete = complete
+    if merged:
+        problems.append(f"merged {merged + 1} consecutive JSON objects")
+    result.problems = list(dict.fromkeys(problems))
+    return result
+
+
+# another top-level object right after the first (whitespace or a separator between them)
+_NEXT_OBJECT = re.compile(r"[\s,，;；]*\{")
+
+
+def _read_value(body: str, problems: list[str]) -> tuple[Any, int, bool]:
+    """(value, characters read, complete) of the JSON-like value at the start of ``body``."""
     try:  # the common case: valid JSON, perhaps followed by more text
-        result.value, _ = json.JSONDecoder().raw_decode(body)
-        result.complete = True
-        return result
+        value, end = json.JSONDecoder().raw_decode(body)
+        return value, end, True
     except json.JSONDecodeError:
         pass
     reader = _Reader(body)
     try:
-        result.value = reader.value()
-        result.complete = True
+        value = reader.value()
+        problems += reader.problems
+        return value, reader.i, True
     except _EndOfText:
-        reader.problems.append("the output was cut off; kept the complete items")
-        result.value = _read_truncated(body, reader.problems)
+        problems += reader.problems
+        problems.append("the output was cut off; kept the complete items")
+        return _read_truncated(body, problems), len(body), False
     except RecursionError:
-        reader.problems.append("nested too deeply to read")
-    result.problems = list(dict.fromkeys(reader.problems))
-    return result
+        problems += reader.problems
+        problems.append("nested too deeply to read")
+        return None, len(body), False
+
+
+def _merge_objects(into: dict[str, Any], extra: dict[str, Any]) -> None:
+    """Add ``extra``'s keys to ``into``: lists under the same key are joined, empty values filled."""
+    for key, value in extra.items():
+        old = into.get(key)
+        if isinstance(old, list) and isinstance(value, list):
+            old.extend(v for v in value if v not in old)
+        elif isinstance(old, dict) and isinstance(value, dict):
+            _merge_objects(old, value)
+        elif old in (None, "", [], {}):
+            into[key] = value
 
 
 def _read_truncated(body: str, problems: list[str]) -> Any:

@@ -7,6 +7,7 @@ and how to write items back as an answer (training data).
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -34,12 +35,20 @@ def text_values(value: Any) -> list[str]:
     return [v for v in (text_value(x) for x in values) if v is not None]
 
 
+def fold_key(name: str) -> str:
+    """A key as compared with schema items: NFKC (full-width forms), case-folded, whitespace runs as one
+    space. Nothing fuzzier: ``Person`` and ``ｐｅｒｓｏｎ`` match ``person``, ``persons`` does not."""
+    return " ".join(unicodedata.normalize("NFKC", name).casefold().split())
+
+
 class Reading:
     """Counters for one answer: items dropped as not in the schema or as malformed."""
 
     def __init__(self) -> None:
         self.unknown: list[str] = []
         self.malformed = 0
+        self.problems: list[str] = []
+        """Repairs made while reading (a key matched to a schema item only after folding)."""
         self.matched = False
         """The answer has the expected shape: keyed by schema items (or empty)."""
 
@@ -178,9 +187,13 @@ def _by_key(
             else:
                 reading.malformed += 1
     names = set(schema.names)
+    folded = {fold_key(n): n for n in schema.names}
     kept = []
     for name, found in pairs:
         name = name.strip()
+        if name not in names and fold_key(name) in folded:
+            reading.problems.append(f"read key {name!r} as {folded[fold_key(name)]!r}")
+            name = folded[fold_key(name)]
         if name in names:
             kept.append((name, found))
         elif found not in (None, [], {}, ""):

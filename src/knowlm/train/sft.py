@@ -44,7 +44,7 @@ def target_modules(model: Any, spec: str) -> list[str] | str:
     )
     linear = [n for n in linear if n != "lm_head"]
     if spec == "all-linear":
-        return "all-linear"
+        return linear
     if spec == "auto":
         wanted = DEFAULT_TARGETS.get(model.config.model_type)
         return [n for n in wanted if n in linear] if wanted else "all-linear"
@@ -56,6 +56,29 @@ def target_modules(model: Any, spec: str) -> list[str] | str:
             f"{', '.join(linear)}"
         )
     return names
+
+
+def decoder_layers(model: Any) -> Any:
+    """The model's list of transformer layers (the ``ModuleList`` as long as ``num_hidden_layers``)."""
+    import torch
+
+    count = getattr(getattr(model, "config", None), "num_hidden_layers", None)
+    for _, module in model.named_modules():
+        if isinstance(module, torch.nn.ModuleList) and len(module) == count:
+            return module
+    raise InputError("--freeze-layers: could not find the model's list of transformer layers")
+
+
+def freeze(model: Any, layers: int, embeddings: bool) -> None:
+    """Full fine-tuning: stop gradients for the lowest ``layers`` layers and optionally the embeddings."""
+    stack = decoder_layers(model) if layers else []
+    if layers > len(stack):
+        raise InputError(f"--freeze-layers {layers}: the model has only {len(stack)} layers")
+    frozen = [*stack[:layers]]
+    if embeddings:
+        frozen.append(model.get_input_embeddings())
+    for module in frozen:
+        module.requires_grad_(False)
 
 
 def _trainer_class() -> type:
@@ -244,14 +267,20 @@ def finetune(config: FinetuneConfig) -> dict[str, Any]:
             model = prepare_model_for_kbit_training(
                 model, use_gradient_checkpointing=config.gradient_checkpointing
             )
+        count = len(decoder_layers(model)) if config.freeze_layers else 0
+        if config.freeze_layers >= max(count, 1):
+            raise InputError(f"--freeze-layers {config.freeze_layers}: the model has only {count} layers")
         lora = LoraConfig(
             r=config.lora_r,
             lora_alpha=config.lora_alpha,
             lora_dropout=config.lora_dropout,
             target_modules=targets,
+            layers_to_transform=list(range(config.freeze_layers, count)) if config.freeze_layers else None,
             task_type="CAUSAL_LM",
         )
         model = get_peft_model(model, lora)
+    else:
+        freeze(model, config.freeze_layers, config.freeze_embeddings)
     model.train()
     resume = resume_checkpoint(config.resume, out)
     args = TrainingArguments(
