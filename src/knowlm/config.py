@@ -101,6 +101,12 @@ class SamplingParams:
     json_schema: dict[str, Any] | None = _opt(
         None, "constrain the output to JSON valid for this JSON schema (set by --constrained)", cli=False
     )
+    grammar: str | None = _opt(
+        None,
+        "constrain the output to this grammar (llguidance's Lark syntax; set by --constrained for grounded "
+        "extraction)",
+        cli=False,
+    )
 
     @property
     def greedy(self) -> bool:
@@ -122,10 +128,12 @@ class SamplingParams:
             problems.append(f"repetition_penalty must be > 0 (1 = off), got {self.repetition_penalty}")
         if self.json_schema is not None and not isinstance(self.json_schema, dict):
             problems.append("json_schema must be a JSON schema object")
-        if self.json_schema is not None and self.num_beams > 1:
-            problems.append(
-                "constrained (JSON schema) decoding does not combine with beam search; use num_beams 1"
-            )
+        if self.grammar is not None and not isinstance(self.grammar, str):
+            problems.append("grammar must be a string (llguidance's Lark syntax)")
+        if self.grammar is not None and self.json_schema is not None:
+            problems.append("give a JSON schema or a grammar, not both")
+        if (self.json_schema is not None or self.grammar is not None) and self.num_beams > 1:
+            problems.append("constrained decoding does not combine with beam search; use num_beams 1")
         if any(not s for s in self.stop):
             problems.append("stop strings must not be empty")
         collect(problems, "invalid decoding settings")
@@ -166,6 +174,11 @@ class ExtractConfig:
         None, "schema items per prompt; large schemas are split (default: per task, as IEPile)"
     )
     constrained: bool = _opt(False, "constrain generation to JSON valid for the schema (oneke format)")
+    grounded: bool = _opt(
+        True,
+        "with --constrained: every extracted string must be a piece of the input text, enforced while "
+        "decoding (--no-grounded: any string, only the JSON shape is enforced)",
+    )
     drop_ungrounded: bool = _opt(False, "drop items whose text does not occur in the input")
     max_chunk_tokens: int = _opt(
         1024, "split longer inputs on sentence boundaries into chunks of this many tokens"

@@ -1,53 +1,107 @@
-"""Constrained decoding for the transformers engine: a logits processor that only allows tokens that
-keep the output valid for a JSON schema, built on llguidance (the grammar engine vLLM and llama.cpp
-ecosystems also use). llama.cpp gets a GBNF grammar instead (see the llamacpp engine)."""
+"""Constrained decoding on every local engine, through llguidance (the grammar engine vLLM also uses).
+
+A constraint is a JSON schema (``SamplingParams.json_schema``) or a Lark grammar in llguidance's syntax
+(``SamplingParams.grammar``, e.g. the grounded answer grammars of `knowlm.ie.grammar`). At every step
+llguidance computes the set of allowed next tokens as a bitmask (tens of microseconds, even over Gemma's
+262k-word vocabulary); the engines apply it to the logits before sampling: `TorchMaskProcessor` for
+transformers (one matcher per row of a batch), `NumpyMaskProcessor` for llama.cpp.
+"""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
-import torch
-from transformers import LogitsProcessor
-
-from knowlm.errors import MissingDependencyError
+from knowlm.config import SamplingParams
+from knowlm.errors import InputError, MissingDependencyError
 
 
-def _llguidance() -> Any:
+def llguidance_module() -> Any:
     try:
         import llguidance
-        import llguidance.hf
-        import llguidance.torch
     except ImportError as exc:
         raise MissingDependencyError(
-            "constrained decoding with the transformers engine needs llguidance: pip install 'knowlm[constrained]'"
+            "constrained decoding needs llguidance: pip install 'knowlm[constrained]'"
         ) from exc
     return llguidance
 
 
-class JsonSchemaProcessor(LogitsProcessor):
-    """Masks, at every step and for every row, the tokens that would break the JSON schema."""
-
-    def __init__(
-        self, tokenizer: Any, vocab_size: int, schema: dict[str, Any], batch_size: int, prompt_len: int
-    ):
-        llg = _llguidance()
-        eos = tokenizer.eos_token_id
-        self.ll_tokenizer = llg.hf.from_tokenizer(tokenizer, n_vocab=vocab_size, eos_token=eos)
-        grammar = llg.LLMatcher.grammar_from_json_schema(
-            json.dumps(schema), defaults={"whitespace_flexible": False}
+def compiled_grammar(params: SamplingParams) -> str | None:
+    """llguidance's grammar for the constraint in ``params`` (None: unconstrained)."""
+    if params.grammar is None and params.json_schema is None:
+        return None
+    llg = llguidance_module()
+    if params.grammar is not None:
+        return str(llg.LLMatcher.grammar_from_lark(params.grammar))
+    return str(
+        llg.LLMatcher.grammar_from_json_schema(
+            json.dumps(params.json_schema),
+            # json.dumps' separators: the form answers take in training data
+            defaults={"whitespace_flexible": False, "item_separator": ", ", "key_separator": ": "},
         )
-        self.matchers = [llg.LLMatcher(self.ll_tokenizer, grammar) for _ in range(batch_size)]
-        self.bitmask = llg.torch.allocate_token_bitmask(batch_size, self.ll_tokenizer.vocab_size)
-        self.prompt_len = prompt_len
-        self._fill = llg.torch.fill_next_token_bitmask
-        self._apply = llg.torch.apply_token_bitmask_inplace
+    )
 
-    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
-        generated = input_ids.shape[1] - self.prompt_len
-        for row, matcher in enumerate(self.matchers):
-            if generated > 0 and not matcher.is_stopped() and not matcher.is_error():
-                matcher.consume_token(int(input_ids[row, -1]))
-            self._fill(matcher, self.bitmask, row)
+
+def new_matcher(ll_tokenizer: Any, grammar: str) -> Any:
+    """A matcher for one output; a grammar llguidance refuses is a clear error."""
+    llg = llguidance_module()
+    matcher = llg.LLMatcher(ll_tokenizer, grammar)
+    if matcher.is_error():
+        raise InputError(f"invalid constraint grammar: {matcher.get_error()}")
+    return matcher
+
+
+class _Rows:
+    """Matchers for the rows of a batch; feeds each the tokens generated since the previous step."""
+
+    def __init__(self, ll_tokenizer: Any, grammar: str, rows: int) -> None:
+        self.matchers = [new_matcher(ll_tokenizer, grammar) for _ in range(rows)]
+        self.vocab_size = ll_tokenizer.vocab_size
+        self.start: int | None = None
+
+    def advance(self, row: int, tokens: Any) -> Any:
+        """Consume the newest token of ``tokens`` (the row's whole sequence so far); return the matcher."""
+        matcher = self.matchers[row]
+        if self.start is None:
+            self.start = len(tokens)
+        if len(tokens) > self.start and not matcher.is_stopped() and not matcher.is_error():
+            matcher.consume_token(int(tokens[-1]))
+        return matcher
+
+
+class TorchMaskProcessor:
+    """transformers logits processor: masks, for every row, the tokens the constraint does not allow."""
+
+    def __init__(self, ll_tokenizer: Any, grammar: str, batch_size: int) -> None:
+        import llguidance.torch as llg_torch
+
+        self.rows = _Rows(ll_tokenizer, grammar, batch_size)
+        self.bitmask = llg_torch.allocate_token_bitmask(batch_size, self.rows.vocab_size)
+        self._fill = llg_torch.fill_next_token_bitmask
+        self._apply = llg_torch.apply_token_bitmask_inplace
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        for row in range(input_ids.shape[0]):
+            self._fill(self.rows.advance(row, input_ids[row]), self.bitmask, row)
         self._apply(scores, self.bitmask.to(scores.device))
         return scores
+
+
+class NumpyMaskProcessor:
+    """llama-cpp-python logits processor (one sequence): disallowed tokens get -inf."""
+
+    def __init__(self, ll_tokenizer: Any, grammar: str) -> None:
+        import numpy as np
+
+        self.rows = _Rows(ll_tokenizer, grammar, 1)
+        self.words = np.zeros((self.rows.vocab_size + 31) // 32, dtype=np.int32)
+        self._np = np
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        np = self._np
+        matcher = self.rows.advance(0, input_ids)
+        matcher.unsafe_compute_mask_ptr(self.words.ctypes.data, self.words.nbytes)
+        allowed = np.unpackbits(self.words.view(np.uint8), bitorder="little")[: len(scores)].astype(bool)
+        if len(scores) > len(allowed):  # the model's output layer may be wider than the vocabulary
+            allowed = np.concatenate([allowed, np.zeros(len(scores) - len(allowed), dtype=bool)])
+        return np.where(allowed, scores, -np.inf).astype(scores.dtype, copy=False)

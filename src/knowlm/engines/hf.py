@@ -34,6 +34,7 @@ class TransformersEngine:
         self.model_name = config.model
         self.batch_size = config.batch_size
         self._lock = threading.Lock()  # one generate() at a time on the model
+        self._llg_tokenizer: Any = None
 
     @classmethod
     def from_model(cls, model: Any, tokenizer: Any, *, name: str = "model", batch_size: int = 8) -> Any:
@@ -45,6 +46,7 @@ class TransformersEngine:
         engine.model, engine.tokenizer, engine.model_name = model.eval(), tokenizer, name
         engine.batch_size = batch_size
         engine._lock = threading.Lock()
+        engine._llg_tokenizer = None
         return engine
 
     # -- protocol -------------------------------------------------------------------------------
@@ -110,6 +112,20 @@ class TransformersEngine:
     def _encode(self, prompts: Sequence[str]) -> Any:
         return self.tokenizer(list(prompts), return_tensors="pt", padding=True).to(self.model.device)
 
+    def _ll_tokenizer(self) -> Any:
+        """llguidance's view of the tokenizer (built once: seconds for a large vocabulary)."""
+        if self._llg_tokenizer is None:
+            from knowlm.engines.constrain import llguidance_module
+
+            llguidance_module()
+            import llguidance.hf
+
+            vocab = self.model.get_output_embeddings().weight.shape[0]
+            eos = self.model.generation_config.eos_token_id
+            eos = eos if eos is not None else self.tokenizer.eos_token_id
+            self._llg_tokenizer = llguidance.hf.from_tokenizer(self.tokenizer, n_vocab=vocab, eos_token=eos)
+        return self._llg_tokenizer
+
     def _seed(self, params: SamplingParams) -> None:
         if params.seed is not None:
             torch.manual_seed(params.seed)
@@ -129,15 +145,12 @@ class TransformersEngine:
             eos_token_id=base.eos_token_id if base.eos_token_id is not None else self.tokenizer.eos_token_id,
             pad_token_id=self.tokenizer.pad_token_id,
         )
-        processors = LogitsProcessorList()
-        if params.json_schema is not None:
-            from knowlm.engines.constrain import JsonSchemaProcessor
+        from knowlm.engines.constrain import TorchMaskProcessor, compiled_grammar
 
-            vocab = self.model.get_output_embeddings().weight.shape[0]
-            batch, prompt_len = inputs["input_ids"].shape
-            processors.append(
-                JsonSchemaProcessor(self.tokenizer, vocab, params.json_schema, batch, prompt_len)
-            )
+        processors = LogitsProcessorList()
+        grammar = compiled_grammar(params)
+        if grammar is not None:
+            processors.append(TorchMaskProcessor(self._ll_tokenizer(), grammar, inputs["input_ids"].shape[0]))
         criteria = []
         if params.stop:
             criteria.append(_StopStrings(self.tokenizer, params.stop, inputs["input_ids"].shape[1]))

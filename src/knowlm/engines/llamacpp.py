@@ -64,6 +64,7 @@ class LlamaCppEngine:
         self.model_name = config.model
         self.chat_template = self._chat_template(resolved.kind == "default")
         self._lock = threading.Lock()  # a llama.cpp context serves one request at a time
+        self._llg_tokenizer: Any = None
 
     def _chat_template(self, is_default: bool) -> str | None:
         template = self.llm.metadata.get("tokenizer.chat_template")
@@ -79,13 +80,7 @@ class LlamaCppEngine:
             raise InputError(
                 "the llamacpp engine has no beam search; use num_beams 1 or --engine transformers"
             )
-        grammar = None
-        if params.json_schema is not None:
-            from llama_cpp import LlamaGrammar
-
-            grammar = LlamaGrammar.from_json_schema(json.dumps(params.json_schema), verbose=False)
         return {
-            "grammar": grammar,
             "max_tokens": params.max_new_tokens,
             "temperature": params.temperature,
             "top_p": params.top_p,
@@ -95,13 +90,41 @@ class LlamaCppEngine:
             "seed": params.seed if params.seed is not None else 0xC0FFEE,
         }
 
+    def _constraint(self, params: SamplingParams) -> dict[str, Any]:
+        """Sampler arguments for a constraint: llguidance's token mask as a logits processor (fast on large
+        vocabularies), or llama.cpp's own GBNF grammar for a JSON schema when llguidance is missing."""
+        if params.json_schema is None and params.grammar is None:
+            return {}
+        if params.grammar is None and importlib.util.find_spec("llguidance") is None:
+            from llama_cpp import LlamaGrammar
+
+            return {"grammar": LlamaGrammar.from_json_schema(json.dumps(params.json_schema), verbose=False)}
+        from llama_cpp import LogitsProcessorList
+
+        from knowlm.engines.constrain import NumpyMaskProcessor, compiled_grammar
+
+        grammar = compiled_grammar(params)
+        assert grammar is not None
+        return {"logits_processor": LogitsProcessorList([NumpyMaskProcessor(self._ll_tokenizer(), grammar)])}
+
+    def _ll_tokenizer(self) -> Any:
+        """llguidance's view of the vocabulary, built once (seconds for Gemma's 262k words)."""
+        if self._llg_tokenizer is None:
+            import llama_cpp
+            from llguidance.llamacpp import lltokenizer_from_vocab
+
+            vocab = llama_cpp.llama_model_get_vocab(self.llm.model)
+            eog = [t for t in range(self.llm.n_vocab()) if llama_cpp.llama_vocab_is_eog(vocab, t)]
+            self._llg_tokenizer = lltokenizer_from_vocab(vocab, eos_token=eog or None)
+        return self._llg_tokenizer
+
     def generate(self, prompts: Sequence[str], params: SamplingParams) -> list[Completion]:
         kwargs = self._kwargs(params)
         results = []
         for prompt in prompts:
             self._check_length(prompt, params)
             with self._lock:  # llama.cpp reuses the KV cache of the prefix shared with the last prompt
-                out = self.llm.create_completion(prompt, **kwargs)
+                out = self.llm.create_completion(prompt, **kwargs, **self._constraint(params))
             choice, usage = out["choices"][0], out["usage"]
             finish = "length" if choice.get("finish_reason") == "length" else "stop"
             results.append(
@@ -113,7 +136,9 @@ class LlamaCppEngine:
         kwargs = self._kwargs(params)
         self._check_length(prompt, params)
         with self._lock:
-            for chunk in self.llm.create_completion(prompt, stream=True, **kwargs):
+            for chunk in self.llm.create_completion(
+                prompt, stream=True, **kwargs, **self._constraint(params)
+            ):
                 text = chunk["choices"][0]["text"]
                 if text:
                     yield text

@@ -66,15 +66,19 @@ class VllmEngine:
                 "the vllm engine here has no beam search; use num_beams 1 or --engine transformers"
             )
         extra: dict[str, Any] = {}
-        if params.json_schema is not None:
+        if params.json_schema is not None or params.grammar is not None:
+            # a Lark grammar (grounded extraction) is llguidance's syntax: vLLM's "guidance" backend reads it
+            constraint = (
+                {"json": params.json_schema} if params.grammar is None else {"grammar": params.grammar}
+            )
             try:  # vLLM >= 0.11
                 from vllm.sampling_params import StructuredOutputsParams
 
-                extra["structured_outputs"] = StructuredOutputsParams(json=params.json_schema)
+                extra["structured_outputs"] = StructuredOutputsParams(**constraint)
             except ImportError:
                 from vllm.sampling_params import GuidedDecodingParams
 
-                extra["guided_decoding"] = GuidedDecodingParams(json=params.json_schema)
+                extra["guided_decoding"] = GuidedDecodingParams(**constraint)
         return VllmParams(
             **extra,
             max_tokens=params.max_new_tokens,

@@ -11,6 +11,7 @@ from knowlm.config import ExtractConfig, ModelConfig, SamplingParams
 from knowlm.engines.base import Engine, chat_renderer
 from knowlm.errors import InputError
 from knowlm.ie.formats import detect_language, get_format
+from knowlm.ie.grammar import answer_grammar
 from knowlm.ie.ground import ground
 from knowlm.ie.results import Entity, Event, Item, Triple, item_to_dict
 from knowlm.ie.schema import Schema, load_schema_file, parse_schema
@@ -116,15 +117,17 @@ class Extractor:
     def extract(self, text: str) -> ExtractionResult:
         return self.extract_many([text])[0]
 
-    def prompts_for(self, text: str) -> list[tuple[int, str]]:
-        """(schema batch index, prompt) for every chunk of ``text`` and every schema batch."""
+    def prompts_for(self, text: str) -> list[tuple[int, str, str]]:
+        """(schema batch index, prompt, chunk) for every chunk of ``text`` and every schema batch."""
         lang = detect_language(text) if self.config.lang == "auto" else self.config.lang
         chunks = chunk_text(text, self.config.max_chunk_tokens, self.engine.count_tokens)
         prompts = []
         for b, batch in enumerate(self.batches):
             for chunk in chunks:
                 instruction = self.format.build(self.task, batch, chunk.text, lang)
-                prompts.append((b, self.template.format(instruction.instruction, instruction.input)))
+                prompts.append(
+                    (b, self.template.format(instruction.instruction, instruction.input), chunk.text)
+                )
         return prompts
 
     def extract_many(self, texts: Sequence[str]) -> list[ExtractionResult]:
@@ -132,17 +135,24 @@ class Extractor:
         for i, text in enumerate(texts):
             if not isinstance(text, str) or not text.strip():
                 raise InputError(f"text {i}: expected a non-empty string")
-        jobs = [(d, b, prompt) for d, text in enumerate(texts) for b, prompt in self.prompts_for(text)]
+        jobs = [(d, b, p, chunk) for d, text in enumerate(texts) for b, p, chunk in self.prompts_for(text)]
         outputs: dict[int, str] = {}
         for b, batch in enumerate(self.batches):
             indices = [j for j, job in enumerate(jobs) if job[1] == b]
-            params = self.params
-            if self.config.constrained:
-                params = params.replace(json_schema=self.task.answer_json_schema(batch))
-            done = self.engine.generate([jobs[j][2] for j in indices], params)
-            outputs.update(zip(indices, (c.text for c in done), strict=True))
+            if not self.config.constrained:
+                groups = [(indices, self.params)]
+            elif not self.config.grounded:
+                groups = [(indices, self.params.replace(json_schema=self.task.answer_json_schema(batch)))]
+            else:  # one grammar per chunk: its strings must be pieces of that chunk
+                shape = self.task.answer_json_schema(batch)
+                groups = [
+                    ([j], self.params.replace(grammar=answer_grammar(shape, jobs[j][3]))) for j in indices
+                ]
+            for group, params in groups:
+                done = self.engine.generate([jobs[j][2] for j in group], params)
+                outputs.update(zip(group, (c.text for c in done), strict=True))
         results = [ExtractionResult(text, self.task.name) for text in texts]
-        for j, (d, b, _) in enumerate(jobs):
+        for j, (d, b, _, _) in enumerate(jobs):
             self._read(results[d], outputs[j], self.batches[b])
         for result in results:
             self._finish(result)
