@@ -8,8 +8,11 @@
    base model (--no-adapter) and the shipped IE adapter.
 3. The adapter's extraction throughput (documents/s, generated tokens/s) on each CPU path: transformers
    (the adapter merged into the weights on load), and llama.cpp on the merged model as f16 and q8_0 GGUF.
+4. The cost of constrained decoding on the default engine (llama.cpp, adapter): the same documents free,
+   constrained to the answer's JSON shape, and grounded (every string a piece of the text), both through
+   llguidance's token mask; and, as the baseline, llama.cpp's own GBNF sampler for the JSON shape.
 
-    python bench/extract.py [--docs 16] [--new-tokens 64] [--out bench/results/extract.json]
+    python bench/extract.py [--docs 16] [--new-tokens 64] [--parts throughput,parse,paths,constrained]
 """
 
 from __future__ import annotations
@@ -127,6 +130,48 @@ def adapter_paths(docs: list[str], params: SamplingParams) -> list[dict]:
     return rows
 
 
+def constrained_cost(docs: list[str], params: SamplingParams) -> dict:
+    """Seconds for the same documents free and under each constraint, one engine, in one run."""
+    from llama_cpp import LlamaGrammar
+
+    engine = create_engine(ModelConfig(engine="llamacpp"))
+    modes: dict[str, dict] = {
+        "free": {},
+        "json shape, llguidance mask": {"constrained": True, "grounded": False},
+        "grounded, llguidance mask": {"constrained": True},
+        "json shape, llama.cpp GBNF (before)": {"constrained": True, "grounded": False},
+    }
+    rows = {}
+    for name, options in modes.items():
+        if "GBNF" in name:  # the path llama.cpp took before llguidance: its own grammar sampler
+            engine._constraint = lambda p: (  # type: ignore[attr-defined]
+                {"grammar": LlamaGrammar.from_json_schema(json.dumps(p.json_schema), verbose=False)}
+                if p.json_schema
+                else {}
+            )
+        extractor = Extractor(engine, "ner", SCHEMA, params=params, lang="zh", **options)
+        extractor.extract(docs[0])  # warm-up (builds llguidance's tokenizer view once)
+        start = time.perf_counter()
+        results = [extractor.extract(doc) for doc in docs]
+        seconds = time.perf_counter() - start
+        strings = [e for r in results for e in r.entities]
+        rows[name] = {
+            "seconds": round(seconds, 2),
+            "docs_per_s": round(len(docs) / seconds, 3),
+            "parsed": round(sum(r.parsed for r in results) / len(docs), 3),
+            "entities": len(strings),
+            "grounded_share": round(sum(bool(e.grounded) for e in strings) / len(strings), 3)
+            if strings
+            else 1.0,
+        }
+    free = rows["free"]["seconds"]
+    for row in rows.values():
+        row["time_vs_free"] = round(row["seconds"] / free, 2)
+    for name, row in rows.items():
+        print(f"constrained cost, {name}: {row['docs_per_s']} docs/s, {row['time_vs_free']}x free time")
+    return {"engine": "llamacpp (default model + IE adapter, q8_0)", "docs": len(docs), "modes": rows}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -134,39 +179,43 @@ def main() -> None:
     parser.add_argument("--docs", type=int, default=16)
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--new-tokens", type=int, default=64)
+    parser.add_argument("--parts", default="throughput,parse,paths,constrained", help="which parts to run")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "extract.json")
     args = parser.parse_args()
     if not DATA.exists():
         raise SystemExit(f"reference data not found: {DATA}")
+    parts = set(args.parts.split(","))
     docs = load_docs(args.docs)
     params = SamplingParams(max_new_tokens=args.new_tokens)
-    speed = throughput(docs, params, args.batch)
-    print(
-        f"batched {speed['batched_docs_per_s']} docs/s vs one by one {speed['one_by_one_docs_per_s']} docs/s "
-        f"= {speed['speedup']}x",
-        flush=True,
-    )
-    parsing = {}
-    for adapter in (False, True):
-        parsing["adapter" if adapter else "base"] = row = parse_success(docs, params, adapter=adapter)
-        for mode in ("unconstrained", "constrained"):
-            print(
-                f"parse success, {row['model']}, {mode}: {row[mode]['parse_success_rate']:.0%} "
-                f"({row[mode]['entities']} entities, {row[mode]['grounded_share']:.0%} grounded)"
-            )
-    paths = adapter_paths(docs, params)
-    result = {
+    result: dict = {
         "benchmark": "extract",
         "model": "default (Gemma 3 270M base, and with its IE adapter)",
         "data": "CLUENER train, first documents",
         "schema": SCHEMA,
         "new_tokens": args.new_tokens,
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",
-        "throughput": speed,
-        "parse_success": parsing,
-        "adapter_paths": paths,
-        "fastest_adapter_path": max(paths, key=lambda r: r["docs_per_s"])["path"],
     }
+    if "throughput" in parts:
+        result["throughput"] = speed = throughput(docs, params, args.batch)
+        print(
+            f"batched {speed['batched_docs_per_s']} docs/s vs one by one {speed['one_by_one_docs_per_s']} "
+            f"docs/s = {speed['speedup']}x",
+            flush=True,
+        )
+    if "parse" in parts:
+        result["parse_success"] = parsing = {}
+        for adapter in (False, True):
+            parsing["adapter" if adapter else "base"] = row = parse_success(docs, params, adapter=adapter)
+            for mode in ("unconstrained", "constrained"):
+                print(
+                    f"parse success, {row['model']}, {mode}: {row[mode]['parse_success_rate']:.0%} "
+                    f"({row[mode]['entities']} entities, {row[mode]['grounded_share']:.0%} grounded)"
+                )
+    if "paths" in parts:
+        result["adapter_paths"] = paths = adapter_paths(docs, params)
+        result["fastest_adapter_path"] = max(paths, key=lambda r: r["docs_per_s"])["path"]
+    if "constrained" in parts:
+        result["constrained_cost"] = constrained_cost(docs, params)
     with atomic_write(args.out) as f:
         json.dump(result, f, indent=2, ensure_ascii=False)
     print(f"wrote {args.out}")

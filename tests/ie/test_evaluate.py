@@ -130,3 +130,42 @@ def test_real_instructkgc_samples_score_perfectly_against_themselves(shared_data
         lines.append(EvalLine(n, str(n), "re", schema, r["instruction"], r["output"], r["output"]))
     report = score("re", documents_from_lines(lines))
     assert report["gold"] > 0 and report["f1"] == 1.0 and report["parse_failures"] == 0
+
+
+def test_confusion_counts_mentions_found_under_another_type():
+    gold = [Entity("公司", "阿里巴巴"), Entity("人物", "马云"), Entity("地址", "杭州")]
+    pred = [
+        Entity("组织机构", "阿里巴巴"),
+        Entity("人物", "马云"),
+        Entity("景点", "杭州"),
+        Entity("公司", "杭州"),
+    ]
+    report = score("ner", [Document("d", gold, pred)])
+    assert report["confusion"] == {"公司": {"组织机构": 1}, "地址": {"公司": 1, "景点": 1}}
+    triples = score(
+        "re",
+        [
+            Document(
+                "d",
+                [Triple("A", "founder", "B")],
+                [Triple("A", "work for", "B"), Triple("B", "founder", "A")],
+            )
+        ],
+    )
+    assert triples["confusion"] == {"founder": {"work for": 1}}  # a reversed pair is not a type confusion
+
+
+def test_bootstrap_interval_brackets_f1_and_narrows_with_more_documents():
+    def docs(n: int) -> list[Document]:
+        out = []
+        for i in range(n):  # every other document right
+            gold = [Entity("person", f"p{i}")]
+            out.append(Document(str(i), gold, gold if i % 2 else [Entity("person", "x")]))
+        return out
+
+    small, large = score("ner", docs(20)), score("ner", docs(400))
+    for report in (small, large):
+        low, high = report["f1_ci95"]
+        assert low < report["f1"] < high
+    assert large["f1_ci95"][1] - large["f1_ci95"][0] < small["f1_ci95"][1] - small["f1_ci95"][0]
+    assert score("ner", docs(20))["f1_ci95"] == small["f1_ci95"]  # seeded: the same interval again

@@ -43,7 +43,15 @@ def register(sub: Any) -> None:
     )
     parser.add_argument("--template", default="auto", help="prompt template for --data (default: auto)")
     parser.add_argument(
-        "--constrained", action="store_true", help="with --data: constrain answers to the schema's JSON"
+        "--constrained",
+        action="store_true",
+        help="with --data: constrain answers to the schema's JSON, every string a piece of the input",
+    )
+    parser.add_argument(
+        "--no-grounded",
+        dest="grounded",
+        action="store_false",
+        help="with --constrained: enforce only the JSON shape, not that strings come from the input",
     )
     parser.add_argument(
         "--few-shot",
@@ -106,13 +114,19 @@ def generate_answers(args: argparse.Namespace, lines: list[Any]) -> dict[int, st
     from tqdm import tqdm
 
     from knowlm.engines.base import chat_renderer
+    from knowlm.ie.grammar import answer_grammar
     from knowlm.ie.tasks import get_task
     from knowlm.prompts import get_template
 
-    def json_schema(line: Any) -> dict[str, Any]:
-        return get_task(line.task).answer_json_schema(line.schema)
-
     params = sampling_params(args)
+
+    def constrained(line: Any) -> Any:
+        """Decoding settings for one line: its schema batch's JSON shape, grounded in its input."""
+        shape = get_task(line.task).answer_json_schema(line.schema)
+        if not args.grounded:
+            return params.replace(json_schema=shape)
+        return params.replace(grammar=answer_grammar(shape, json.loads(line.instruction)["input"]))
+
     engine = load_engine(args)
     template = get_template(args.template, chat_renderer(engine))
     shots = few_shot_examples(args.few_shot_from, args.few_shot) if args.few_shot else None
@@ -130,11 +144,8 @@ def generate_answers(args: argparse.Namespace, lines: list[Any]) -> dict[int, st
     with tqdm(total=len(lines), initial=len(answers), unit="line", file=sys.stderr) as bar:
         for begin in range(0, len(todo), step):
             chunk = todo[begin : begin + step]
-            if args.constrained:  # each line has its own schema batch, so its own JSON schema
-                done = [
-                    engine.generate([prompt(line)], params.replace(json_schema=json_schema(line)))[0]
-                    for line in chunk
-                ]
+            if args.constrained:  # each line has its own schema batch and input, so its own constraint
+                done = [engine.generate([prompt(line)], constrained(line))[0] for line in chunk]
             else:
                 done = engine.generate([prompt(line) for line in chunk], params)
             for line, completion in zip(chunk, done, strict=True):

@@ -74,11 +74,19 @@ class Document:
     parse_failures: int = 0
 
 
-def score(task: str, documents: Iterable[Document]) -> dict[str, Any]:
-    """The evaluation report: headline P/R/F1, every metric, per-type F1, parse-failure rate."""
+def score(task: str, documents: Iterable[Document], *, rounds: int = 1000) -> dict[str, Any]:
+    """The evaluation report: headline P/R/F1 with a 95% bootstrap interval for F1, every metric,
+    per-type F1, a confusion table and the parse-failure rate.
+
+    The interval resamples documents (``rounds`` times, fixed seed). The confusion table counts, per gold
+    type, the gold items that were missed under their type but predicted, same text otherwise, under
+    another type (``{gold type: {predicted type: n}}``)."""
     metrics = METRICS[get_task(task).name]
     totals = {m: Counts() for m in metrics}
     by_type: dict[str, Counts] = defaultdict(Counts)
+    confusion: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    per_doc: list[tuple[int, int, int]] = []
+    slot = 1 if task in ("re", "spo", "kg") else 0  # where the type sits in a headline key
     n_docs = outputs = failures = 0
     for doc in documents:
         n_docs += 1
@@ -88,26 +96,59 @@ def score(task: str, documents: Iterable[Document]) -> dict[str, Any]:
             gold = {k for item in doc.gold for k in keys(item, metric)}
             pred = {k for item in doc.pred for k in keys(item, metric)}
             totals[metric].add(gold, pred)
-            if metric == metrics[0]:
-                type_of = (lambda k: k[1]) if task in ("re", "spo", "kg") else (lambda k: k[0])
-                for name in {type_of(k) for k in gold | pred}:
-                    by_type[name].add(
-                        {k for k in gold if type_of(k) == name}, {k for k in pred if type_of(k) == name}
-                    )
+            if metric != metrics[0]:
+                continue
+            per_doc.append((len(gold & pred), len(pred), len(gold)))
+            for name in {k[slot] for k in gold | pred}:
+                by_type[name].add({k for k in gold if k[slot] == name}, {k for k in pred if k[slot] == name})
+            _confuse(confusion, gold - pred, pred - gold, slot)
     report = {"task": task, "documents": n_docs, "metric": metrics[0], **totals[metrics[0]].report()}
+    report["f1_ci95"] = bootstrap_f1(per_doc, rounds)
     report["metrics"] = {m: c.report() for m, c in totals.items()}
     report["by_type"] = {name: c.report() for name, c in sorted(by_type.items())}
+    report["confusion"] = {g: dict(sorted(p.items())) for g, p in sorted(confusion.items())}
     report["outputs"] = outputs
     report["parse_failures"] = failures
     report["parse_failure_rate"] = round(failures / outputs, 4) if outputs else 0.0
     return report
 
 
+def _confuse(
+    table: dict[str, dict[str, int]], missed: set[tuple[str, ...]], extra: set[tuple[str, ...]], slot: int
+) -> None:
+    """Count missed gold keys that were predicted with only their type (at ``slot``) changed."""
+    rest = defaultdict(set)
+    for k in extra:
+        rest[k[:slot] + k[slot + 1 :]].add(k[slot])
+    for k in missed:
+        for other in rest.get(k[:slot] + k[slot + 1 :], ()):
+            table[k[slot]][other] += 1
+
+
+def bootstrap_f1(per_doc: list[tuple[int, int, int]], rounds: int = 1000, seed: int = 0) -> list[float]:
+    """95% percentile interval of micro F1 over documents resampled with replacement.
+
+    ``per_doc`` holds (true positives, predicted, gold) per document."""
+    if not per_doc or rounds < 1:
+        return [0.0, 0.0]
+    import numpy as np
+
+    counts = np.asarray(per_doc, dtype=np.int64)
+    rng = np.random.default_rng(seed)
+    picks = rng.integers(0, len(counts), size=(rounds, len(counts)))
+    tp, pred, gold = (counts[:, i][picks].sum(axis=1) for i in range(3))
+    f1 = np.where(pred + gold > 0, 2 * tp / np.maximum(pred + gold, 1), 0.0)
+    low, high = np.percentile(f1, [2.5, 97.5])
+    return [round(float(low), 4), round(float(high), 4)]
+
+
 def format_report(report: dict[str, Any]) -> str:
     """A readable table of a report."""
+    low, high = report.get("f1_ci95", [0.0, 0.0])
     lines = [
         f"task {report['task']}: {report['documents']} documents, parse failures "
-        f"{report['parse_failures']}/{report['outputs']} ({report['parse_failure_rate']:.1%})",
+        f"{report['parse_failures']}/{report['outputs']} ({report['parse_failure_rate']:.1%}); "
+        f"F1 {report['f1']:.2%} (95% interval {low:.2%} - {high:.2%})",
         "",
     ]
     lines.append(f"{'':<24} {'P':>7} {'R':>7} {'F1':>7} {'gold':>6} {'pred':>6}")
