@@ -1,11 +1,20 @@
-"""Extraction quality of the default model: base zero-shot, base few-shot, IE adapter, adapter constrained.
+"""Extraction quality of the default model on held-out data: NER and RE, adapters old and new, free and
+constrained, with 95% bootstrap intervals, per-type F1 and type-confusion tables.
 
-Prepares the evaluation sets from ../shared/data with `knowlm data convert-ie` (CLUENER: 1,000 texts held
-out of train with seed 0, the same split the adapter's training data excluded; CoNLL-2003: valid; the
-last 10 InstructKGC RE records, also excluded from training), then runs `knowlm eval` for every setting
-on the first --docs documents of each set and writes bench/results/ie_quality.json plus a Markdown table.
+Evaluation sets (seeded samples of each dev split, never training data), made with `knowlm data
+convert-ie` from ../shared/data:
+  CLUENER (zh NER)      the first --docs of the 1,000 texts held out of train with seed 0 (the adapter's
+                        training data comes from the other 9,748)
+  CoNLL-2003 (en NER)   --docs sentences of valid, sampled with seed 0
+  CoNLL04 (en RE)       --docs sentences of dev, sampled with seed 0
+  FinRE (zh RE)         --docs sentences of valid, sampled with seed 0
+Each setting runs `knowlm eval --data` (llama.cpp, greedy) on the adapter merged into the default model
+as a q8_0 GGUF (the path `--model default` takes), saving answers as it goes: an interrupted run resumes.
+Results go to bench/results/ie_quality.json; `--write-docs` renders them into docs/ie-quality.md and the
+adapter's model card (between the `ie-quality` markers), so the published numbers are the measured ones.
 
-    python bench/ie_quality.py [--docs 30] [--new-tokens 96] [--workdir runs/ie-quality]
+    python bench/ie_quality.py [--docs 200] [--settings adapter,adapter-constrained,old-adapter]
+                               [--sets cluener,conll2003,conll04,finre] [--write-docs]
 """
 
 from __future__ import annotations
@@ -14,103 +23,218 @@ import argparse
 import json
 import os
 import platform
+import re
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
 KNOWLM = [sys.executable, "-m", "knowlm.cli.main"]
-SETTINGS = {
-    "base, zero-shot": ["--no-adapter"],
-    "base, 3-shot": ["--no-adapter", "--few-shot", "3", "--few-shot-from", "{train}"],
-    "IE adapter": [],
-    "IE adapter, --constrained": ["--constrained"],
+SETS = {
+    "cluener": ("CLUENER dev (zh NER, 10 types)", "ner"),
+    "conll2003": ("CoNLL-2003 valid (en NER, 4 types)", "ner"),
+    "conll04": ("CoNLL04 dev (en RE, 5 relations)", "re"),
+    "finre": ("FinRE valid (zh RE, 27 relations)", "re"),
+}
+# setting -> (adapter: "new" = this package's, "old" = --old-adapter, None = base model; constrained)
+SETTINGS: dict[str, tuple[str | None, bool]] = {
+    "adapter": ("new", False),
+    "adapter-constrained": ("new", True),
+    "old-adapter": ("old", False),
+    "old-adapter-constrained": ("old", True),
+    "base": (None, False),
+}
+LABELS = {
+    "adapter": "IE adapter (this release)",
+    "adapter-constrained": "IE adapter, --constrained (grounded)",
+    "old-adapter": "previous IE adapter",
+    "old-adapter-constrained": "previous IE adapter, --constrained (grounded)",
+    "base": "base model, zero-shot",
 }
 
 
-def prepare(work: Path) -> dict[str, tuple[str, Path]]:
-    """The evaluation files: name -> (task, path)."""
+def prepare(work: Path, docs: int) -> dict[str, Path]:
+    """The evaluation files (OneKE records, one id per document), made once."""
     work.mkdir(parents=True, exist_ok=True)
-    sets = {
-        "CLUENER dev (zh NER)": ("ner", work / "cluener-dev.jsonl"),
-        "CoNLL-2003 valid (en NER)": ("ner", work / "conll-valid.jsonl"),
-        "InstructKGC RE (zh)": ("re", work / "kgc-re-dev.jsonl"),
+    files = {name: work / f"{name}-eval.jsonl" for name in SETS}
+    commands = {
+        "cluener": ["cluener", DATA / "cluener" / "train.json", "--out", work / "cluener-rest.jsonl",
+                    "--holdout", "1000", "--holdout-out", files["cluener"], "--limit", "1"],
+        "conll2003": ["conll2003", DATA / "conll2003" / "valid.txt", "--out", files["conll2003"],
+                      "--mode", "eval", "--limit", str(docs)],
+        "conll04": ["conll04", DATA / "conll04" / "dev.json", "--out", files["conll04"], "--mode", "eval",
+                    "--limit", str(docs)],
+        "finre": ["finre", DATA / "finre" / "valid.txt", "--out", files["finre"], "--mode", "eval",
+                  "--limit", str(docs)],
+    }  # fmt: skip
+    for name, args in commands.items():
+        if not files[name].exists():
+            subprocess.run([*KNOWLM, "data", "convert-ie", *map(str, args)], check=True, capture_output=True)
+    return files
+
+
+def model_args(adapter: str | None, new: Path | None, old: Path | None) -> list[str]:
+    if adapter is None:
+        return ["--model", "default", "--no-adapter"]
+    from knowlm.models.default import default_adapter, default_ie_gguf
+
+    directory = (new or default_adapter()) if adapter == "new" else old
+    if directory is None:
+        raise SystemExit(
+            f"no {adapter} adapter: pass --{'adapter' if adapter == 'new' else 'old-adapter'} DIR"
+        )
+    return ["--model", str(default_ie_gguf(Path(directory))), "--engine", "llamacpp"]
+
+
+def run_setting(setting: str, name: str, path: Path, args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    adapter, constrained = SETTINGS[setting]
+    task = SETS[name][1]
+    tag = f"{setting}-{name}-{args.docs}"
+    report, answers = work / f"report-{tag}.json", work / f"answers-{tag}.jsonl"
+    command = [*KNOWLM, "eval", "--task", task, "--data", str(path), "--limit", str(args.docs),
+               "--max-new-tokens", str(args.new_tokens), "--report", str(report), "--output", str(answers),
+               "--json", *model_args(adapter, args.adapter, args.old_adapter),
+               *(["--constrained"] if constrained else [])]  # fmt: skip
+    seconds = None
+    if not report.exists():
+        start = time.perf_counter()
+        subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+        seconds = time.perf_counter() - start
+    result = json.loads(report.read_text())
+    row = {
+        "setting": setting,
+        "set": name,
+        "documents": result["documents"],
+        "f1": result["f1"],
+        "f1_ci95": result["f1_ci95"],
+        "precision": result["precision"],
+        "recall": result["recall"],
+        "gold": result["gold"],
+        "predicted": result["predicted"],
+        "parse_success": round(1 - result["parse_failure_rate"], 4),
+        "by_type": {k: v["f1"] for k, v in result["by_type"].items()},
+        "confusion": result["confusion"],
+        "seconds": round(seconds, 1) if seconds is not None else None,
+        "docs_per_s": round(result["documents"] / seconds, 3) if seconds else None,
     }
-    commands = [
-        [*KNOWLM, "data", "convert-ie", "cluener", str(DATA / "cluener" / "train.json"), "--out",
-         str(work / "cluener-train.jsonl"), "--holdout", "1000", "--holdout-out", str(sets["CLUENER dev (zh NER)"][1]),
-         "--limit", "550"],
-        [*KNOWLM, "data", "convert-ie", "conll2003", str(DATA / "conll2003" / "valid.txt"), "--out",
-         str(sets["CoNLL-2003 valid (en NER)"][1]), "--mode", "eval", "--limit", "1000"],
-        [*KNOWLM, "data", "convert-ie", "conll2003", str(DATA / "conll2003" / "train.txt"), "--out",
-         str(work / "conll-train.jsonl"), "--limit", "550"],
-    ]  # fmt: skip
-    for command in commands:
-        subprocess.run(command, check=True, capture_output=True)
-    re_records = (DATA / "instructkgc" / "re" / "train.json").read_text(encoding="utf-8").splitlines()
-    sets["InstructKGC RE (zh)"][1].write_text("\n".join(re_records[-10:]) + "\n", encoding="utf-8")
-    # few-shot examples come from the training side of each split
-    shots = work / "shots.jsonl"
-    with shots.open("w", encoding="utf-8") as f:
-        for name in ("cluener-train.jsonl", "conll-train.jsonl"):
-            f.write((work / name).read_text(encoding="utf-8"))
-        f.write("\n".join(re_records[:20]) + "\n")
-    return sets
+    print(
+        f"{setting:<26} {name:<10} F1 {row['f1']:.3f} [{row['f1_ci95'][0]:.3f}, {row['f1_ci95'][1]:.3f}]  "
+        f"P {row['precision']:.3f} R {row['recall']:.3f}  parse {row['parse_success']:.0%}"
+        + (f"  {row['docs_per_s']} docs/s" if row["docs_per_s"] else ""),
+        flush=True,
+    )
+    return row
+
+
+# ---- rendering --------------------------------------------------------------------------------------
+
+
+def render(results: dict[str, Any]) -> str:
+    """Markdown tables of a results file: headline, per type, confusions."""
+    rows = results["rows"]
+    sets = [s for s in SETS if any(r["set"] == s for r in rows)]
+    settings = [s for s in SETTINGS if any(r["setting"] == s for r in rows)]
+    cell = {(r["setting"], r["set"]): r for r in rows}
+    out = [
+        f"Measured by `python bench/ie_quality.py --docs {results['docs']}` ({results['machine']}; llama.cpp, "
+        "greedy, exact match). Cells: micro F1 [95% bootstrap interval], precision / recall, answers that "
+        "parse.",
+        "",
+        "| setting | " + " | ".join(SETS[s][0] for s in sets) + " |",
+        "|---|" + "---|" * len(sets),
+    ]
+    for setting in settings:
+        cells = []
+        for s in sets:
+            r = cell.get((setting, s))
+            cells.append(
+                "–"
+                if r is None
+                else f"**{r['f1']:.3f}** [{r['f1_ci95'][0]:.2f}, {r['f1_ci95'][1]:.2f}] "
+                f"({r['precision']:.2f} / {r['recall']:.2f}), {r['parse_success']:.0%}"
+            )
+        out.append(f"| {LABELS[setting]} | " + " | ".join(cells) + " |")
+    speed = [r for r in rows if r["docs_per_s"]]
+    if speed:
+        out += ["", "Documents per second (each set's schema in batches, as `knowlm extract` does):", ""]
+        out.append("| setting | " + " | ".join(SETS[s][0].split(" (")[0] for s in sets) + " |")
+        out.append("|---|" + "---|" * len(sets))
+        for setting in settings:
+            values = [cell.get((setting, s), {}).get("docs_per_s") for s in sets]
+            out.append(f"| {LABELS[setting]} | " + " | ".join(f"{v}" if v else "–" for v in values) + " |")
+    main = settings[0]
+    out += ["", f"Per type ({LABELS[main]}): F1", ""]
+    for s in sets:
+        r = cell.get((main, s))
+        if r:
+            types = ", ".join(f"{k} {v:.2f}" for k, v in sorted(r["by_type"].items(), key=lambda kv: -kv[1]))
+            out.append(f"- {SETS[s][0]}: {types}")
+    out += ["", f"Confusions ({LABELS[main]}): gold type → type predicted for the same text, count", ""]
+    for s in sets:
+        r = cell.get((main, s))
+        if r and r["confusion"]:
+            pairs = sorted(
+                ((g, p, n) for g, ps in r["confusion"].items() for p, n in ps.items()), key=lambda x: -x[2]
+            )
+            out.append(f"- {SETS[s][0]}: " + ", ".join(f"{g} → {p} {n}" for g, p, n in pairs[:8]))
+    return "\n".join(out)
+
+
+def write_between_markers(path: Path, text: str) -> None:
+    begin, end = "<!-- ie-quality:begin -->", "<!-- ie-quality:end -->"
+    content = path.read_text(encoding="utf-8")
+    if begin not in content or end not in content:
+        raise SystemExit(f"{path}: no {begin} ... {end} markers to write between")
+    pattern = re.compile(re.escape(begin) + ".*?" + re.escape(end), re.S)
+    path.write_text(pattern.sub(lambda _: f"{begin}\n{text}\n{end}", content), encoding="utf-8")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--docs", type=int, default=30, help="documents per evaluation set")
-    parser.add_argument("--new-tokens", type=int, default=96, help="max new tokens per answer")
+    parser.add_argument("--docs", type=int, default=200, help="documents per evaluation set")
+    parser.add_argument("--new-tokens", type=int, default=128, help="max new tokens per answer")
+    parser.add_argument("--settings", default="adapter,adapter-constrained,old-adapter")
+    parser.add_argument("--sets", default=",".join(SETS))
+    parser.add_argument("--adapter", type=Path, help="the adapter to measure (default: the shipped one)")
+    parser.add_argument("--old-adapter", type=Path, help="the previous adapter, for comparison")
     parser.add_argument("--workdir", type=Path, default=ROOT / "runs" / "ie-quality")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "ie_quality.json")
+    parser.add_argument("--write-docs", action="store_true", help="render the results into the docs")
     args = parser.parse_args()
-    sets = prepare(args.workdir)
-    rows = []
-    for setting, extra in SETTINGS.items():
-        for name, (task, path) in sets.items():
-            report = args.workdir / f"report-{len(rows)}.json"
-            options = [x.replace("{train}", str(args.workdir / "shots.jsonl")) for x in extra]
-            command = [*KNOWLM, "eval", "--task", task, "--data", str(path), "--limit", str(args.docs),
-                       "--max-new-tokens", str(args.new_tokens), "--report", str(report), "--json", *options]  # fmt: skip
-            start = time.perf_counter()
-            subprocess.run(command, check=True, capture_output=True)
-            seconds = time.perf_counter() - start
-            result = json.loads(report.read_text())
-            rows.append(
-                {
-                    "setting": setting,
-                    "set": name,
-                    "documents": result["documents"],
-                    "precision": result["precision"],
-                    "recall": result["recall"],
-                    "f1": result["f1"],
-                    "parse_success": round(1 - result["parse_failure_rate"], 3),
-                    "by_type": {k: v["f1"] for k, v in result["by_type"].items()},
-                    "seconds": round(seconds, 1),
-                    "command": " ".join(["knowlm", *command[3:]]),
-                }
-            )
-            print(f"{setting:<28} {name:<28} F1 {result['f1']:.3f}  parse {rows[-1]['parse_success']:.0%}  "
-                  f"{seconds:.0f} s", flush=True)  # fmt: skip
     from knowlm.io import atomic_write
 
+    if not DATA.is_dir():
+        raise SystemExit(f"reference data not found: {DATA}")
+    files = prepare(args.workdir, args.docs)
+    rows = []
+    for setting in args.settings.split(","):
+        if setting not in SETTINGS:
+            raise SystemExit(f"unknown setting {setting!r}; choose from {', '.join(SETTINGS)}")
+        for name in args.sets.split(","):
+            rows.append(run_setting(setting, name, files[name], args, args.workdir))
+    results = {
+        "benchmark": "ie_quality",
+        "docs": args.docs,
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+        "rows": rows,
+    }
     with atomic_write(args.out) as f:
-        json.dump(
-            {
-                "benchmark": "ie_quality",
-                "machine": f"{platform.machine()}, {os.cpu_count()} cores",
-                "rows": rows,
-            },
-            f,
-            indent=1,
-            ensure_ascii=False,
-        )
+        json.dump(results, f, indent=1, ensure_ascii=False)
     print(f"wrote {args.out}")
+    if args.write_docs:
+        from knowlm.models.default import default_adapter
+
+        text = render(results)
+        write_between_markers(ROOT / "docs" / "ie-quality.md", text)
+        card = default_adapter()
+        if card is not None:
+            write_between_markers(card / "README.md", text)
+        print("wrote docs/ie-quality.md and the model card")
 
 
 if __name__ == "__main__":
