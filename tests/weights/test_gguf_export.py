@@ -255,3 +255,14 @@ def test_default_model_exports_and_matches_transformers(tmp_path: Path):
             assert_matches_transformers(out, directory, prompt, tokenizer(prompt).input_ids, n=8, tol=0.1)
             >= 6
         )
+
+
+def test_header_reader_finds_where_the_tensors_end(tiny_gguf: Path):
+    """`check_gguf` reads the header itself (no metadata objects); it must agree with gguf's reader."""
+    from gguf import GGUFReader
+
+    from knowlm.models.resolve import gguf_data_end
+
+    reader = GGUFReader(tiny_gguf)
+    expected = max(int(t.data_offset) + int(t.n_bytes) for t in reader.tensors)
+    assert gguf_data_end(tiny_gguf) == expected == tiny_gguf.stat().st_size
