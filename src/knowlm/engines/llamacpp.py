@@ -7,6 +7,7 @@ import importlib.util
 import json
 import logging
 import os
+import secrets
 import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -87,7 +88,8 @@ class LlamaCppEngine:
             "top_k": params.top_k,
             "repeat_penalty": params.repetition_penalty,
             "stop": list(params.stop),
-            "seed": params.seed if params.seed is not None else 0xC0FFEE,
+            # no seed: fresh randomness every call (llama.cpp would otherwise reuse its last seed)
+            "seed": params.seed if params.seed is not None else secrets.randbits(31),
         }
 
     def _constraint(self, params: SamplingParams) -> dict[str, Any]:
