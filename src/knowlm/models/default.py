@@ -177,13 +177,12 @@ def default_adapter() -> Path | None:
 def default_ie_gguf(adapter: Path, qtype: str = IE_GGUF_TYPE) -> Path:
     """The default model with ``adapter`` merged in, as a GGUF for llama.cpp; built once into the cache
     (merge-lora, then export-gguf: about 30 s) and named by the adapter's hash, so a new adapter rebuilds."""
-    from knowlm.weights.gguf_export import export_gguf
-    from knowlm.weights.ops import merge_lora
-
     digest = _sha256(adapter / "adapter_model.safetensors")[:12]
     target = default_dir() / f"gemma-3-270m-ie-{digest}-{qtype}.gguf"
     if target.exists():
         return target
+    from knowlm.weights.gguf_export import export_gguf  # torch and friends: only when building
+    from knowlm.weights.ops import merge_lora
     base = default_hf_dir()
     log.warning("first use of the default IE model on llama.cpp: merging the adapter into %s (once)", target)
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=".tmp-ie-") as tmp:
