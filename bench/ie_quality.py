@@ -8,6 +8,8 @@ convert-ie` from ../shared/data:
   CoNLL-2003 (en NER)   --docs sentences of valid, sampled with seed 0
   CoNLL04 (en RE)       --docs sentences of dev, sampled with seed 0
   FinRE (zh RE)         --docs sentences of valid, sampled with seed 0
+Sentences that also occur in the adapter's training records (--train-data; the public sets repeat a few
+between their splits) are left out before the --docs are taken.
 Each setting runs `knowlm eval --data` (llama.cpp, greedy) on the adapter merged into the default model
 as a q8_0 GGUF (the path `--model default` takes), saving answers as it goes: an interrupted run resumes.
 Results go to bench/results/ie_quality.json; `--write-docs` renders them into docs/ie-quality.md and the
@@ -56,24 +58,41 @@ LABELS = {
 }
 
 
-def prepare(work: Path, docs: int) -> dict[str, Path]:
-    """The evaluation files (OneKE records, one id per document), made once."""
+def prepare(work: Path, docs: int, train: Path | None) -> dict[str, Path]:
+    """The evaluation files (OneKE records, one id per document), made once: ``docs`` documents of each
+    set whose text does not occur in the training data ``train`` (the public sets repeat some sentences
+    between their splits)."""
     work.mkdir(parents=True, exist_ok=True)
     files = {name: work / f"{name}-eval.jsonl" for name in SETS}
+    raw = {name: work / f"{name}-sample.jsonl" for name in SETS}
+    spare = str(docs + 50)
     commands = {
         "cluener": ["cluener", DATA / "cluener" / "train.json", "--out", work / "cluener-rest.jsonl",
-                    "--holdout", "1000", "--holdout-out", files["cluener"], "--limit", "1"],
-        "conll2003": ["conll2003", DATA / "conll2003" / "valid.txt", "--out", files["conll2003"],
-                      "--mode", "eval", "--limit", str(docs)],
-        "conll04": ["conll04", DATA / "conll04" / "dev.json", "--out", files["conll04"], "--mode", "eval",
-                    "--limit", str(docs)],
-        "finre": ["finre", DATA / "finre" / "valid.txt", "--out", files["finre"], "--mode", "eval",
-                  "--limit", str(docs)],
+                    "--holdout", "1000", "--holdout-out", raw["cluener"], "--limit", "1"],
+        "conll2003": ["conll2003", DATA / "conll2003" / "valid.txt", "--out", raw["conll2003"],
+                      "--mode", "eval", "--limit", spare],
+        "conll04": ["conll04", DATA / "conll04" / "dev.json", "--out", raw["conll04"], "--mode", "eval",
+                    "--limit", spare],
+        "finre": ["finre", DATA / "finre" / "valid.txt", "--out", raw["finre"], "--mode", "eval",
+                  "--limit", spare],
     }  # fmt: skip
+    seen = _inputs(train) if train else set()
     for name, args in commands.items():
-        if not files[name].exists():
-            subprocess.run([*KNOWLM, "data", "convert-ie", *map(str, args)], check=True, capture_output=True)
+        if files[name].exists():
+            continue
+        subprocess.run([*KNOWLM, "data", "convert-ie", *map(str, args)], check=True, capture_output=True)
+        records = [json.loads(line) for line in raw[name].read_text(encoding="utf-8").splitlines()]
+        ids = [r["id"] for r in records if json.loads(r["instruction"])["input"] not in seen]
+        keep = set(list(dict.fromkeys(ids))[:docs])
+        with files[name].open("w", encoding="utf-8") as f:
+            f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in records if r["id"] in keep)
     return files
+
+
+def _inputs(path: Path) -> set[str]:
+    """The input texts of a OneKE training file."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return {json.loads(json.loads(line)["instruction"])["input"] for line in lines if line.strip()}
 
 
 def model_args(adapter: str | None, new: Path | None, old: Path | None) -> list[str]:
@@ -202,20 +221,35 @@ def main() -> None:
     parser.add_argument("--sets", default=",".join(SETS))
     parser.add_argument("--adapter", type=Path, help="the adapter to measure (default: the shipped one)")
     parser.add_argument("--old-adapter", type=Path, help="the previous adapter, for comparison")
+    parser.add_argument(
+        "--train-data",
+        type=Path,
+        help="the adapter's training records: documents whose text occurs there are left out",
+    )
     parser.add_argument("--workdir", type=Path, default=ROOT / "runs" / "ie-quality")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "ie_quality.json")
     parser.add_argument("--write-docs", action="store_true", help="render the results into the docs")
+    parser.add_argument(
+        "--measured-only",
+        action="store_true",
+        help="collect only the combinations already measured (no runs)",
+    )
     args = parser.parse_args()
     from knowlm.io import atomic_write
 
     if not DATA.is_dir():
         raise SystemExit(f"reference data not found: {DATA}")
-    files = prepare(args.workdir, args.docs)
+    files = prepare(args.workdir, args.docs, args.train_data)
     rows = []
     for setting in args.settings.split(","):
         if setting not in SETTINGS:
             raise SystemExit(f"unknown setting {setting!r}; choose from {', '.join(SETTINGS)}")
         for name in args.sets.split(","):
+            if (
+                args.measured_only
+                and not (args.workdir / f"report-{setting}-{name}-{args.docs}.json").exists()
+            ):
+                continue
             rows.append(run_setting(setting, name, files[name], args, args.workdir))
     results = {
         "benchmark": "ie_quality",

@@ -285,3 +285,44 @@ def test_finre_and_conll04_shared_data_counts(shared_data: Path):
     assert (
         not any(r.startswith("被") for r in relations) and "别名" in relations and "unknown" not in relations
     )
+
+
+def test_detokenize_writes_running_text_and_keeps_offsets(tmp_path: Path):
+    from knowlm.ie.convert import join_tokens
+
+    tokens = [
+        "Oswald",
+        "(",
+        "a",
+        "former",
+        "marine",
+        ")",
+        "said",
+        '"',
+        "I",
+        "'m",
+        "a",
+        "patsy",
+        '"',
+        "in",
+        "Dallas",
+        ".",
+    ]
+    text, starts = join_tokens(tokens, detokenize=True)
+    assert text == 'Oswald (a former marine) said "I\'m a patsy" in Dallas.'
+    assert [text[s : s + len(t)] for s, t in zip(starts, tokens, strict=True)] == tokens
+    assert join_tokens(["in", "Dallas", "."])[0] == "in Dallas ."  # the default keeps the tokens apart
+    path = tmp_path / "s.json"
+    path.write_text(json.dumps(SPERT))
+    first = next(read_spert(path, detokenize=True))
+    assert first.text == "John Wilkes Booth, who assassinated President Lincoln."
+    (triple,) = first.items
+    assert [first.text[s:e] for s, e in triple.head_spans + triple.tail_spans] == [
+        "John Wilkes Booth",
+        "President Lincoln",
+    ]
+    conll = tmp_path / "c.txt"
+    conll.write_text(CONLL)
+    assert next(read_conll(conll, detokenize=True)).text == "EU rejects German call."
+    with pytest.raises(InputError, match="--detokenize applies to token formats"):
+        convert("cluener", write_cluener(tmp_path / "c.json", CLUENER), detokenize=True)

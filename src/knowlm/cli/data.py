@@ -114,6 +114,12 @@ def register(sub: Any) -> None:
     convert.add_argument("--holdout", type=int, default=0, help="texts held out as evaluation records")
     convert.add_argument("--holdout-out", type=Path, help="where the held-out evaluation records go")
     convert.add_argument("--seed", type=int, default=0, help="random seed (sampling, holdout, order)")
+    convert.add_argument(
+        "--detokenize",
+        action="store_true",
+        help="token formats (conll2003, conll04, spert): write sentences as running text ('in Dallas.') "
+        "instead of space-separated tokens ('in Dallas .')",
+    )
     convert.set_defaults(handler=run_convert)
 
 
@@ -183,6 +189,7 @@ def run_convert(args: argparse.Namespace) -> int:
         seed=args.seed,
         limit=args.limit,
         holdout=args.holdout,
+        detokenize=args.detokenize,
     )
     write_jsonl(args.out, records)
     if args.holdout_out:

@@ -111,10 +111,39 @@ def read_cluener(path: str | Path) -> Iterator[Document]:
         yield Document(f"cluener-{number}", text, entities, "zh")
 
 
-def read_conll(path: str | Path) -> Iterator[Document]:
+# tokens written without a space before them / after them when --detokenize joins a sentence
+_NO_SPACE_BEFORE = {",", ".", ";", ":", "!", "?", "%", ")", "]", "}", "'s", "'S", "n't", "'re", "'ve", "'ll",
+                    "'d", "'m", "''", "..."}  # fmt: skip
+_NO_SPACE_AFTER = {"(", "[", "{", "$", "``", "#"}
+
+
+def join_tokens(tokens: list[str], detokenize: bool = False) -> tuple[str, list[int]]:
+    """(text, start offset of each token). Tokens are joined by single spaces; ``detokenize`` writes them
+    as running text instead (no space before punctuation and clitics, none inside brackets and straight
+    double quotes), so that a model trained on the result reads ordinary text ("in Dallas.", not
+    "in Dallas .")."""
+    parts: list[str] = []
+    starts: list[int] = []
+    offset, glue, quotes = 0, True, 0
+    for token in tokens:
+        attach = glue or (detokenize and token in _NO_SPACE_BEFORE)
+        if detokenize and token == '"':
+            attach = glue or quotes % 2 == 1  # a closing quote attaches to the word before it
+        if not attach:
+            parts.append(" ")
+            offset += 1
+        starts.append(offset)
+        parts.append(token)
+        offset += len(token)
+        glue = detokenize and (token in _NO_SPACE_AFTER or (token == '"' and quotes % 2 == 0))
+        quotes += token == '"'
+    return "".join(parts), starts
+
+
+def read_conll(path: str | Path, detokenize: bool = False) -> Iterator[Document]:
     """CoNLL-2003 column files (``token ... tag``; blank lines end sentences; IOB1 or IOB2 tags).
 
-    A sentence becomes a document; tokens are joined by single spaces and entity offsets follow that."""
+    A sentence becomes a document; tokens are joined as `join_tokens` does and entity offsets follow."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: no such file")
@@ -123,12 +152,11 @@ def read_conll(path: str | Path) -> Iterator[Document]:
     def flush() -> Document | None:
         if not tokens:
             return None
-        text = " ".join(t for t, _, _ in tokens)
+        text, starts = join_tokens([t for t, _, _ in tokens], detokenize)
         entities: list[Entity] = []
-        offset, current = 0, None  # current: the type of the entity the previous token belongs to
-        for token, tag, _ in tokens:
-            start, end = offset, offset + len(token)
-            offset = end + 1
+        current = None  # the type of the entity the previous token belongs to
+        for (token, tag, _), start in zip(tokens, starts, strict=True):
+            end = start + len(token)
             prefix, _, kind = tag.partition("-")
             if tag == "O":
                 current = None
@@ -167,10 +195,11 @@ def read_spert(
     relations: dict[str, str] | None = None,
     types: dict[str, str] | None = None,
     prefix: str = "spert",
+    detokenize: bool = False,
 ) -> Iterator[Document]:
     """SpERT-style JSON (a JSON array, or JSON lines) of ``{"tokens", "entities": [{"type", "start", "end"}],
     "relations": [{"type", "head", "tail"}]}``: token offsets with an exclusive end; ``head``/``tail`` index
-    ``entities``. Tokens are joined by single spaces; a document's items are its relation triples.
+    ``entities``. Tokens are joined as `join_tokens` does; a document's items are its relation triples.
 
     ``relations``/``types`` rename labels (CoNLL04's ``Work_For`` -> ``work for``); others stay as given."""
     path = Path(path)
@@ -188,11 +217,7 @@ def read_spert(
         tokens = record.get("tokens") if isinstance(record, dict) else None
         if not isinstance(tokens, list) or not all(isinstance(t, str) for t in tokens):
             raise InputError(f"{where}: expected 'tokens' (a list of strings)")
-        starts, offset = [], 0
-        for token in tokens:
-            starts.append(offset)
-            offset += len(token) + 1
-        text = " ".join(tokens)
+        text, starts = join_tokens(tokens, detokenize)
         spans: list[tuple[str, int, int]] = []
         for e in record.get("entities", []):
             try:
@@ -333,15 +358,19 @@ def _duie_value(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def read_documents(fmt: str, path: str | Path, stats: Stats | None = None) -> Iterator[Document]:
+def read_documents(
+    fmt: str, path: str | Path, stats: Stats | None = None, detokenize: bool = False
+) -> Iterator[Document]:
+    if detokenize and fmt not in ("conll2003", "conll04", "spert"):
+        raise InputError(f"--detokenize applies to token formats (conll2003, conll04, spert), not {fmt}")
     if fmt == "cluener":
         return read_cluener(path)
     if fmt == "conll2003":
-        return read_conll(path)
+        return read_conll(path, detokenize)
     if fmt == "conll04":
-        return read_spert(path, CONLL04_RELATIONS, CONLL04_TYPES, prefix="conll04")
+        return read_spert(path, CONLL04_RELATIONS, CONLL04_TYPES, prefix="conll04", detokenize=detokenize)
     if fmt == "spert":
-        return read_spert(path)
+        return read_spert(path, detokenize=detokenize)
     if fmt == "finre":
         return read_finre(path, stats)
     if fmt == "duie":
@@ -387,6 +416,7 @@ def convert(
     seed: int = 0,
     limit: int | None = None,
     holdout: int = 0,
+    detokenize: bool = False,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], Stats]:
     """Records of a dataset file: (main records, held-out evaluation records, statistics).
 
@@ -400,7 +430,7 @@ def convert(
         rest, held = _split(len(records), holdout, limit, rng)
         return [records[i] for i in rest], [records[i] for i in held], Stats()
     stats = Stats()
-    docs = list(read_documents(fmt, path, stats))
+    docs = list(read_documents(fmt, path, stats, detokenize))
     if not docs:
         raise InputError(f"{path}: no documents")
     rest, held = _split(len(docs), holdout, limit, rng)

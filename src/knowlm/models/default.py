@@ -183,6 +183,7 @@ def default_ie_gguf(adapter: Path, qtype: str = IE_GGUF_TYPE) -> Path:
         return target
     from knowlm.weights.gguf_export import export_gguf  # torch and friends: only when building
     from knowlm.weights.ops import merge_lora
+
     base = default_hf_dir()
     log.warning("first use of the default IE model on llama.cpp: merging the adapter into %s (once)", target)
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=".tmp-ie-") as tmp:
