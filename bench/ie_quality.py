@@ -117,11 +117,14 @@ def run_setting(setting: str, name: str, path: Path, args: argparse.Namespace, w
                "--max-new-tokens", str(args.new_tokens), "--report", str(report), "--output", str(answers),
                "--json", *model_args(adapter, args.adapter, args.old_adapter),
                *(["--constrained"] if constrained else [])]  # fmt: skip
-    seconds = None
+    timing = work / f"timing-{tag}.json"  # wall time of a run that was not resumed (docs/s)
     if not report.exists():
+        resumed = Path(f"{answers}.partial").exists()
         start = time.perf_counter()
         subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
-        seconds = time.perf_counter() - start
+        if not resumed:
+            timing.write_text(json.dumps({"seconds": round(time.perf_counter() - start, 1)}))
+    seconds = json.loads(timing.read_text())["seconds"] if timing.exists() else None
     result = json.loads(report.read_text())
     row = {
         "setting": setting,
@@ -136,7 +139,7 @@ def run_setting(setting: str, name: str, path: Path, args: argparse.Namespace, w
         "parse_success": round(1 - result["parse_failure_rate"], 4),
         "by_type": {k: v["f1"] for k, v in result["by_type"].items()},
         "confusion": result["confusion"],
-        "seconds": round(seconds, 1) if seconds is not None else None,
+        "seconds": seconds,
         "docs_per_s": round(result["documents"] / seconds, 3) if seconds else None,
     }
     print(

@@ -42,3 +42,19 @@ def test_shipped_adapter_makes_default_answer_in_the_schema_without_constraints(
     assert result.entities and all(e.grounded for e in result.entities)
     base = create_engine(ModelConfig(model="default", engine="llamacpp", no_adapter=True))
     assert not Extractor(base, "ner", "人物,地点,组织机构").extract(text).parsed  # the base model echoes
+
+
+@pytest.mark.requires_llamacpp
+@pytest.mark.skipif(not is_llamacpp_available(), reason="llama-cpp-python is not installed")
+@pytest.mark.parametrize(
+    ("schema", "text", "triple"),
+    [
+        ("收购,持股", "腾讯收购了搜狗。", ("腾讯", "收购", "搜狗")),
+        ("work for,organization based in", "John Smith works for IBM.", ("John Smith", "work for", "IBM")),
+    ],
+)
+def test_shipped_adapter_extracts_an_obvious_triple(schema: str, text: str, triple: tuple[str, str, str]):
+    """Relations of the kinds the adapter was trained on (FinRE in Chinese, CoNLL04 in English)."""
+    result = Extractor("default", "re", schema, constrained=True).extract(text)
+    assert triple in [t.key() for t in result.triples], result.outputs
+    assert all(t.grounded for t in result.triples)

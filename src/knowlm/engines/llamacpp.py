@@ -9,6 +9,7 @@ import logging
 import os
 import secrets
 import threading
+import warnings
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -117,7 +118,9 @@ class LlamaCppEngine:
 
             vocab = llama_cpp.llama_model_get_vocab(self.llm.model)
             eog = [t for t in range(self.llm.n_vocab()) if llama_cpp.llama_vocab_is_eog(vocab, t)]
-            self._llg_tokenizer = lltokenizer_from_vocab(vocab, eos_token=eog or None)
+            with warnings.catch_warnings():  # it calls a llama_cpp function deprecated (and warned) per token
+                warnings.simplefilter("ignore", DeprecationWarning)
+                self._llg_tokenizer = lltokenizer_from_vocab(vocab, eos_token=eog or None)
         return self._llg_tokenizer
 
     def generate(self, prompts: Sequence[str], params: SamplingParams) -> list[Completion]:
