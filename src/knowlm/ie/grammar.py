@@ -53,6 +53,8 @@ def _cjk_split(word: str) -> list[str]:
 
 
 class _Builder:
+    """Lark rules for a JSON schema, one rule per array or object; strings are the text's pieces."""
+
     def __init__(self, text: str | None) -> None:
         self.rules: list[str] = []
         self.text = text
@@ -64,17 +66,18 @@ class _Builder:
         self.rules.append(f"{name}: {body}")
         return name
 
-    def string(self, grounded: bool, allow_none: bool = False) -> str:
-        if not grounded or self.text is None:
+    def string(self, allow_none: bool = False) -> str:
+        """Any JSON string without a text; with one, a piece of it (or NAN where a value may be absent)."""
+        if self.text is None:
             return "FREE"
         return "gnone" if allow_none else "gstr"
 
-    def value(self, schema: dict[str, Any], grounded: bool = True, allow_none: bool = False) -> str:
+    def value(self, schema: dict[str, Any], allow_none: bool = False) -> str:
         kind = schema.get("type")
         if kind == "string":
-            return self.string(grounded, allow_none)
+            return self.string(allow_none)
         if kind == "array":
-            item = self.value(schema.get("items", {"type": "string"}), grounded)
+            item = self.value(schema.get("items", {"type": "string"}))
             return self.rule(f'"[" "]" | "[" {item} (", " {item})* "]"')
         if kind == "object":
             properties = schema.get("properties", {})
@@ -98,7 +101,7 @@ class _Builder:
                 head = f'{_join(required)} (", " {member})*' if required else f'({member} (", " {member})*)?'
                 return self.rule(f'"{{" {head} "}}"')
             if isinstance(extra, dict) and not properties:
-                member = self.rule(f"{self.string(grounded)} {_literal(': ')} {self.value(extra)}")
+                member = self.rule(f"{self.string()} {_literal(': ')} {self.value(extra)}")
                 return self.rule(f'"{{" "}}" | "{{" {member} (", " {member})* "}}"')
             if not properties:
                 return self.rule('"{" "}"')
@@ -118,7 +121,7 @@ def answer_grammar(json_schema: dict[str, Any], text: str | None = None) -> str:
     """A Lark grammar (llguidance syntax) for answers valid under ``json_schema``; with ``text``, every
     string value is a contiguous piece of it (see the module docstring)."""
     builder = _Builder(text)
-    top = builder.value(json_schema, grounded=True)
+    top = builder.value(json_schema)
     lines = [f"start: {top}", *builder.rules]
     lines.append(r'FREE: /"(\\(["\\\/bfnrt]|u[a-fA-F0-9]{4})|[^"\\\x00-\x1F\x7F]){0,256}"/')
     if text is not None:
