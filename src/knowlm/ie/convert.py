@@ -23,7 +23,7 @@ from knowlm.ie.augment import make_records
 from knowlm.ie.formats import detect_language, parse_oneke_instruction
 from knowlm.ie.results import Entity, Item, Triple
 from knowlm.ie.schema import Schema, SchemaItem
-from knowlm.io import read_jsonl
+from knowlm.io import read_jsonl, read_lines
 
 # CLUENER's labels (with the data's own spelling "goverment") -> Chinese entity types for Chinese prompts
 CLUENER_TYPES = {
@@ -254,16 +254,11 @@ def read_spert(
 
 
 def _finre_rows(path: Path) -> Iterator[tuple[int, str, str, str, str]]:
-    if not path.is_file():
-        raise InputError(f"{path}: no such file")
-    with path.open(encoding="utf-8") as f:
-        for number, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            parts = line.rstrip("\n").split("\t")
-            if len(parts) != 4 or not all(p.strip() for p in parts[:3]):
-                raise InputError(f"{path} line {number}: expected 'head<TAB>tail<TAB>relation<TAB>sentence'")
-            yield number, parts[0].strip(), parts[1].strip(), parts[2].strip(), parts[3]
+    for number, line in read_lines(path):
+        parts = line.split("\t")
+        if len(parts) != 4 or not all(p.strip() for p in parts[:3]):
+            raise InputError(f"{path} line {number}: expected 'head<TAB>tail<TAB>relation<TAB>sentence'")
+        yield number, parts[0].strip(), parts[1].strip(), parts[2].strip(), parts[3]
 
 
 def read_finre(path: str | Path, stats: Stats | None = None) -> Iterator[Document]:
