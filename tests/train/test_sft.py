@@ -228,3 +228,33 @@ def test_qlora_on_gpu(tiny_model_dir, data, tmp_path):
     out = tmp_path / "qlora"
     summary = finetune(config(tiny_model_dir, data, out, method="qlora", max_steps=4, val_size=0, bf16=True))
     assert summary["steps"] == 4 and (out / "adapter_model.safetensors").exists()
+
+
+def test_frozen_lower_layers_and_embeddings_stay_unchanged(tiny_model_dir, data, tmp_path):
+    from safetensors.torch import load_file
+
+    from knowlm.train.sft import finetune
+
+    out = tmp_path / "full"
+    finetune(
+        config(tiny_model_dir, data, out, method="full", freeze_layers=1, freeze_embeddings=True, val_size=0)
+    )
+    before, after = load_file(tiny_model_dir / "model.safetensors"), load_file(out / "model.safetensors")
+    changed = {name for name in before if not torch.equal(before[name], after[name])}
+    assert not any(n.startswith(("model.layers.0.", "model.embed_tokens")) for n in changed)
+    assert any(n.startswith("model.layers.1.") for n in changed)
+
+
+def test_lora_skips_the_frozen_lower_layers(tiny_model_dir, data, tmp_path):
+    from safetensors.torch import load_file
+
+    from knowlm.train.sft import finetune
+
+    out = tmp_path / "lora"
+    finetune(config(tiny_model_dir, data, out, freeze_layers=1, target_modules="all-linear", val_size=0))
+    names = list(load_file(out / "adapter_model.safetensors"))
+    assert names and all(".layers.1." in n for n in names)  # the tiny model has 2 layers: only layer 1
+    with pytest.raises(InputError, match="--freeze-layers 2: the model has only 2 layers"):
+        finetune(config(tiny_model_dir, data, tmp_path / "x", freeze_layers=2, val_size=0))
+    with pytest.raises(InputError, match="--freeze-embeddings applies to --method full"):
+        config(tiny_model_dir, data, tmp_path / "y", freeze_embeddings=True).validate()
