@@ -53,6 +53,7 @@ class VllmEngine:
             trust_remote_code=config.trust_remote_code,
             enable_lora=self.adapter is not None,
             max_model_len=config.n_ctx,
+            **_guidance_backend(),
         )
         self.tokenizer = self.llm.get_tokenizer()
         self.model_name = config.model
@@ -110,3 +111,19 @@ class VllmEngine:
 
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer(text)["input_ids"])
+
+
+def _guidance_backend() -> dict[str, Any]:
+    """LLM arguments selecting llguidance for structured outputs: the grounded answer grammars use its Lark
+    extensions (substring lexemes) that vLLM's other backends do not read. The argument's name changed in
+    vLLM 0.11 (``structured_outputs_config``; before, ``guided_decoding_backend``)."""
+    import dataclasses
+
+    from vllm.engine.arg_utils import EngineArgs
+
+    fields = {f.name for f in dataclasses.fields(EngineArgs)}
+    if "structured_outputs_config" in fields:
+        return {"structured_outputs_config": {"backend": "guidance"}}
+    if "guided_decoding_backend" in fields:
+        return {"guided_decoding_backend": "guidance"}
+    return {}
