@@ -10,10 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from knowlm.cli.args import add_dataclass_args, config_from
-from knowlm.config import PrepareConfig
-
-# the formats knowlm.ie.convert reads (listed here so `knowlm --help` need not import the IE package)
-FORMATS = ("cluener", "conll2003", "conll04", "spert", "finre", "duie", "oneke")
+from knowlm.config import IE_DATASET_FORMATS, PrepareConfig
 
 PREPARE_EXAMPLES = """examples:
   # the sample corpus, a document a line, with the default model's tokenizer
@@ -100,7 +97,7 @@ def register(sub: Any) -> None:
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    convert.add_argument("format", choices=FORMATS, help="the dataset's format")
+    convert.add_argument("format", choices=IE_DATASET_FORMATS, help="the dataset's format")
     convert.add_argument("input", type=Path, help="the dataset file")
     convert.add_argument("--out", type=Path, required=True, help="output JSONL (written atomically)")
     convert.add_argument(

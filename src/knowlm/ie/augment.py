@@ -14,7 +14,8 @@ from knowlm.ie.schema import Schema, SchemaItem
 from knowlm.ie.tasks import get_task
 
 
-def _item_type(item: Item, task: str) -> str:
+def item_type(item: Item, task: str) -> str:
+    """The schema item an extracted item belongs to (its type, relation, event type; a KG head's type)."""
     if isinstance(item, Triple):
         return item.head_type or "" if task == "kg" else item.relation
     return item.type  # Entity and Event
@@ -39,7 +40,7 @@ def make_records(
     ``full_schema`` asks for every schema item in its given order instead (evaluation records).
     """
     task = get_task(schema.task)
-    present = list(dict.fromkeys(_item_type(i, task.name) for i in items))
+    present = list(dict.fromkeys(item_type(i, task.name) for i in items))
     known = {s.name: s for s in schema.items}
     positive = [known.get(name) or SchemaItem(name) for name in present]
     absent = [s for s in schema.items if s.name not in present]
@@ -53,7 +54,7 @@ def make_records(
     records = []
     for batch in Schema(task.name, tuple(chosen)).batches(size):
         instruction = fmt.build(task, batch, text, lang).instruction
-        answer = task.to_answer([i for i in items if _item_type(i, task.name) in batch.names], batch)
+        answer = task.to_answer([i for i in items if item_type(i, task.name) in batch.names], batch)
         records.append(
             {
                 "task": task.name.upper(),

@@ -18,8 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from knowlm.config import IE_DATASET_FORMATS
 from knowlm.errors import InputError
-from knowlm.ie.augment import make_records
+from knowlm.ie.augment import item_type, make_records
 from knowlm.ie.formats import detect_language, parse_oneke_instruction
 from knowlm.ie.results import Entity, Item, Triple
 from knowlm.ie.schema import Schema, SchemaItem
@@ -52,7 +53,7 @@ CONLL04_TYPES = {"Peop": "person", "Org": "organization", "Loc": "location", "Ot
 # FinRE: `自己` pairs an entity with another name of it (上海建工 / 建工集团). Kept, as the relation 别名
 # ("alias"): a knowledge graph needs exactly this to merge the two names, and the pair is stated by the text.
 FINRE_ALIAS = "别名"
-FORMATS = ("cluener", "conll2003", "conll04", "spert", "finre", "duie", "oneke")
+FORMATS = IE_DATASET_FORMATS
 
 
 @dataclass
@@ -76,7 +77,7 @@ class Stats:
         self.documents += 1
         self.items += len(doc.items)
         for item in doc.items:
-            name = item.relation if isinstance(item, Triple) else item.type
+            name = item_type(item, doc.task)
             self.by_type[name] = self.by_type.get(name, 0) + 1
 
     def skip(self, reason: str) -> None:
@@ -237,20 +238,38 @@ def read_spert(
                     f"{where}: a relation needs 'type' and 'head'/'tail' indices into its "
                     f"{len(spans)} entities, got {r!r}"
                 ) from None
-            triple = Triple(
-                text[head[1] : head[2]],
-                (relations or {}).get(label, label),
-                text[tail[1] : tail[2]],
-                head[0],
-                tail[0],
-                [(head[1], head[2])],
-                [(tail[1], tail[2])],
+            triples.append(
+                Triple(
+                    text[head[1] : head[2]],
+                    (relations or {}).get(label, label),
+                    text[tail[1] : tail[2]],
+                    head[0],
+                    tail[0],
+                    [(head[1], head[2])],
+                    [(tail[1], tail[2])],
+                )
             )
-            if triple.key() not in {t.key() for t in triples}:
-                triples.append(triple)
-        triples.sort(key=lambda t: t.head_spans[0])  # type: ignore[union-attr]
+        triples = sorted(_unique(triples), key=lambda t: t.head_spans[0])  # type: ignore[union-attr]
         doc_id = record.get("orig_id", number)
         yield Document(f"{prefix}-{doc_id}", text, triples, detect_language(text), "re")
+
+
+def _unique(items: list[Item]) -> list[Item]:
+    """The items without repeats (same key), each where it first occurs."""
+    first: dict[tuple[str, ...], Item] = {}
+    for item in items:
+        first.setdefault(item.key(), item)
+    return list(first.values())
+
+
+def _located(
+    text: str, head: str, relation: str, tail: str, types: tuple[str | None, str | None] = (None, None)
+) -> Triple | None:
+    """A triple with its first head and tail offsets in ``text``; None when a name is not in the text."""
+    h, t = text.find(head), text.find(tail)
+    if h < 0 or t < 0:
+        return None
+    return Triple(head, relation, tail, types[0], types[1], [(h, h + len(head))], [(t, t + len(tail))])
 
 
 def _finre_rows(path: Path) -> Iterator[tuple[int, str, str, str, str]]:
@@ -291,14 +310,12 @@ def read_finre(path: str | Path, stats: Stats | None = None) -> Iterator[Documen
     for sentence, pairs in sentences.items():
         triples: list[Item] = []
         for head, relation, tail in pairs:
-            h, t = sentence.find(head), sentence.find(tail)
-            if h < 0 or t < 0:
+            triple = _located(sentence, head, relation, tail)
+            if triple is None:
                 if stats is not None:
                     stats.skip("name_not_in_sentence")
                 continue
-            triples.append(
-                Triple(head, relation, tail, None, None, [(h, h + len(head))], [(t, t + len(tail))])
-            )
+            triples.append(triple)
         yield Document(f"finre-{first_line[sentence]}", sentence, triples, "zh", "re")
 
 
@@ -328,23 +345,16 @@ def read_duie(path: str | Path, stats: Stats | None = None) -> Iterator[Document
                     f"{where}: an spo needs 'subject', 'predicate' and 'object' strings, got {spo!r}"
                 )
             assert isinstance(subject, str) and isinstance(predicate, str) and isinstance(obj, str)
-            h, t = text.find(subject), text.find(obj)
-            if h < 0 or t < 0:
+            subject_type = spo.get("subject_type") if isinstance(spo.get("subject_type"), str) else None
+            triple = _located(text, subject, predicate, obj, (subject_type, obj_type))
+            if triple is None:
                 if stats is not None:
                     stats.skip("name_not_in_text")
                 continue
-            triple = Triple(
-                subject,
-                predicate,
-                obj,
-                spo.get("subject_type") if isinstance(spo.get("subject_type"), str) else None,
-                obj_type,
-                [(h, h + len(subject))],
-                [(t, t + len(obj))],
-            )
-            if triple.key() not in {x.key() for x in triples}:
-                triples.append(triple)
-        yield Document(f"duie-{record.get('id', number)}", text, triples, detect_language(text), "re")
+            triples.append(triple)
+        yield Document(
+            f"duie-{record.get('id', number)}", text, _unique(triples), detect_language(text), "re"
+        )
 
 
 def _duie_value(value: Any) -> str | None:
@@ -381,7 +391,7 @@ def dataset_schema(fmt: str, docs: list[Document]) -> Schema:
         return Schema("ner", tuple(SchemaItem(n) for n in CONLL_TYPES.values()))
     if fmt == "conll04":
         return Schema("re", tuple(SchemaItem(n) for n in CONLL04_RELATIONS.values()))
-    names = sorted({i.relation if isinstance(i, Triple) else i.type for d in docs for i in d.items})
+    names = sorted({item_type(i, d.task) for d in docs for i in d.items})
     return Schema(docs[0].task if docs else "re", tuple(SchemaItem(n) for n in names))
 
 

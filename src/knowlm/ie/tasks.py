@@ -191,9 +191,9 @@ def _by_key(
     kept = []
     for name, found in pairs:
         name = name.strip()
-        if name not in names and fold_key(name) in folded:
-            reading.problems.append(f"read key {name!r} as {folded[fold_key(name)]!r}")
-            name = folded[fold_key(name)]
+        if name not in names and (match := folded.get(fold_key(name))) is not None:
+            reading.problems.append(f"read key {name!r} as {match!r}")
+            name = match
         if name in names:
             kept.append((name, found))
         elif found not in (None, [], {}, ""):

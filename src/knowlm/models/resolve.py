@@ -8,6 +8,7 @@ model is loaded, and errors list what is missing and what is there.
 from __future__ import annotations
 
 import logging
+import math
 import re
 import struct
 from dataclasses import dataclass
@@ -117,21 +118,21 @@ def gguf_data_end(path: Path) -> int:
     with path.open("rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
         pos = 4
 
-        def take(fmt: str) -> Any:
+        def take(fmt: str) -> tuple[Any, ...]:
             nonlocal pos
             values = struct.unpack_from("<" + fmt, data, pos)
             pos += struct.calcsize("<" + fmt)
-            return values[0] if len(values) == 1 else values
+            return values
 
         def string() -> bytes:
             nonlocal pos
-            length = take("Q")
+            (length,) = take("Q")
             if pos + length > len(data):
                 raise ValueError("a string runs past the end of the file")
             pos += length
             return bytes(data[pos - length : pos])
 
-        def skip(kind: int) -> Any:
+        def skip(kind: int) -> None:
             nonlocal pos
             if kind == 8:
                 string()
@@ -159,20 +160,18 @@ def gguf_data_end(path: Path) -> int:
         alignment = 32
         for _ in range(n_kv):
             key = string()
-            kind = take("I")
+            (kind,) = take("I")
             if key == b"general.alignment" and kind == 4:
-                alignment = take("I")
+                (alignment,) = take("I")
             else:
                 skip(kind)
         end = 0
         for _ in range(n_tensors):
             string()
-            dims = take(f"{take('I')}Q")
-            count = 1
-            for d in dims if isinstance(dims, tuple) else (dims,):
-                count *= d
-            block, size = GGML_QUANT_SIZES[GGMLQuantizationType(take("I"))]
-            offset = take("Q")
+            (n_dims,) = take("I")
+            count = math.prod(take(f"{n_dims}Q"))
+            (qtype, offset) = take("IQ")
+            block, size = GGML_QUANT_SIZES[GGMLQuantizationType(qtype)]
             end = max(end, offset + count // block * size)
         start = (pos + alignment - 1) // alignment * alignment
         return start + end
