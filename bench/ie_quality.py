@@ -7,21 +7,25 @@ convert-ie` from ../shared/data:
                         training data comes from the other 9,748)
   CoNLL-2003 (en NER)   --docs sentences of valid, sampled with seed 0
   CoNLL04 (en RE)       --docs sentences of dev, sampled with seed 0
+  (both as running text, `--detokenize`: "in Dallas." rather than "in Dallas .", as users write)
   FinRE (zh RE)         --docs sentences of valid, sampled with seed 0
 Sentences that also occur in the adapter's training records (--train-data; the public sets repeat a few
 between their splits) are left out before the --docs are taken.
 Each setting runs `knowlm eval --data` (llama.cpp, greedy) on the adapter merged into the default model
 as a q8_0 GGUF (the path `--model default` takes), saving answers as it goes: an interrupted run resumes.
 Results go to bench/results/ie_quality.json; `--write-docs` renders them into docs/ie-quality.md and the
-adapter's model card (between the `ie-quality` markers), so the published numbers are the measured ones.
+adapter's model card (between the `ie-quality` markers), so the published numbers are the measured ones;
+`--curve RUN` measures every checkpoint of a training run instead (the `ie-curve` markers).
 
     python bench/ie_quality.py [--docs 200] [--settings adapter,adapter-constrained,old-adapter]
                                [--sets cluener,conll2003,conll04,finre] [--write-docs]
+    python bench/ie_quality.py --curve runs/ie-adapter-default --docs 100 --sets conll2003,conll04
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import os
 import platform
@@ -70,9 +74,9 @@ def prepare(work: Path, docs: int, train: Path | None) -> dict[str, Path]:
         "cluener": ["cluener", DATA / "cluener" / "train.json", "--out", work / "cluener-rest.jsonl",
                     "--holdout", "1000", "--holdout-out", raw["cluener"], "--limit", "1"],
         "conll2003": ["conll2003", DATA / "conll2003" / "valid.txt", "--out", raw["conll2003"],
-                      "--mode", "eval", "--limit", spare],
+                      "--mode", "eval", "--limit", spare, "--detokenize"],
         "conll04": ["conll04", DATA / "conll04" / "dev.json", "--out", raw["conll04"], "--mode", "eval",
-                    "--limit", spare],
+                    "--limit", spare, "--detokenize"],
         "finre": ["finre", DATA / "finre" / "valid.txt", "--out", raw["finre"], "--mode", "eval",
                   "--limit", spare],
     }  # fmt: skip
@@ -110,13 +114,25 @@ def model_args(adapter: str | None, new: Path | None, old: Path | None) -> list[
 
 def run_setting(setting: str, name: str, path: Path, args: argparse.Namespace, work: Path) -> dict[str, Any]:
     adapter, constrained = SETTINGS[setting]
-    task = SETS[name][1]
+    model = model_args(adapter, args.adapter, args.old_adapter)
+    return measure(setting, name, path, model, constrained, args, work)
+
+
+def measure(
+    setting: str,
+    name: str,
+    path: Path,
+    model: list[str],
+    constrained: bool,
+    args: argparse.Namespace,
+    work: Path,
+) -> dict[str, Any]:
+    """One `knowlm eval` run (resumed or reused when its files exist) as a results row."""
     tag = f"{setting}-{name}-{args.docs}"
     report, answers = work / f"report-{tag}.json", work / f"answers-{tag}.jsonl"
-    command = [*KNOWLM, "eval", "--task", task, "--data", str(path), "--limit", str(args.docs),
+    command = [*KNOWLM, "eval", "--task", SETS[name][1], "--data", str(path), "--limit", str(args.docs),
                "--max-new-tokens", str(args.new_tokens), "--report", str(report), "--output", str(answers),
-               "--json", *model_args(adapter, args.adapter, args.old_adapter),
-               *(["--constrained"] if constrained else [])]  # fmt: skip
+               "--json", *model, *(["--constrained"] if constrained else [])]  # fmt: skip
     timing = work / f"timing-{tag}.json"  # wall time of a run that was not resumed (docs/s)
     if not report.exists():
         resumed = Path(f"{answers}.partial").exists()
@@ -149,6 +165,49 @@ def run_setting(setting: str, name: str, path: Path, args: argparse.Namespace, w
         flush=True,
     )
     return row
+
+
+def curve(run: Path, sets: list[str], files: dict[str, Path], args: argparse.Namespace) -> dict[str, Any]:
+    """Dev F1 of every checkpoint of a training run (free decoding), with the run's minutes and
+    validation loss at that step, from its training_log.csv."""
+    from knowlm.models.default import default_ie_gguf
+
+    log = list(csv.DictReader((run / "training_log.csv").open(encoding="utf-8")))
+    first = next(r for r in log if r["time"])
+    per_step = (float(log[-1]["time"]) - float(first["time"])) / max(1, int(log[-1]["step"]) - int(first["step"]))
+    origin = float(first["time"]) - int(first["step"]) * per_step  # the run's start, extrapolated
+    points = []
+    checkpoints = sorted(run.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
+    for checkpoint in checkpoints:
+        step = int(checkpoint.name.split("-")[1])
+        at = [r for r in log if int(r["step"]) == step]
+        point: dict[str, Any] = {
+            "step": step,
+            "minutes": round((float(at[-1]["time"]) - origin) / 60, 1) if at else None,
+            "eval_loss": next((float(r["eval_loss"]) for r in at if r["eval_loss"]), None),
+        }
+        model = ["--model", str(default_ie_gguf(checkpoint)), "--engine", "llamacpp"]
+        for name in sets:
+            point[name] = measure(f"step{step}", name, files[name], model, False, args, args.workdir)["f1"]
+        points.append(point)
+    return {"run": str(run), "docs": args.docs, "points": points}
+
+
+def render_curve(result: dict[str, Any]) -> str:
+    sets = [s for s in SETS if s in result["points"][0]]
+    out = [
+        f"Dev F1 at the run's checkpoints (`python bench/ie_quality.py --curve RUN --docs {result['docs']}`; "
+        "free decoding; minutes from the first step, including checkpoint saves and validation):",
+        "",
+        "| step | minutes | validation loss | " + " | ".join(SETS[s][0].split(" (")[0] for s in sets) + " |",
+        "|---|---|---|" + "---|" * len(sets),
+    ]
+    for p in result["points"]:
+        loss = f"{p['eval_loss']:.3f}" if p["eval_loss"] is not None else "–"
+        out.append(
+            f"| {p['step']} | {p['minutes']} | {loss} | " + " | ".join(f"{p[s]:.3f}" for s in sets) + " |"
+        )
+    return "\n".join(out)
 
 
 # ---- rendering --------------------------------------------------------------------------------------
@@ -205,8 +264,8 @@ def render(results: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
-def write_between_markers(path: Path, text: str) -> None:
-    begin, end = "<!-- ie-quality:begin -->", "<!-- ie-quality:end -->"
+def write_between_markers(path: Path, text: str, marker: str = "ie-quality") -> None:
+    begin, end = f"<!-- {marker}:begin -->", f"<!-- {marker}:end -->"
     content = path.read_text(encoding="utf-8")
     if begin not in content or end not in content:
         raise SystemExit(f"{path}: no {begin} ... {end} markers to write between")
@@ -237,12 +296,28 @@ def main() -> None:
         action="store_true",
         help="collect only the combinations already measured (no runs)",
     )
+    parser.add_argument(
+        "--curve",
+        type=Path,
+        metavar="RUN",
+        help="instead: dev F1 (--sets, --docs) at every checkpoint of the training run directory RUN",
+    )
     args = parser.parse_args()
     from knowlm.io import atomic_write
 
     if not DATA.is_dir():
         raise SystemExit(f"reference data not found: {DATA}")
     files = prepare(args.workdir, args.docs, args.train_data)
+    if args.curve:
+        result = curve(args.curve, args.sets.split(","), files, args)
+        out = args.out.with_name("ie_quality_curve.json")
+        with atomic_write(out) as f:
+            json.dump(result, f, indent=1, ensure_ascii=False)
+        print(f"wrote {out}")
+        if args.write_docs:
+            write_between_markers(ROOT / "docs" / "ie-quality.md", render_curve(result), "ie-curve")
+            print("wrote docs/ie-quality.md")
+        return
     rows = []
     for setting in args.settings.split(","):
         if setting not in SETTINGS:

@@ -96,6 +96,34 @@ def test_train_records_sample_negatives_and_are_deterministic(tmp_path: Path):
     assert convert("cluener", path, negatives=2, seed=4)[0] != records
 
 
+def test_all_negatives_make_evaluation_like_batches_and_keep_empty_thins_the_empty_ones(tmp_path: Path):
+    path = write_cluener(tmp_path / "c.json", CLUENER * 20)
+
+    def empty(record: dict) -> bool:
+        return not any(json.loads(record["output"]).values())
+
+    everything, _, _ = convert("cluener", path, negatives=99, seed=0)
+    by_id: dict[str, list[dict]] = {}
+    for r in everything:
+        by_id.setdefault(r["id"], []).append(r)
+    assert all(  # every text is asked every type, in batches of 6 + 4, like an evaluation record
+        sorted(len(json.loads(r["instruction"])["schema"]) for r in rs) == [4, 6] for rs in by_id.values()
+    )
+    thinned, _, _ = convert("cluener", path, negatives=99, seed=0, keep_empty=0.25)
+
+    def found(records: list[dict]) -> list[tuple[str, str, str]]:
+        return sorted(
+            (r["id"], k, v) for r in records for k, vs in json.loads(r["output"]).items() for v in vs
+        )
+
+    assert found(thinned) == found(everything)  # only batches with nothing to find are dropped
+    kept, total = sum(map(empty, thinned)), sum(map(empty, everything))
+    assert total >= 60 and 0.1 * total < kept < 0.45 * total
+    assert not any(map(empty, convert("cluener", path, negatives=99, keep_empty=0.0)[0]))
+    with pytest.raises(InputError, match="keep_empty"):
+        convert("cluener", path, keep_empty=1.5)
+
+
 def test_eval_records_ask_the_whole_schema_and_score_perfectly_against_themselves(tmp_path: Path):
     path = write_cluener(tmp_path / "c.json", CLUENER)
     records, _, _ = convert("cluener", path, mode="eval")

@@ -106,7 +106,19 @@ def register(sub: Any) -> None:
         default="train",
         help="train: sampled schemas with negatives; eval: the whole schema (default: train)",
     )
-    convert.add_argument("--negatives", type=int, default=2, help="absent types per training record")
+    convert.add_argument(
+        "--negatives",
+        type=int,
+        default=2,
+        help="absent types per training record (default 2; a number >= the schema size asks for every "
+        "type, in shuffled batches, as evaluation does)",
+    )
+    convert.add_argument(
+        "--keep-empty",
+        type=float,
+        default=1.0,
+        help="share of training batches with nothing to find that are kept (0-1, default 1)",
+    )
     convert.add_argument("--limit", type=int, help="sample this many texts (after the holdout)")
     convert.add_argument("--holdout", type=int, default=0, help="texts held out as evaluation records")
     convert.add_argument("--holdout-out", type=Path, help="where the held-out evaluation records go")
@@ -187,6 +199,7 @@ def run_convert(args: argparse.Namespace) -> int:
         limit=args.limit,
         holdout=args.holdout,
         detokenize=args.detokenize,
+        keep_empty=args.keep_empty,
     )
     write_jsonl(args.out, records)
     if args.holdout_out:

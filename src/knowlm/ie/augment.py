@@ -32,12 +32,16 @@ def make_records(
     batch_size: int | None = None,
     source: str = "",
     full_schema: bool = False,
+    keep_empty: float = 1.0,
 ) -> list[dict[str, Any]]:
     """OneKE training records (``instruction`` JSON string, ``output`` JSON string) for one text.
 
     The schema of each record holds every type present in the gold items plus up to ``negatives`` types
     from ``schema`` that are absent, in random order, split into batches of ``batch_size`` items.
     ``full_schema`` asks for every schema item in its given order instead (evaluation records).
+    A batch whose answer is all empty is kept with probability ``keep_empty`` (training records only):
+    with many negatives, whole batches of absent types teach the model the evaluation-time situation
+    of a schema with nothing to find, and this sets how often it is shown.
     """
     task = get_task(schema.task)
     present = list(dict.fromkeys(item_type(i, task.name) for i in items))
@@ -54,7 +58,10 @@ def make_records(
     records = []
     for batch in Schema(task.name, tuple(chosen)).batches(size):
         instruction = fmt.build(task, batch, text, lang).instruction
-        answer = task.to_answer([i for i in items if item_type(i, task.name) in batch.names], batch)
+        found = [i for i in items if item_type(i, task.name) in batch.names]
+        if not found and not full_schema and keep_empty < 1.0 and rng.random() >= keep_empty:
+            continue
+        answer = task.to_answer(found, batch)
         records.append(
             {
                 "task": task.name.upper(),

@@ -396,7 +396,14 @@ def dataset_schema(fmt: str, docs: list[Document]) -> Schema:
 
 
 def to_records(
-    doc: Document, schema: Schema, *, mode: str, rng: random.Random, negatives: int, source: str
+    doc: Document,
+    schema: Schema,
+    *,
+    mode: str,
+    rng: random.Random,
+    negatives: int,
+    source: str,
+    keep_empty: float = 1.0,
 ) -> list[dict[str, Any]]:
     """OneKE records for one document: sampled schema with negatives (train) or the whole schema (eval)."""
     records = make_records(
@@ -408,6 +415,7 @@ def to_records(
         negatives=negatives,
         source=source,
         full_schema=mode == "eval",
+        keep_empty=keep_empty,
     )
     return [{"id": doc.id, **r} for r in records]
 
@@ -422,13 +430,17 @@ def convert(
     limit: int | None = None,
     holdout: int = 0,
     detokenize: bool = False,
+    keep_empty: float = 1.0,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], Stats]:
     """Records of a dataset file: (main records, held-out evaluation records, statistics).
 
     ``holdout`` documents, chosen by ``seed``, become evaluation records (a dev split of a set that has
-    none); ``limit`` then samples that many of the remaining documents, also by ``seed``."""
+    none); ``limit`` then samples that many of the remaining documents, also by ``seed``. ``keep_empty``
+    is the share of all-empty training batches kept (see :func:`knowlm.ie.augment.make_records`)."""
     if mode not in ("train", "eval"):
         raise InputError(f"mode must be train or eval, got {mode!r}")
+    if not 0.0 <= keep_empty <= 1.0:
+        raise InputError(f"keep_empty must be between 0 and 1, got {keep_empty}")
     rng = random.Random(seed)
     if fmt == "oneke":
         records = _oneke_records(path)
@@ -443,7 +455,9 @@ def convert(
     main: list[dict[str, Any]] = []
     for i in rest:
         stats.count(docs[i])
-        main += to_records(docs[i], schema, mode=mode, rng=rng, negatives=negatives, source=fmt)
+        main += to_records(
+            docs[i], schema, mode=mode, rng=rng, negatives=negatives, source=fmt, keep_empty=keep_empty
+        )
     dev: list[dict[str, Any]] = []
     for i in held:
         dev += to_records(docs[i], schema, mode="eval", rng=rng, negatives=negatives, source=fmt)
