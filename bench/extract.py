@@ -44,7 +44,7 @@ def load_docs(n: int) -> list[str]:
 
 
 def cpu_dtype() -> str:
-    from knowlm.train.sft import native_cpu_bf16
+    from knowlm.train.loop import native_cpu_bf16
 
     return "bfloat16" if native_cpu_bf16() else "float32"
 

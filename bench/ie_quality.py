@@ -174,7 +174,9 @@ def curve(run: Path, sets: list[str], files: dict[str, Path], args: argparse.Nam
 
     log = list(csv.DictReader((run / "training_log.csv").open(encoding="utf-8")))
     first = next(r for r in log if r["time"])
-    per_step = (float(log[-1]["time"]) - float(first["time"])) / max(1, int(log[-1]["step"]) - int(first["step"]))
+    per_step = (float(log[-1]["time"]) - float(first["time"])) / max(
+        1, int(log[-1]["step"]) - int(first["step"])
+    )
     origin = float(first["time"]) - int(first["step"]) * per_step  # the run's start, extrapolated
     points = []
     checkpoints = sorted(run.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))

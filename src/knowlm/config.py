@@ -244,47 +244,93 @@ class ServeConfig:
         return self
 
 
-def _schedule_problems(c: Any) -> list[str]:
-    """Checks shared by the training configs (`FinetuneConfig`, `PretrainConfig`): learning rate, length,
-    schedule, validation split and logs."""
-    problems: list[str] = []
-    if c.learning_rate <= 0:
-        problems.append(f"--learning-rate must be > 0, got {c.learning_rate}")
-    if c.max_steps == -1 and c.epochs <= 0:
-        problems.append("set --epochs > 0 or --max-steps")
-    if c.lr_scheduler not in ("cosine", "linear", "constant", "constant_with_warmup"):
-        problems.append(
-            f"--lr-scheduler {c.lr_scheduler!r} is not cosine, linear, constant or constant_with_warmup"
-        )
-    if not 0 <= c.warmup_ratio < 1:
-        problems.append(f"--warmup-ratio must be in [0, 1), got {c.warmup_ratio}")
-    if c.val_size < 0:
-        problems.append(f"--val-size must be >= 0, got {c.val_size}")
-    unknown = set(c.report_to.split(",")) - {"csv", "tensorboard", "none"}
-    if unknown:
-        problems.append(f"--report-to: unknown {', '.join(sorted(unknown))} (use csv, tensorboard or none)")
-    return problems
+@dataclass
+class TrainingSchedule:
+    """The training-loop settings both trainers share (`FinetuneConfig`, `PretrainConfig`): where outputs
+    go, how long, the optimizer schedule, batching, checkpoints, logs and multi-GPU. The subclasses
+    change defaults with `_default`, so each setting's help text stays in one place."""
+
+    output_dir: str | None = _opt(None, "where checkpoints, logs and the trained weights go", metavar="DIR")
+    seed: int = _opt(42, "random seed (data split and order, initialization)")
+    val_size: float = _opt(
+        0.05, "validation share (< 1) or count (>= 1) held out for the evaluation loss; 0 = none"
+    )
+    epochs: float = _opt(1.0, "passes over the training data (ignored when --max-steps is set)")
+    max_steps: int = _opt(-1, "stop after this many optimizer steps (-1 = use --epochs)")
+    learning_rate: float = _opt(2e-4, "peak learning rate")
+    lr_scheduler: str = _opt(
+        "cosine", "learning-rate schedule: cosine, linear, constant, constant_with_warmup"
+    )
+    warmup_ratio: float = _opt(0.03, "share of the steps spent warming up the learning rate")
+    weight_decay: float = _opt(0.0, "AdamW weight decay")
+    batch_size: int = _opt(4, "examples per device per step")
+    grad_accum: int = _opt(
+        1, "gradient accumulation steps (effective batch = batch_size x grad_accum x devices)"
+    )
+    gradient_checkpointing: bool = _opt(False, "recompute activations in the backward pass to save memory")
+    bf16: bool = _opt(False, "bfloat16 mixed precision (CPUs with AVX512-BF16/AMX, Ampere+ GPUs)")
+    logging_steps: int = _opt(5, "log the training loss every N steps")
+    eval_steps: int = _opt(50, "evaluate on the validation split every N steps")
+    save_steps: int = _opt(50, "save a checkpoint every N steps")
+    save_total_limit: int = _opt(2, "keep at most this many checkpoints")
+    resume: str | None = _opt(
+        None, "resume from a checkpoint directory, or 'auto' for the latest in --output-dir"
+    )
+    report_to: str = _opt("csv", "logs: csv, tensorboard, csv,tensorboard or none")
+    deepspeed: str | None = _opt(
+        None,
+        "a DeepSpeed JSON config, e.g. recipes/deepspeed/zero3.json (multi-GPU; launch with deepspeed or "
+        "torchrun)",
+        metavar="FILE",
+    )
+    trust_remote_code: bool = _opt(False, "allow the model's own Python code (only for models you trust)")
+
+    def schedule_problems(self) -> list[str]:
+        """Problems with the shared settings (the subclasses add their own)."""
+        problems: list[str] = []
+        if not self.output_dir:
+            problems.append("--output-dir is required")
+        for name in ("batch_size", "grad_accum", "logging_steps", "eval_steps", "save_steps"):
+            if getattr(self, name) < 1:
+                problems.append(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+        if self.learning_rate <= 0:
+            problems.append(f"--learning-rate must be > 0, got {self.learning_rate}")
+        if self.max_steps == -1 and self.epochs <= 0:
+            problems.append("set --epochs > 0 or --max-steps")
+        if self.lr_scheduler not in ("cosine", "linear", "constant", "constant_with_warmup"):
+            problems.append(
+                f"--lr-scheduler {self.lr_scheduler!r} is not cosine, linear, constant or constant_with_warmup"
+            )
+        if not 0 <= self.warmup_ratio < 1:
+            problems.append(f"--warmup-ratio must be in [0, 1), got {self.warmup_ratio}")
+        if self.val_size < 0:
+            problems.append(f"--val-size must be >= 0, got {self.val_size}")
+        unknown = set(self.report_to.split(",")) - {"csv", "tensorboard", "none"}
+        if unknown:
+            problems.append(
+                f"--report-to: unknown {', '.join(sorted(unknown))} (use csv, tensorboard or none)"
+            )
+        return problems
+
+
+def _default(name: str, default: Any) -> Any:
+    """A `TrainingSchedule` setting with another default (same help text and metadata)."""
+    metadata = dict(TrainingSchedule.__dataclass_fields__[name].metadata)
+    return _opt(default, metadata.pop("help"), **metadata)
 
 
 @dataclass
-class FinetuneConfig:
+class FinetuneConfig(TrainingSchedule):
     """Instruction tuning (LoRA, QLoRA or full). A YAML recipe holds these same keys."""
 
     model: str = _opt("default", "base model reference (as --model elsewhere)", metavar="REF")
     data: str | None = _opt(
         None, "training data: JSON/JSONL records (alpaca, OneKE or chat messages)", metavar="FILE"
     )
-    output_dir: str | None = _opt(
-        None, "where the adapter (or full model), checkpoints and logs go", metavar="DIR"
-    )
     data_format: str = _opt("auto", "record format: auto, alpaca (instruction/input/output), oneke, messages")
     template: str = _opt(
         "auto", "prompt template: auto (chat template if the model has one, else alpaca), alpaca, chat, raw"
     )
-    val_size: float = _opt(
-        0.05, "validation share (< 1) or count (>= 1) held out for evaluation loss; 0 = none"
-    )
-    seed: int = _opt(42, "random seed (split, shuffling, initialization)")
     cutoff_len: int = _opt(512, "maximum tokens per example; longer answers are truncated and counted")
     train_on_inputs: bool = _opt(
         False, "also learn to predict the prompt tokens (off: only the answer counts)"
@@ -307,61 +353,26 @@ class FinetuneConfig:
     freeze_embeddings: bool = _opt(
         False, "full fine-tuning: keep the input embeddings (and a tied output layer) frozen"
     )
-    epochs: float = _opt(3.0, "training epochs (ignored when --max-steps is set)")
-    max_steps: int = _opt(-1, "stop after this many optimizer steps (-1 = use --epochs)")
-    learning_rate: float = _opt(2e-4, "peak learning rate")
-    lr_scheduler: str = _opt(
-        "cosine", "learning-rate schedule: cosine, linear, constant, constant_with_warmup"
-    )
-    warmup_ratio: float = _opt(0.03, "share of the steps spent warming up the learning rate")
-    weight_decay: float = _opt(0.0, "AdamW weight decay")
-    batch_size: int = _opt(4, "examples per device per step")
-    grad_accum: int = _opt(
-        1, "gradient accumulation steps (effective batch = batch_size x grad_accum x devices)"
-    )
-    gradient_checkpointing: bool = _opt(False, "recompute activations in the backward pass to save memory")
-    bf16: bool = _opt(False, "bfloat16 autocast (CPUs with AVX512-BF16/AMX, Ampere+ GPUs)")
     answer_only_logits: bool = _opt(
         True, "run the output layer only at answer positions (much faster with large vocabularies)"
     )
-    logging_steps: int = _opt(5, "log the training loss every N steps")
-    eval_steps: int = _opt(50, "evaluate on the validation split every N steps")
-    save_steps: int = _opt(50, "save a checkpoint every N steps")
-    save_total_limit: int = _opt(2, "keep at most this many checkpoints (the best one is kept too)")
-    resume: str | None = _opt(
-        None, "resume from a checkpoint directory, or 'auto' for the latest in --output-dir"
-    )
-    report_to: str = _opt("csv", "logs: csv, tensorboard, csv,tensorboard or none")
-    deepspeed: str | None = _opt(
-        None, "a DeepSpeed JSON config (multi-GPU; launch with deepspeed or torchrun)", metavar="FILE"
-    )
-    trust_remote_code: bool = _opt(False, "allow the model's own Python code (only for models you trust)")
     eval_ie: str | None = _opt(
         None, "after training, run knowlm eval on this OneKE dev file and save the report", metavar="FILE"
     )
     eval_ie_max_new_tokens: int = _opt(256, "max new tokens per answer for --eval-ie")
+    epochs: float = _default("epochs", 3.0)
 
     def validate(self) -> FinetuneConfig:
         problems: list[str] = []
         if not self.data:
             problems.append("--data is required (a JSON/JSONL file of training records)")
-        if not self.output_dir:
-            problems.append("--output-dir is required")
         if self.method not in ("lora", "qlora", "full"):
             problems.append(f"--method {self.method!r} is not lora, qlora or full")
         if self.data_format not in ("auto", "alpaca", "oneke", "messages"):
             problems.append(f"--data-format {self.data_format!r} is not auto, alpaca, oneke or messages")
         if self.cutoff_len < 8:
             problems.append(f"--cutoff-len must be at least 8, got {self.cutoff_len}")
-        for name in (
-            "lora_r",
-            "lora_alpha",
-            "batch_size",
-            "grad_accum",
-            "logging_steps",
-            "eval_steps",
-            "save_steps",
-        ):
+        for name in ("lora_r", "lora_alpha"):
             if getattr(self, name) < 1:
                 problems.append(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
         if not 0 <= self.lora_dropout < 1:
@@ -375,7 +386,7 @@ class FinetuneConfig:
                 f"--save-steps ({self.save_steps}) must be a multiple of --eval-steps ({self.eval_steps}) so "
                 "the best checkpoint can be kept"
             )
-        problems += _schedule_problems(self)
+        problems += self.schedule_problems()
         collect(problems, "invalid fine-tuning settings")
         return self
 
@@ -478,7 +489,7 @@ class PrepareConfig:
 
 
 @dataclass
-class PretrainConfig:
+class PretrainConfig(TrainingSchedule):
     """Continued pretraining (causal LM) over prepared datasets. A YAML recipe holds these same keys."""
 
     model: str = _opt(
@@ -496,63 +507,30 @@ class PretrainConfig:
         "PREFIX[:WEIGHT] (repeatable)",
         metavar="PATH",
     )
-    output_dir: str | None = _opt(None, "where checkpoints, logs and the final model go", metavar="DIR")
-    val_size: float = _opt(
-        0.01, "held-out share (< 1) or count (>= 1) of each dataset's samples for evaluation loss/perplexity"
-    )
     max_eval_samples: int = _opt(512, "evaluate on at most this many held-out samples")
-    seed: int = _opt(42, "random seed (split, mixing order, initialization)")
-    epochs: float = _opt(1.0, "passes over the mixed data (ignored when --max-steps is set)")
-    max_steps: int = _opt(-1, "stop after this many optimizer steps (-1 = use --epochs)")
-    learning_rate: float = _opt(3e-4, "peak learning rate")
-    lr_scheduler: str = _opt(
-        "cosine", "learning-rate schedule: cosine, linear, constant, constant_with_warmup"
-    )
-    warmup_ratio: float = _opt(0.01, "share of the steps spent warming up the learning rate")
-    weight_decay: float = _opt(0.1, "AdamW weight decay")
     adam_beta2: float = _opt(0.95, "AdamW beta2")
     max_grad_norm: float = _opt(1.0, "gradient clipping norm")
-    batch_size: int = _opt(8, "samples per device per step")
-    grad_accum: int = _opt(
-        1, "gradient accumulation steps (effective batch = batch_size x grad_accum x devices)"
-    )
-    gradient_checkpointing: bool = _opt(False, "recompute activations in the backward pass to save memory")
-    bf16: bool = _opt(False, "bfloat16 mixed precision (Ampere+ GPUs; CPUs with AVX512-BF16/AMX)")
     fp16: bool = _opt(False, "float16 mixed precision (older GPUs)")
-    logging_steps: int = _opt(10, "log the training loss every N steps")
-    eval_steps: int = _opt(100, "evaluate every N steps")
-    save_steps: int = _opt(100, "save a checkpoint every N steps")
-    save_total_limit: int = _opt(3, "keep at most this many checkpoints")
-    resume: str | None = _opt(
-        None, "resume from a checkpoint directory, or 'auto' for the latest in --output-dir"
-    )
-    report_to: str = _opt("csv,tensorboard", "logs: csv, tensorboard, csv,tensorboard or none")
-    deepspeed: str | None = _opt(
-        None,
-        "a DeepSpeed JSON config, e.g. recipes/deepspeed/zero3.json (launch with deepspeed/torchrun)",
-        metavar="FILE",
-    )
     dataloader_workers: int = _opt(0, "DataLoader worker processes")
-    trust_remote_code: bool = _opt(False, "allow the model's own Python code (only for models you trust)")
+    val_size: float = _default("val_size", 0.01)
+    learning_rate: float = _default("learning_rate", 3e-4)
+    warmup_ratio: float = _default("warmup_ratio", 0.01)
+    weight_decay: float = _default("weight_decay", 0.1)
+    batch_size: int = _default("batch_size", 8)
+    logging_steps: int = _default("logging_steps", 10)
+    eval_steps: int = _default("eval_steps", 100)
+    save_steps: int = _default("save_steps", 100)
+    save_total_limit: int = _default("save_total_limit", 3)
+    report_to: str = _default("report_to", "csv,tensorboard")
 
     def validate(self) -> PretrainConfig:
         problems: list[str] = []
         if not self.data:
             problems.append("--data is required (a prepared directory or PREFIX[:WEIGHT])")
-        if not self.output_dir:
-            problems.append("--output-dir is required")
-        for name in (
-            "batch_size",
-            "grad_accum",
-            "logging_steps",
-            "eval_steps",
-            "save_steps",
-            "max_eval_samples",
-        ):
-            if getattr(self, name) < 1:
-                problems.append(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+        if self.max_eval_samples < 1:
+            problems.append(f"--max-eval-samples must be at least 1, got {self.max_eval_samples}")
         if self.bf16 and self.fp16:
             problems.append("--bf16 and --fp16 exclude each other")
-        problems += _schedule_problems(self)
+        problems += self.schedule_problems()
         collect(problems, "invalid pretraining settings")
         return self

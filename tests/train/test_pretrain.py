@@ -150,15 +150,22 @@ def test_torchrun_two_processes_gloo(tiny_model_dir, prepared, tmp_path):
     """DDP on CPU: two processes train one model with the gloo backend."""
     out = tmp_path / "ddp"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", "29519"]
-    cmd += ["-m", "knowlm.cli.main", "pretrain", "--model", str(tiny_model_dir), "--data", str(prepared)]
+    cmd += [str(Path(__file__).with_name("record_ranks.py"))]
+    cmd += ["pretrain", "--model", str(tiny_model_dir), "--data", str(prepared)]
     cmd += ["--output-dir", str(out), "--max-steps", "4", "--batch-size", "4", "--val-size", "0"]
     cmd += ["--save-steps", "4", "--report-to", "csv"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "KNOWLM_TEST_RECORD": str(tmp_path / "calls.txt")}
     result = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads((out / "knowlm-pretrain.json").read_text())
     assert summary["steps"] == 4 and (out / "model.safetensors").exists()
     assert summary["world_size"] == 2
+    calls = (tmp_path / "calls.txt").read_text().split("\n")
+    assert sorted(c for c in calls if c.endswith("save_model ddp")) == [
+        "0 save_model ddp",
+        "1 save_model ddp",
+    ]
+    assert [c for c in calls if "save_pretrained" in c] == ["0 save_pretrained ddp"]
 
 
 @pytest.mark.parametrize("name", ["zero2.json", "zero3.json"])

@@ -167,8 +167,7 @@ def test_torchrun_two_processes_gloo(tiny_model_dir, data, tmp_path):
         "2",
         "--master-port",
         "29517",
-        "-m",
-        "knowlm.cli.main",
+        str(Path(__file__).with_name("record_ranks.py")),
         "finetune",
         "--model",
         str(tiny_model_dir),
@@ -189,10 +188,18 @@ def test_torchrun_two_processes_gloo(tiny_model_dir, data, tmp_path):
         "--save-steps",
         "4",
     ]
+    env["KNOWLM_TEST_RECORD"] = str(tmp_path / "calls.txt")
     result = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads((out / "knowlm-finetune.json").read_text())
     assert summary["steps"] == 4 and (out / "adapter_model.safetensors").exists()
+    # the final save runs on every rank (ZeRO-3 gathers weights collectively); side files on rank 0 only
+    calls = (tmp_path / "calls.txt").read_text().split("\n")
+    assert sorted(c for c in calls if c.endswith("save_model ddp")) == [
+        "0 save_model ddp",
+        "1 save_model ddp",
+    ]
+    assert [c for c in calls if "save_pretrained" in c] == ["0 save_pretrained ddp"]
 
 
 def test_eval_ie_report_is_stored_beside_the_adapter(tiny_model_dir, data, tmp_path):
@@ -217,6 +224,16 @@ def test_eval_ie_report_is_stored_beside_the_adapter(tiny_model_dir, data, tmp_p
     report = json.loads((out / "ie-eval.json").read_text())
     assert report["task"] == "re" and report["gold"] == 1 and {"precision", "recall", "f1"} <= set(report)
     assert summary["eval_ie"]["f1"] == report["f1"]
+
+
+def test_eval_ie_under_zero3_is_refused_before_loading(tiny_model_dir, data, tmp_path):
+    from knowlm.train.sft import finetune
+
+    dev = tmp_path / "dev.jsonl"
+    dev.write_text("{}\n")
+    zero3 = str(Path(__file__).parents[2] / "recipes" / "deepspeed" / "zero3.json")
+    with pytest.raises(InputError, match="ZeRO-3"):
+        finetune(config(tiny_model_dir, data, tmp_path / "o", eval_ie=str(dev), deepspeed=zero3))
 
 
 @pytest.mark.requires_cuda

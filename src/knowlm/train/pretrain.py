@@ -10,7 +10,6 @@ the same code (ZeRO configs in ``recipes/deepspeed``); on CPU, ``torchrun`` runs
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import math
 import re
@@ -25,7 +24,6 @@ from knowlm.data.indexed import IndexedDataset
 from knowlm.data.inspect import open_prepared
 from knowlm.data.tokenizer import check_compatible
 from knowlm.errors import InputError
-from knowlm.io import atomic_write
 
 log = logging.getLogger(__name__)
 IGNORE = -100
@@ -158,13 +156,19 @@ def pretrain(config: PretrainConfig) -> dict[str, Any]:
     """Train; returns a summary (also written to OUTPUT_DIR/knowlm-pretrain.json)."""
     config.validate()
     import torch
-    from transformers import Trainer, TrainingArguments
+    from transformers import Trainer
 
-    from knowlm.train.sft import csv_logger, native_cpu_bf16, resume_checkpoint, trainer_reports
+    from knowlm.train.loop import (
+        check_paths,
+        csv_logger,
+        native_cpu_bf16,
+        resume_checkpoint,
+        save_final,
+        training_arguments,
+    )
 
     out = Path(config.output_dir)  # type: ignore[arg-type]
-    if config.deepspeed and not Path(config.deepspeed).is_file():
-        raise InputError(f"--deepspeed {config.deepspeed}: no such file")
+    check_paths(config)
     if (config.fp16 or (config.bf16 and not native_cpu_bf16())) and not torch.cuda.is_available():
         log.warning("--bf16/--fp16: no native support on this CPU; training in float32 instead")
         config = dataclasses.replace(config, bf16=False, fp16=False)
@@ -191,37 +195,14 @@ def pretrain(config: PretrainConfig) -> dict[str, Any]:
     val = MixedDataset(datasets, val_index) if len(val_index) else None
 
     resume = resume_checkpoint(config.resume, out)
-    args = TrainingArguments(
-        output_dir=str(out),
-        per_device_train_batch_size=config.batch_size,
-        per_device_eval_batch_size=config.batch_size,
-        gradient_accumulation_steps=config.grad_accum,
-        num_train_epochs=config.epochs,
-        max_steps=config.max_steps,
-        learning_rate=config.learning_rate,
-        lr_scheduler_type=config.lr_scheduler,
-        warmup_steps=config.warmup_ratio,
-        weight_decay=config.weight_decay,
+    args = training_arguments(
+        config,
+        has_eval=val is not None,
+        fp16=config.fp16,
         adam_beta2=config.adam_beta2,
         max_grad_norm=config.max_grad_norm,
-        logging_steps=config.logging_steps,
-        eval_strategy="steps" if val is not None else "no",
-        eval_steps=config.eval_steps,
-        save_strategy="steps",
-        save_steps=config.save_steps,
-        save_total_limit=config.save_total_limit,
-        bf16=config.bf16,
-        fp16=config.fp16,
-        gradient_checkpointing=config.gradient_checkpointing,
-        use_cpu=not torch.cuda.is_available(),
-        report_to=trainer_reports(config.report_to),
-        seed=config.seed,
-        deepspeed=config.deepspeed,
-        prediction_loss_only=True,
-        remove_unused_columns=False,
         dataloader_num_workers=config.dataloader_workers,
         dataloader_pin_memory=torch.cuda.is_available(),
-        ddp_find_unused_parameters=False,
     )
 
     class PretrainTrainer(Trainer):
@@ -263,9 +244,5 @@ def pretrain(config: PretrainConfig) -> dict[str, Any]:
         metrics = trainer.evaluate()
         summary["eval_loss"] = metrics["eval_loss"]
         summary["eval_perplexity"] = math.exp(min(metrics["eval_loss"], 50.0))
-    trainer.save_model(str(out))
-    if trainer.is_world_process_zero():
-        tokenizer.save_pretrained(str(out))
-        with atomic_write(out / "knowlm-pretrain.json") as f:
-            json.dump(summary, f, indent=1, ensure_ascii=False, default=str)
+    save_final(trainer, tokenizer, out, "knowlm-pretrain.json", summary)
     return summary

@@ -8,7 +8,6 @@ through the Trainer's own launchers (``torchrun``, ``deepspeed``) with the same 
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import json
 import logging
@@ -21,6 +20,15 @@ from knowlm.config import FinetuneConfig, ModelConfig
 from knowlm.errors import InputError
 from knowlm.io import atomic_write
 from knowlm.train.data import IGNORE, Tokenized, load_examples, pack, split, tokenize
+from knowlm.train.loop import (
+    check_paths,
+    csv_logger,
+    native_cpu_bf16,
+    resume_checkpoint,
+    save_final,
+    training_arguments,
+    zero_stage,
+)
 
 log = logging.getLogger(__name__)
 
@@ -157,32 +165,6 @@ class LeftPadCollator:
         }
 
 
-def csv_logger(path: Path, extra: tuple[str, ...] = ()) -> Any:
-    """A Trainer callback appending train/eval losses (and ``extra`` logged values) to a CSV file."""
-    from transformers import TrainerCallback
-
-    fields = ["step", "epoch", "loss", "eval_loss", *extra, "learning_rate", "grad_norm", "time"]
-
-    class CsvLogger(TrainerCallback):
-        """Appends every log (train and eval loss) to a CSV file; resumed runs keep appending."""
-
-        def on_log(
-            self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kw: Any
-        ) -> None:
-            if not state.is_world_process_zero or not logs or not {"loss", "eval_loss"} & set(logs):
-                return
-            new = not path.exists()
-            with path.open("a", newline="") as f:
-                writer = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
-                if new:
-                    writer.writeheader()
-                writer.writerow(
-                    {"step": state.global_step, "epoch": state.epoch, "time": round(time.time(), 1), **logs}
-                )
-
-    return CsvLogger()
-
-
 def prepare_data(config: FinetuneConfig, tokenizer: Any) -> tuple[Tokenized, Tokenized]:
     from knowlm.engines.base import render_with_tokenizer
     from knowlm.prompts import get_template
@@ -201,46 +183,22 @@ def prepare_data(config: FinetuneConfig, tokenizer: Any) -> tuple[Tokenized, Tok
     return tok_train, tok_val
 
 
-def native_cpu_bf16() -> bool:
-    """Whether this CPU multiplies bfloat16 matrices natively (oneDNN with AVX512-BF16 or AMX)."""
-    import torch
-
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
-
-
-def resume_checkpoint(resume: str | None, out: Path) -> str | None:
-    """The checkpoint to resume from: ``resume`` as given, or for 'auto' the latest in ``out`` (None: fresh)."""
-    if resume != "auto":
-        return resume
-    from transformers.trainer_utils import get_last_checkpoint
-
-    found = get_last_checkpoint(str(out)) if out.is_dir() else None
-    if found is None:
-        log.info("no checkpoint in %s: starting fresh", out)
-    return found
-
-
-def trainer_reports(report_to: str) -> str | list[str]:
-    """The Trainer's ``report_to`` for our comma list (csv is our own callback, not a Trainer integration)."""
-    return [r for r in report_to.split(",") if r == "tensorboard"] or "none"
-
-
 def finetune(config: FinetuneConfig) -> dict[str, Any]:
     """Train; returns a summary (also written to OUTPUT_DIR/knowlm-finetune.json)."""
     config.validate()
     import torch
-    from transformers import TrainingArguments
 
     from knowlm.models.loading import load_transformers
 
     out = Path(config.output_dir)  # type: ignore[arg-type]
-    if config.deepspeed and not Path(config.deepspeed).is_file():
-        raise InputError(f"--deepspeed {config.deepspeed}: no such file")
+    check_paths(config)
     if config.eval_ie and not Path(config.eval_ie).is_file():
         raise InputError(f"--eval-ie {config.eval_ie}: no such file")
+    if config.eval_ie and config.deepspeed and zero_stage(config.deepspeed) == 3:
+        raise InputError(
+            "--eval-ie generates on the main process alone, which ZeRO-3's partitioned weights do not "
+            "allow: leave it out and run `knowlm eval` on the saved model"
+        )
     if config.bf16 and not torch.cuda.is_available() and not native_cpu_bf16():
         # without AVX512-BF16/AMX, PyTorch falls back to a slow reference bf16 GEMM (about 5x slower
         # than float32 on an AVX2 EPYC here): float32 is the fast choice on such CPUs
@@ -283,37 +241,14 @@ def finetune(config: FinetuneConfig) -> dict[str, Any]:
         freeze(model, config.freeze_layers, config.freeze_embeddings)
     model.train()
     resume = resume_checkpoint(config.resume, out)
-    args = TrainingArguments(
-        output_dir=str(out),
-        per_device_train_batch_size=config.batch_size,
-        per_device_eval_batch_size=config.batch_size,
-        gradient_accumulation_steps=config.grad_accum,
-        num_train_epochs=config.epochs,
-        max_steps=config.max_steps,
-        learning_rate=config.learning_rate,
-        lr_scheduler_type=config.lr_scheduler,
-        warmup_steps=config.warmup_ratio,
-        weight_decay=config.weight_decay,
-        logging_steps=config.logging_steps,
-        eval_strategy="steps" if val_data.rows else "no",
-        eval_steps=config.eval_steps,
-        save_strategy="steps",
-        save_steps=config.save_steps,
-        save_total_limit=config.save_total_limit,
+    args = training_arguments(
+        config,
+        has_eval=bool(val_data.rows),
         load_best_model_at_end=bool(val_data.rows),
         metric_for_best_model="eval_loss" if val_data.rows else None,
         greater_is_better=False,
-        bf16=config.bf16,
-        gradient_checkpointing=config.gradient_checkpointing,
-        use_cpu=not torch.cuda.is_available(),
-        report_to=trainer_reports(config.report_to),
-        seed=config.seed,
-        deepspeed=config.deepspeed,
-        prediction_loss_only=True,
         train_sampling_strategy="group_by_length" if config.group_by_length else "random",
-        remove_unused_columns=False,
         dataloader_pin_memory=False,
-        ddp_find_unused_parameters=False,
         disable_tqdm=False,
     )
     trainer_class = _trainer_class()
@@ -346,13 +281,9 @@ def finetune(config: FinetuneConfig) -> dict[str, Any]:
     }
     if val_data.rows:
         summary["eval_loss"] = trainer.evaluate()["eval_loss"]
-    if trainer.is_world_process_zero():
-        trainer.save_model(str(out))
-        tokenizer.save_pretrained(str(out))
-        if config.eval_ie:
-            summary["eval_ie"] = evaluate_ie(trainer.model, tokenizer, config)
-        with atomic_write(out / "knowlm-finetune.json") as f:
-            json.dump(summary, f, indent=1, ensure_ascii=False, default=str)
+    if config.eval_ie and trainer.is_world_process_zero():
+        summary["eval_ie"] = evaluate_ie(trainer.model, tokenizer, config)
+    save_final(trainer, tokenizer, out, "knowlm-finetune.json", summary)
     return summary
 
 
