@@ -82,3 +82,40 @@ def test_few_shot_examples_come_first_in_every_template():
         {"role": "assistant", "content": "A2"},
         {"role": "user", "content": "Q3"},
     ]
+
+
+def _jinja(template: str):
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
+    return lambda messages: env.from_string(template).render(messages=messages, add_generation_prompt=True)
+
+
+CHATML = (
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+def test_chat_prompts_stop_at_the_templates_turn_markers():
+    from knowlm.models.default import GEMMA_CHAT_TEMPLATE
+    from knowlm.prompts.templates import chat_prompt
+
+    hello = [{"role": "user", "content": "Say hello"}]
+    prompt, stops = chat_prompt(_jinja(GEMMA_CHAT_TEMPLATE), hello)
+    assert prompt.endswith("<start_of_turn>model\n")
+    assert stops == ["<end_of_turn>", "<start_of_turn>user", "<start_of_turn>"]
+    assert chat_prompt(_jinja(CHATML), hello)[1] == ["<|im_end|>", "<|im_start|>user", "<|im_start|>"]
+    # no template: the Alpaca fallback and its own stop
+    assert chat_prompt(lambda m: None, hello)[1] == ["### Instruction:"]
+
+
+def test_a_template_that_refuses_the_probe_gives_no_markers():
+    from knowlm.prompts.templates import turn_markers
+
+    def strict(messages):
+        if len(messages) > 1:
+            raise ValueError("one message only")
+        return f"<q>{messages[0]['content']}</q>"
+
+    assert turn_markers(strict, [{"role": "user", "content": "hi"}]) == []

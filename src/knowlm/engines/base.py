@@ -111,6 +111,20 @@ def create_engine(config: ModelConfig) -> Engine:
     return factory(config)
 
 
+def special_stop_ids(stops: Sequence[str], token_of: Callable[[str], int | None]) -> list[int]:
+    """The token ids of the stop strings that are one special token (a chat template's turn markers such
+    as Gemma's ``<start_of_turn>``). Engines leave special tokens out of the text they return, so such a
+    stop can never match as text: engines stop on these ids instead. ``token_of`` gives the id of a string
+    that is exactly one special token of the model's vocabulary, else None."""
+    return sorted({t for t in map(token_of, dict.fromkeys(stops)) if t is not None})
+
+
+def special_token(tokenizer: Any, text: str) -> int | None:
+    """The id of ``text`` when it is one special token of a Hugging Face tokenizer (decoding skips it)."""
+    ids = tokenizer.encode(text, add_special_tokens=False)
+    return ids[0] if len(ids) == 1 and not tokenizer.decode(ids, skip_special_tokens=True) else None
+
+
 def find_stop(text: str, stops: Sequence[str]) -> int | None:
     """Index of the earliest stop string in ``text``, or None."""
     hits = [i for i in (text.find(s) for s in stops) if i >= 0]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator, Sequence
+from functools import partial
 from typing import Any
 
 import torch
@@ -16,7 +17,14 @@ from transformers import (
 )
 
 from knowlm.config import ModelConfig, SamplingParams
-from knowlm.engines.base import Completion, StopStreamer, find_stop, render_with_tokenizer
+from knowlm.engines.base import (
+    Completion,
+    StopStreamer,
+    find_stop,
+    render_with_tokenizer,
+    special_stop_ids,
+    special_token,
+)
 from knowlm.errors import InputError
 
 
@@ -133,6 +141,10 @@ class TransformersEngine:
     def _generate_kwargs(self, inputs: Any, params: SamplingParams, cancel: threading.Event | None) -> dict:
         base = self.model.generation_config
         sample = not params.greedy
+        eos = base.eos_token_id if base.eos_token_id is not None else self.tokenizer.eos_token_id
+        stop_ids = special_stop_ids(params.stop, partial(special_token, self.tokenizer))
+        if stop_ids:  # special tokens are skipped when decoding, so stop strings cannot see them
+            eos = sorted({*(eos if isinstance(eos, list) else [eos] if eos is not None else []), *stop_ids})
         config = GenerationConfig(
             max_new_tokens=params.max_new_tokens,
             do_sample=sample,
@@ -142,7 +154,7 @@ class TransformersEngine:
             num_beams=params.num_beams,
             repetition_penalty=params.repetition_penalty,
             bos_token_id=base.bos_token_id,
-            eos_token_id=base.eos_token_id if base.eos_token_id is not None else self.tokenizer.eos_token_id,
+            eos_token_id=eos,
             pad_token_id=self.tokenizer.pad_token_id,
         )
         from knowlm.engines.constrain import TorchMaskProcessor, compiled_grammar

@@ -14,7 +14,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from knowlm.config import ModelConfig, SamplingParams
-from knowlm.engines.base import Completion
+from knowlm.engines.base import Completion, special_stop_ids
 from knowlm.errors import InputError, MissingDependencyError, ModelLoadError
 from knowlm.models.resolve import resolve_model
 
@@ -94,21 +94,35 @@ class LlamaCppEngine:
         }
 
     def _constraint(self, params: SamplingParams) -> dict[str, Any]:
-        """Sampler arguments for a constraint: llguidance's token mask as a logits processor (fast on large
-        vocabularies), or llama.cpp's own GBNF grammar for a JSON schema when llguidance is missing."""
-        if params.json_schema is None and params.grammar is None:
-            return {}
-        if params.grammar is None and importlib.util.find_spec("llguidance") is None:
-            from llama_cpp import LlamaGrammar
-
-            return {"grammar": LlamaGrammar.from_json_schema(json.dumps(params.json_schema), verbose=False)}
+        """Sampler arguments: stops on special tokens (`StopTokens`) and a constraint — llguidance's token
+        mask as a logits processor (fast on large vocabularies), or llama.cpp's own GBNF grammar for a
+        JSON schema when llguidance is missing."""
         from llama_cpp import LogitsProcessorList
 
-        from knowlm.engines.constrain import NumpyMaskProcessor, compiled_grammar
+        processors: list[Any] = []
+        extra: dict[str, Any] = {}
+        if params.json_schema is not None or params.grammar is not None:
+            if params.grammar is None and importlib.util.find_spec("llguidance") is None:
+                from llama_cpp import LlamaGrammar
 
-        grammar = compiled_grammar(params)
-        assert grammar is not None
-        return {"logits_processor": LogitsProcessorList([NumpyMaskProcessor(self._ll_tokenizer(), grammar)])}
+                extra["grammar"] = LlamaGrammar.from_json_schema(
+                    json.dumps(params.json_schema), verbose=False
+                )
+            else:
+                from knowlm.engines.constrain import NumpyMaskProcessor, compiled_grammar
+
+                grammar = compiled_grammar(params)
+                assert grammar is not None
+                processors.append(NumpyMaskProcessor(self._ll_tokenizer(), grammar))
+        stop_ids = special_stop_ids(params.stop, self._special_token)
+        if stop_ids:
+            processors.append(StopTokens(stop_ids, self.llm.token_eos()))
+        return {**extra, **({"logits_processor": LogitsProcessorList(processors)} if processors else {})}
+
+    def _special_token(self, text: str) -> int | None:
+        """The id of ``text`` when it is one special token (one that detokenizes to nothing)."""
+        ids = self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=True)
+        return ids[0] if len(ids) == 1 and not self.llm.detokenize(ids, special=False) else None
 
     def _ll_tokenizer(self) -> Any:
         """llguidance's view of the vocabulary, built once (seconds for Gemma's 262k words)."""
@@ -169,6 +183,26 @@ class LlamaCppEngine:
                 f"prompt ({n} tokens) + max_new_tokens ({params.max_new_tokens}) exceed the context of "
                 f"{self.llm.n_ctx()} tokens; shorten the prompt or raise --n-ctx"
             )
+
+
+class StopTokens:
+    """llama-cpp-python logits processor: sampling one of ``ids`` (special tokens that end the answer, such
+    as a chat template's turn markers) means stopping, so their probability goes to the end-of-generation
+    token ``eos`` (log-sum-exp: the chance of stopping is exactly theirs plus its own) and they are never
+    emitted. llama.cpp drops special tokens from the text it returns, so a stop string could not see them."""
+
+    def __init__(self, ids: list[int], eos: int) -> None:
+        self.ids, self.eos = [i for i in ids if i != eos], eos
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        import numpy as np
+
+        if not self.ids:
+            return scores
+        scores = scores.copy()
+        scores[self.eos] = np.logaddexp.reduce(np.append(scores[self.ids], scores[self.eos]))
+        scores[self.ids] = -np.inf
+        return scores
 
 
 def _route_native_logs() -> None:

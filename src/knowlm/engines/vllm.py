@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import importlib.util
 from collections.abc import Iterator, Sequence
+from functools import partial
 from typing import Any
 
 from knowlm.config import ModelConfig, SamplingParams
-from knowlm.engines.base import Completion, render_with_tokenizer
+from knowlm.engines.base import Completion, render_with_tokenizer, special_stop_ids, special_token
 from knowlm.errors import InputError, MissingDependencyError
 
 
@@ -88,6 +89,8 @@ class VllmEngine:
             top_k=params.top_k if params.top_k > 0 else -1,
             repetition_penalty=params.repetition_penalty,
             stop=list(params.stop) or None,
+            # vLLM skips special tokens in its text, so turn markers stop by id
+            stop_token_ids=special_stop_ids(params.stop, partial(special_token, self.tokenizer)) or None,
             seed=params.seed,
         )
 

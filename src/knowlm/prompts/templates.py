@@ -9,6 +9,7 @@ Templates live in a registry, so adding one is one ``register_template`` call.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -141,12 +142,41 @@ def chat_prompt(
 ) -> tuple[str, list[str]]:
     """The prompt for the assistant's next turn, and the stop strings it needs.
 
-    ``render`` is the engine's ``render_chat``. Models without a chat template (KnowLM/ZhiXi) get the
-    conversation in the Alpaca template: earlier turns become the input, the last message the instruction.
+    ``render`` is the engine's ``render_chat``. With a chat template, the stops are its turn markers
+    (`turn_markers`), so the answer ends with the assistant's turn. Models without a chat template
+    (KnowLM/ZhiXi) get the conversation in the Alpaca template: earlier turns become the input, the last
+    message the instruction.
     """
     prompt = render(messages)
     if prompt is not None:
-        return prompt, []
+        return prompt, turn_markers(render, messages)
     *history, last = messages
     context = "\n".join(f"{m['role']}: {m['content']}" for m in history)
     return AlpacaTemplate().format(last["content"], context or None), ["### Instruction:"]
+
+
+_ANSWER, _NEXT = "knowlm-probe-answer-7f3a", "knowlm-probe-next-7f3a"  # survive templates that trim
+_LEADING_SPECIAL = re.compile(r"^<[^<>\s]+>")
+
+
+def turn_markers(
+    render: Callable[[list[dict[str, str]]], str | None], messages: list[dict[str, str]]
+) -> list[str]:
+    """The strings a chat template closes the assistant's turn and opens the next one with (Gemma:
+    ``<end_of_turn>``, ``<start_of_turn>user``, ``<start_of_turn>``; ChatML: ``<|im_end|>``, ...), found
+    by rendering one more exchange after ``messages`` and reading what lies between the two turns.
+    A template that refuses the probe gives no markers."""
+    probe = [*messages, {"role": "assistant", "content": _ANSWER}, {"role": "user", "content": _NEXT}]
+    try:
+        text = render(probe) or ""
+    except Exception:  # a template may insist on its own conversation rules
+        return []
+    start, end = text.find(_ANSWER), text.find(_NEXT)
+    if start < 0 or end < start:
+        return []
+    markers: list[str] = []
+    for line in text[start + len(_ANSWER) : end].splitlines():
+        line = line.strip()
+        special = _LEADING_SPECIAL.match(line)
+        markers += [line, special.group(0)] if special else [line]
+    return [m for m in dict.fromkeys(markers) if m]
