@@ -53,5 +53,24 @@ def test_openai_client_sees_auth_and_validation_errors(live_server):
     with pytest.raises(openai.AuthenticationError):
         bad_key.models.list()
     client = openai.OpenAI(base_url=f"{live_server}/v1", api_key="sekret", max_retries=0)
-    with pytest.raises(openai.BadRequestError, match="n must be 1"):
-        client.completions.create(model="tiny", prompt="x", n=2)
+    with pytest.raises(openai.BadRequestError, match="frequency_penalty"):
+        client.completions.create(model="tiny", prompt="x", frequency_penalty=0.5)
+
+
+def test_n_sampled_choices_through_the_official_client(live_server):
+    client = openai.OpenAI(base_url=f"{live_server}/v1", api_key="sekret", max_retries=0)
+    kwargs = {"model": "tiny", "max_tokens": 12, "temperature": 1.5, "seed": 7}
+    first = client.completions.create(prompt=["Berlin is", "Paris is"], n=3, **kwargs)
+    assert [c.index for c in first.choices] == list(range(6))  # prompt i, choice j -> index i * n + j
+    assert len({c.text for c in first.choices[:3]}) == 3  # each choice samples with its own seed
+    again = client.completions.create(prompt=["Berlin is", "Paris is"], n=3, **kwargs)
+    assert [c.text for c in again.choices] == [c.text for c in first.choices]
+    chat = client.chat.completions.create(messages=[{"role": "user", "content": "hi"}], n=2, **kwargs)
+    assert [c.index for c in chat.choices] == [0, 1] and chat.usage.completion_tokens > 0
+    streamed: dict[int, str] = {}
+    for chunk in client.chat.completions.create(
+        messages=[{"role": "user", "content": "hi"}], n=2, stream=True, **kwargs
+    ):
+        for c in chunk.choices:
+            streamed[c.index] = streamed.get(c.index, "") + (c.delta.content or "")
+    assert streamed == {c.index: c.message.content for c in chat.choices}

@@ -6,6 +6,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from knowlm.config import SamplingParams
+from knowlm.errors import InputError
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -30,6 +33,18 @@ class GenerateParameters(_Strict):
     stop: list[str] = Field(default_factory=list)
     seed: int | None = None
 
+    def to_sampling_params(self) -> SamplingParams:
+        return SamplingParams(
+            max_new_tokens=self.max_tokens,
+            temperature=self.temperature,
+            top_p=self.top_p,
+            top_k=self.top_k,
+            num_beams=self.num_beams,
+            repetition_penalty=self.repetition_penalty,
+            stop=self.stop,
+            seed=self.seed,
+        ).validate()
+
 
 class GenerateRequest(_Strict):
     instruction: str = Field(min_length=1)
@@ -50,19 +65,38 @@ class StreamOptions(_Lenient):
     include_usage: bool = False
 
 
-class CompletionRequest(_Lenient):
+class _OpenAIRequest(_Lenient):
+    """The sampling fields the completions and chat requests share."""
+
     model: str | None = None
-    prompt: str | list[str]
     max_tokens: int | None = Field(None, ge=1)
     temperature: float = Field(1.0, ge=0, le=2)
     top_p: float = Field(1.0, gt=0, le=1)
-    n: int = Field(1, ge=1)
+    n: int = Field(1, ge=1, le=16, description="sampled choices per prompt")
     stream: bool = False
     stream_options: StreamOptions | None = None
     stop: str | list[str] | None = None
     seed: int | None = None
     frequency_penalty: float = 0.0
     presence_penalty: float = 0.0
+
+    def to_sampling_params(self, max_tokens: int | None = None, choice: int = 0) -> SamplingParams:
+        """Sampling parameters of choice number ``choice`` (of ``n``): a given seed becomes seed + choice,
+        so the choices differ and each is reproducible."""
+        if self.frequency_penalty or self.presence_penalty:
+            raise InputError("frequency_penalty and presence_penalty are not supported; leave them at 0")
+        stop = [self.stop] if isinstance(self.stop, str) else list(self.stop or [])
+        return SamplingParams(
+            max_new_tokens=max_tokens or self.max_tokens or 256,
+            temperature=self.temperature,
+            top_p=self.top_p,
+            stop=stop,
+            seed=None if self.seed is None else self.seed + choice,
+        ).validate()
+
+
+class CompletionRequest(_OpenAIRequest):
+    prompt: str | list[str]
     logprobs: int | None = None
     echo: bool = False
 
@@ -72,20 +106,9 @@ class ChatMessage(_Lenient):
     content: str
 
 
-class ChatCompletionRequest(_Lenient):
-    model: str | None = None
+class ChatCompletionRequest(_OpenAIRequest):
     messages: list[ChatMessage] = Field(min_length=1)
-    max_tokens: int | None = Field(None, ge=1)
     max_completion_tokens: int | None = Field(None, ge=1)
-    temperature: float = Field(1.0, ge=0, le=2)
-    top_p: float = Field(1.0, gt=0, le=1)
-    n: int = Field(1, ge=1)
-    stream: bool = False
-    stream_options: StreamOptions | None = None
-    stop: str | list[str] | None = None
-    seed: int | None = None
-    frequency_penalty: float = 0.0
-    presence_penalty: float = 0.0
     logprobs: bool = False
 
 
@@ -93,6 +116,83 @@ class Usage(BaseModel):
     prompt_tokens: int
     completion_tokens: int
     total_tokens: int
+
+    @classmethod
+    def of(cls, prompt: int, completion: int) -> Usage:
+        return cls(prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion)
+
+
+FinishReason = Literal["stop", "length"]
+
+
+class CompletionChoice(BaseModel):
+    index: int
+    text: str
+    finish_reason: FinishReason | None
+    logprobs: None = None
+
+
+class CompletionResponse(BaseModel):
+    id: str
+    object: Literal["text_completion"] = "text_completion"
+    created: int
+    model: str
+    choices: list[CompletionChoice]
+    usage: Usage | None = None
+
+
+class AssistantMessage(BaseModel):
+    role: Literal["assistant"] = "assistant"
+    content: str
+
+
+class ChatChoice(BaseModel):
+    index: int
+    message: AssistantMessage
+    finish_reason: FinishReason
+
+
+class ChatCompletionResponse(BaseModel):
+    id: str
+    object: Literal["chat.completion"] = "chat.completion"
+    created: int
+    model: str
+    choices: list[ChatChoice]
+    usage: Usage
+
+
+class ChatDelta(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    role: Literal["assistant"] | None = None
+    content: str | None = None
+
+
+class ChatChunkChoice(BaseModel):
+    index: int
+    delta: ChatDelta
+    finish_reason: FinishReason | None
+
+
+class ChatCompletionChunk(BaseModel):
+    id: str
+    object: Literal["chat.completion.chunk"] = "chat.completion.chunk"
+    created: int
+    model: str
+    choices: list[ChatChunkChoice]
+    usage: Usage | None = None
+
+
+class ModelCard(BaseModel):
+    id: str
+    object: Literal["model"] = "model"
+    created: int
+    owned_by: str = "knowlm"
+
+
+class ModelList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[ModelCard]
 
 
 # ---- /v1/extract ------------------------------------------------------------------------------------
@@ -116,6 +216,12 @@ class ExtractRequest(_Strict):
     options: ExtractOptions = Field(default_factory=ExtractOptions)
     parameters: GenerateParameters = Field(default_factory=GenerateParameters)
     include_outputs: bool = False
+
+
+class ExtractResponse(BaseModel):
+    model: str
+    task: str
+    results: list[dict[str, Any]]
 
 
 class ErrorBody(BaseModel):
