@@ -1,4 +1,5 @@
-"""Scoring: micro precision / recall / F1 the way the OneKE / IEPile evaluation counts.
+"""Evaluation: micro precision / recall / F1 the way the OneKE / IEPile evaluation counts, and running a
+model over an evaluation file (`generate_answers`), used by `knowlm eval` and `knowlm finetune --eval-ie`.
 
 Entities count as (type, text); triples as (head, relation, tail); events by trigger (event type, trigger)
 and by argument (event type, role, text). Each document's gold and predicted items are sets; counts are
@@ -8,11 +9,12 @@ summed over documents (micro average).
 from __future__ import annotations
 
 import json
+import sys
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from knowlm.errors import InputError
 from knowlm.ie.formats import parse_oneke_instruction
@@ -20,7 +22,12 @@ from knowlm.ie.parse import read_json
 from knowlm.ie.results import Argument, Entity, Event, Item, Triple, item_from_dict
 from knowlm.ie.schema import Schema, SchemaItem, parse_schema
 from knowlm.ie.tasks import get_task, text_value, text_values
-from knowlm.io import read_jsonl
+from knowlm.io import ResumableJsonlWriter, read_jsonl
+
+if TYPE_CHECKING:
+    from knowlm.config import SamplingParams
+    from knowlm.engines.base import Engine
+    from knowlm.prompts import PromptTemplate
 
 # metric name -> how to count it; the first listed is the task's headline metric
 METRICS: dict[str, tuple[str, ...]] = {
@@ -313,3 +320,105 @@ def apply_predictions(path: str | Path, lines: list[EvalLine]) -> list[Document]
         docs[key].outputs += 1
         docs[key].parse_failures += 0 if record.get("parse", {}).get("ok", True) else 1
     return list(docs.values())
+
+
+def first_documents(lines: list[EvalLine], limit: int | None) -> list[EvalLine]:
+    """The lines of the first ``limit`` documents (all when None)."""
+    if limit is None:
+        return lines
+    if limit < 1:
+        raise InputError("--limit must be at least 1")
+    keep = set(list(dict.fromkeys(line.id for line in lines))[:limit])
+    return [line for line in lines if line.id in keep]
+
+
+def single_task(lines: list[EvalLine]) -> str:
+    """The one task of an evaluation file (files mixing tasks are scored one task at a time)."""
+    tasks = {line.task for line in lines}
+    if len(tasks) > 1:
+        raise InputError(
+            f"the file mixes tasks ({', '.join(sorted(tasks))}); score one task at a time with --task"
+        )
+    return tasks.pop()
+
+
+Shots = Callable[[EvalLine], list[tuple[str, str]]]
+
+
+def generate_answers(
+    engine: Engine,
+    lines: list[EvalLine],
+    params: SamplingParams,
+    template: PromptTemplate,
+    *,
+    constrained: bool = False,
+    grounded: bool = True,
+    shots: Shots | None = None,
+    batch_size: int = 8,
+    output: Path | None = None,
+    progress: bool = True,
+) -> dict[int, str]:
+    """The model's answer to every line's instruction, by line number. ``constrained`` decodes each line
+    under its schema batch's JSON shape (``grounded``: every string a piece of the line's input);
+    ``shots`` gives worked examples per line; with ``output`` answers are saved as they come and an
+    interrupted run resumes from them."""
+    from tqdm import tqdm
+
+    from knowlm.ie.grammar import answer_grammar
+
+    def constraint(line: EvalLine) -> SamplingParams:
+        shape = get_task(line.task).answer_json_schema(line.schema)
+        if not grounded:
+            return params.replace(json_schema=shape)
+        return params.replace(grammar=answer_grammar(shape, json.loads(line.instruction)["input"]))
+
+    def prompt(line: EvalLine) -> str:
+        return template.format(line.instruction, shots=shots(line) if shots else ())
+
+    writer = ResumableJsonlWriter(output) if output else None
+    answers: dict[int, str] = {}
+    if writer:
+        for line, text in zip(lines, writer.partial.read_text(encoding="utf-8").splitlines(), strict=False):
+            answers[line.number] = json.loads(text)["output"]
+    todo = [line for line in lines if line.number not in answers]
+    with tqdm(
+        total=len(lines), initial=len(answers), unit="line", file=sys.stderr, disable=not progress
+    ) as bar:
+        for begin in range(0, len(todo), batch_size):
+            chunk = todo[begin : begin + batch_size]
+            if constrained:  # each line has its own schema batch and input, so its own constraint
+                done = [engine.generate([prompt(line)], constraint(line))[0] for line in chunk]
+            else:
+                done = engine.generate([prompt(line) for line in chunk], params)
+            for line, completion in zip(chunk, done, strict=True):
+                answers[line.number] = completion.text
+                if writer:
+                    writer.write({"id": line.id, "output": completion.text})
+            bar.update(len(chunk))
+    if writer:
+        writer.finish()
+    return answers
+
+
+def few_shot_examples(path: Path, n: int) -> Shots:
+    """A function giving, for an evaluation line, the first ``n`` records of ``path`` with its task and
+    language, as (instruction, answer) pairs."""
+    from knowlm.ie.formats import detect_language
+
+    pool: dict[tuple[str, str], list[tuple[str, str]]] = {}
+    for number, record in read_jsonl(path):
+        where = f"{path} line {number}"
+        if not isinstance(record.get("output"), str) or "instruction" not in record:
+            raise InputError(f"{where}: a few-shot example needs 'instruction' and 'output'")
+        body = parse_oneke_instruction(record["instruction"], where)
+        key = (str(record.get("task", "")).lower(), detect_language(body["input"]))
+        pool.setdefault(key, []).append((record["instruction"], record["output"]))
+
+    def pick(line: EvalLine) -> list[tuple[str, str]]:
+        lang = detect_language(json.loads(line.instruction)["input"])
+        found = pool.get((line.task, lang), [])
+        if not found:
+            raise InputError(f"{path}: no {line.task} examples in {'Chinese' if lang == 'zh' else 'English'}")
+        return [(q, a) for q, a in found if q != line.instruction][:n]
+
+    return pick

@@ -288,7 +288,8 @@ def finetune(config: FinetuneConfig) -> dict[str, Any]:
 
 
 def evaluate_ie(model: Any, tokenizer: Any, config: FinetuneConfig) -> dict[str, Any]:
-    """Run the trained model on a OneKE dev file and write ie-eval.json beside the adapter."""
+    """Run the trained model on a OneKE dev file (as `knowlm eval --data` does) and write ie-eval.json
+    beside the adapter."""
     from knowlm.config import SamplingParams
     from knowlm.engines.base import chat_renderer
     from knowlm.engines.hf import TransformersEngine
@@ -296,18 +297,15 @@ def evaluate_ie(model: Any, tokenizer: Any, config: FinetuneConfig) -> dict[str,
     from knowlm.prompts import get_template
 
     engine = TransformersEngine.from_model(model.eval(), tokenizer, name=str(config.output_dir))
-    template = get_template(config.template, chat_renderer(engine))
     lines = evaluate.read_eval_file(config.eval_ie)  # type: ignore[arg-type]
-    done = engine.generate(
-        [template.format(line.instruction) for line in lines],
+    answers = evaluate.generate_answers(
+        engine,
+        lines,
         SamplingParams(max_new_tokens=config.eval_ie_max_new_tokens),
+        get_template(config.template, chat_renderer(engine)),
+        batch_size=config.batch_size,
     )
-    report = evaluate.score(
-        lines[0].task,
-        evaluate.documents_from_lines(
-            lines, {line.number: c.text for line, c in zip(lines, done, strict=True)}
-        ),
-    )
+    report = evaluate.score(evaluate.single_task(lines), evaluate.documents_from_lines(lines, answers))
     with atomic_write(Path(config.output_dir) / "ie-eval.json") as f:  # type: ignore[arg-type]
         json.dump(report, f, indent=1, ensure_ascii=False)
     return report
