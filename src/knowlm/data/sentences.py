@@ -36,14 +36,19 @@ def split_sentences(text: str, *, keep_newlines: bool = True) -> list[str]:
     every line break ends a sentence; without it, lines are first joined (see `join_lines`)."""
     if not keep_newlines:
         text = join_lines(text)
-    sentences: list[str] = []
+    return [text[start:end] for start, end in sentence_spans(text)]
+
+
+def sentence_spans(text: str) -> list[tuple[int, int]]:
+    """(start, end) of each sentence of ``text``: consecutive, covering all of it."""
+    spans: list[tuple[int, int]] = []
     start = 0
     for m in _END.finditer(text):
         end = m.end()
         if text[m.start()] == "." and _ABBREVIATION.search(text[max(start, end - 6) : end]):
             continue
-        sentences.append(text[start:end])
+        spans.append((start, end))
         start = end
     if start < len(text):
-        sentences.append(text[start:])
-    return sentences
+        spans.append((start, len(text)))
+    return spans

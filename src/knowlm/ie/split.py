@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-# a sentence ends at Chinese 。！？；… (with closing quotes/brackets), or at . ! ? followed by space,
-# or at a line break
-_SENTENCE_END = re.compile(r"(?:[。！？；!?]+|…+|\.(?=\s)|\.$)[”’」』）)\"']*\s*|\n+")
+from knowlm.data.sentences import sentence_spans
 
 
 @dataclass(frozen=True)
@@ -19,15 +16,8 @@ class Chunk:
 
 
 def split_sentences(text: str) -> list[tuple[int, int]]:
-    """Sentence spans (start, end) covering ``text``; the separators stay with their sentence."""
-    spans, start = [], 0
-    for match in _SENTENCE_END.finditer(text):
-        if match.end() > start:
-            spans.append((start, match.end()))
-            start = match.end()
-    if start < len(text):
-        spans.append((start, len(text)))
-    return [(s, e) for s, e in spans if text[s:e].strip()]
+    """Sentence spans (start, end) of ``text`` with some non-space content (`knowlm.data.sentences`)."""
+    return [(s, e) for s, e in sentence_spans(text) if text[s:e].strip()]
 
 
 def chunk_text(
