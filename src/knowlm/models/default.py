@@ -188,5 +188,12 @@ def default_ie_gguf(adapter: Path, qtype: str = IE_GGUF_TYPE) -> Path:
     log.warning("first use of the default IE model on llama.cpp: merging the adapter into %s (once)", target)
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=".tmp-ie-") as tmp:
         merged = merge_lora(base, adapter, Path(tmp) / "merged", shard_bytes=2**40)
-        export_gguf(merged, target, qtype=qtype, name="Gemma 3 270m + KnowLM IE adapter")
+        # the embedded GGUF's tokenizer metadata, exactly (token types, end-of-generation tokens)
+        export_gguf(
+            merged,
+            target,
+            qtype=qtype,
+            tokenizer_from=default_gguf(),
+            name="Gemma 3 270m + KnowLM IE adapter",
+        )
     return target

@@ -7,7 +7,7 @@ around the largest tensor. What llama.cpp expects differs from the HF layout in 
   - 1-D tensors (norms) stay float32; 2-D ones become f16, q8_0 (rows of 32) or stay f32.
 The tokenizer goes in as a SentencePiece-style vocabulary (``tokenizer.ggml.model = llama``): from
 ``tokenizer.model`` when present, else from ``tokenizer.json`` (BPE merge ranks become scores), or copied
-from an existing GGUF with the same tokens (the embedded default model's tokenizer is taken from its GGUF).
+from an existing GGUF with the same tokens (``tokenizer_from``; the default model's merges take its GGUF's).
 """
 
 from __future__ import annotations
@@ -465,10 +465,6 @@ def export_gguf(
             raise InputError(
                 f"--tokenizer-from {tokenizer_from}: its tokens differ from the tokenizer of {directory}"
             )
-    elif arch == "gemma3":  # the default model (and merges of it) take the tokenizer of the embedded GGUF
-        from knowlm.models.default import default_gguf
-
-        vocab = copied_vocab(directory, default_gguf())
     vocab = vocab or load_vocab(directory, config["vocab_size"])
     out.parent.mkdir(parents=True, exist_ok=True)
     check_disk(out.parent, sum(size for *_, size in planned) + 64 * 2**20)
