@@ -170,6 +170,18 @@ class ExtractConfig:
     template: str = _opt(
         "auto", "prompt template: auto (chat template if the model has one, else alpaca), alpaca, chat, raw"
     )
+    instructions: str | None = _opt(
+        None,
+        "instruction texts to prompt with: a JSON/YAML file {format: {task: {zh, en: text}}} (default: the "
+        "model's own ie_instructions.json or GGUF metadata, else the built-in texts)",
+        metavar="FILE",
+    )
+    instructions_from: str | None = _opt(
+        None,
+        "take the instruction texts from your own OneKE-format records (their 'instruction' field), as a "
+        "model trained on them expects",
+        metavar="FILE",
+    )
     schema_batch_size: int | None = _opt(
         None, "schema items per prompt; large schemas are split (default: per task, as IEPile)"
     )
@@ -192,6 +204,8 @@ class ExtractConfig:
             problems.append(f"--schema-batch-size must be at least 1, got {self.schema_batch_size}")
         if self.max_chunk_tokens < 16:
             problems.append(f"--max-chunk-tokens must be at least 16, got {self.max_chunk_tokens}")
+        if self.instructions and self.instructions_from:
+            problems.append("give --instructions FILE or --instructions-from FILE, not both")
         if self.constrained and self.prompt_format != "oneke":
             problems.append(
                 "--constrained works with --prompt-format oneke (JSON answers keyed by schema item)"

@@ -275,3 +275,20 @@ def test_lora_skips_the_frozen_lower_layers(tiny_model_dir, data, tmp_path):
         finetune(config(tiny_model_dir, data, tmp_path / "x", freeze_layers=2, val_size=0))
     with pytest.raises(InputError, match="--freeze-embeddings applies to --method full"):
         config(tiny_model_dir, data, tmp_path / "y", freeze_embeddings=True).validate()
+
+
+def test_the_instruction_texts_of_oneke_training_data_are_kept_beside_the_model(tmp_path):
+    from knowlm.config import FinetuneConfig
+    from knowlm.ie.instructions import FILE_NAME, load_instructions
+    from knowlm.train.sft import save_instructions
+
+    data = tmp_path / "oneke.jsonl"
+    body = {"instruction": "Find them.", "schema": ["person"], "input": "Tim Cook runs Apple."}
+    data.write_text(json.dumps({"task": "NER", "instruction": json.dumps(body), "output": "{}"}) + "\n")
+    save_instructions(FinetuneConfig(data=str(data), output_dir=str(tmp_path)), tmp_path)
+    assert load_instructions(tmp_path / FILE_NAME) == {"oneke": {"ner": {"en": "Find them."}}}
+    alpaca = tmp_path / "alpaca.jsonl"
+    alpaca.write_text(json.dumps({"instruction": "hi", "output": "hello"}) + "\n")
+    (tmp_path / FILE_NAME).unlink()
+    save_instructions(FinetuneConfig(data=str(alpaca), output_dir=str(tmp_path)), tmp_path)
+    assert not (tmp_path / FILE_NAME).exists()  # not OneKE data: nothing to keep

@@ -25,7 +25,10 @@ class Completion:
 
 
 class Engine(Protocol):
-    """Generates text from prompt strings. Prompts are complete: templates are applied by the caller."""
+    """Generates text from prompt strings. Prompts are complete: templates are applied by the caller.
+
+    An engine may also carry ``ie_instructions``: the IE instruction texts its model was trained with
+    (`knowlm.ie.instructions`; None or absent: the built-in texts)."""
 
     name: str
     model_name: str

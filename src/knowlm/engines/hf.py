@@ -34,11 +34,12 @@ class TransformersEngine:
     name = "transformers"
 
     def __init__(self, config: ModelConfig) -> None:
-        from knowlm.models.loading import load_transformers
+        from knowlm.models.loading import load_transformers, model_instructions
 
         if config.threads:
             torch.set_num_threads(config.threads)
         self.model, self.tokenizer = load_transformers(config)
+        self.ie_instructions = model_instructions(config)
         self.model_name = config.model
         self.batch_size = config.batch_size
         self._lock = threading.Lock()  # one generate() at a time on the model
@@ -53,6 +54,7 @@ class TransformersEngine:
             tokenizer.pad_token = tokenizer.eos_token
         engine.model, engine.tokenizer, engine.model_name = model.eval(), tokenizer, name
         engine.batch_size = batch_size
+        engine.ie_instructions = None
         engine._lock = threading.Lock()
         engine._llg_tokenizer = None
         return engine

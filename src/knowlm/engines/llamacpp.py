@@ -11,12 +11,15 @@ import secrets
 import threading
 import warnings
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from knowlm.config import ModelConfig, SamplingParams
 from knowlm.engines.base import Completion, special_stop_ids
 from knowlm.errors import InputError, MissingDependencyError, ModelLoadError
 from knowlm.models.resolve import resolve_model
+
+if TYPE_CHECKING:
+    from knowlm.ie.instructions import Instructions
 
 log = logging.getLogger(__name__)
 _LOG_CALLBACK: Any = None  # kept referenced: llama.cpp holds a raw pointer to it
@@ -65,8 +68,21 @@ class LlamaCppEngine:
             raise ModelLoadError(f"llama.cpp could not load {resolved.path}: {exc}") from exc
         self.model_name = config.model
         self.chat_template = self._chat_template(resolved.kind == "default")
+        self.ie_instructions = self._instructions()
         self._lock = threading.Lock()  # a llama.cpp context serves one request at a time
         self._llg_tokenizer: Any = None
+
+    def _instructions(self) -> Instructions | None:
+        """The IE instruction texts a GGUF export carries in its metadata (`knowlm.ie.instructions`)."""
+        from knowlm.ie.instructions import GGUF_KEY, check_instructions
+
+        raw = self.llm.metadata.get(GGUF_KEY)
+        if raw is None:
+            return None
+        try:
+            return check_instructions(json.loads(raw), f"{self.model_name}: {GGUF_KEY}")
+        except ValueError as exc:
+            raise ModelLoadError(f"{self.model_name}: {GGUF_KEY} is not valid JSON ({exc})") from None
 
     def _chat_template(self, is_default: bool) -> str | None:
         template = self.llm.metadata.get("tokenizer.chat_template")

@@ -35,7 +35,7 @@ class VllmEngine:
             )
         from vllm import LLM
 
-        from knowlm.models.loading import check_adapter, hf_model_dir
+        from knowlm.models.loading import check_adapter, hf_model_dir, model_instructions
         from knowlm.models.resolve import resolve_model
 
         resolved = resolve_model(config.model, revision=config.revision)
@@ -58,6 +58,7 @@ class VllmEngine:
         )
         self.tokenizer = self.llm.get_tokenizer()
         self.model_name = config.model
+        self.ie_instructions = model_instructions(config)
 
     def _params(self, params: SamplingParams) -> Any:
         from vllm import SamplingParams as VllmParams

@@ -13,6 +13,7 @@ from knowlm.errors import InputError
 from knowlm.ie.formats import detect_language, get_format
 from knowlm.ie.grammar import answer_grammar
 from knowlm.ie.ground import ground
+from knowlm.ie.instructions import Instructions, instructions_from_records, load_instructions, lookup
 from knowlm.ie.results import Entity, Event, Item, Triple, item_to_dict
 from knowlm.ie.schema import Schema, load_schema_file, parse_schema
 from knowlm.ie.split import chunk_text
@@ -111,8 +112,17 @@ class Extractor:
         else:
             self.engine = model
         self.template = get_template(self.config.template, chat_renderer(self.engine))
+        self.instructions = self._instructions()
         size = self.config.schema_batch_size or self.task.batch_size
         self.batches = self.schema.batches(size)
+
+    def _instructions(self) -> Instructions | None:
+        """The instruction texts to prompt with: given by the user, else the model's own (None: built-in)."""
+        if self.config.instructions:
+            return load_instructions(self.config.instructions)
+        if self.config.instructions_from:
+            return instructions_from_records(self.config.instructions_from)
+        return getattr(self.engine, "ie_instructions", None)
 
     def extract(self, text: str) -> ExtractionResult:
         return self.extract_many([text])[0]
@@ -124,7 +134,8 @@ class Extractor:
         prompts = []
         for b, batch in enumerate(self.batches):
             for chunk in chunks:
-                instruction = self.format.build(self.task, batch, chunk.text, lang)
+                own = lookup(self.instructions, self.format.name, self.task.name, lang)
+                instruction = self.format.build(self.task, batch, chunk.text, lang, own)
                 prompts.append(
                     (b, self.template.format(instruction.instruction, instruction.input), chunk.text)
                 )

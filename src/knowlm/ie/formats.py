@@ -14,7 +14,7 @@ import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from knowlm.errors import InputError
 from knowlm.ie.parse import JsonRead, read_json
@@ -28,18 +28,26 @@ class Instruction:
     input: str | None = None
 
 
+class Builder(Protocol):
+    def __call__(
+        self, task: Task, schema: Schema, text: str, lang: str, instruction: str | None = None
+    ) -> Instruction:
+        """The prompt parts for one schema batch and text; ``instruction`` replaces the built-in text."""
+        ...
+
+
 @dataclass(frozen=True)
 class PromptFormat:
     name: str
     tasks: tuple[str, ...]
     """Tasks the format supports."""
-    build: Callable[[Task, Schema, str, str], Instruction]
+    build: Builder
     read: Callable[[str], JsonRead]
 
 
-def _oneke(task: Task, schema: Schema, text: str, lang: str) -> Instruction:
+def _oneke(task: Task, schema: Schema, text: str, lang: str, instruction: str | None = None) -> Instruction:
     body = {
-        "instruction": task.instructions[lang],
+        "instruction": instruction or task.instructions[lang],
         "schema": [task.schema_entry(item) for item in schema.items],
         "input": text,
     }
@@ -89,10 +97,12 @@ def _schema_text(task: Task, schema: Schema, lang: str) -> str:
     return sep.join(schema.names)
 
 
-def _knowlm(style: str) -> Callable[[Task, Schema, str, str], Instruction]:
-    def build(task: Task, schema: Schema, text: str, lang: str) -> Instruction:
+def _knowlm(style: str) -> Builder:
+    def build(
+        task: Task, schema: Schema, text: str, lang: str, instruction: str | None = None
+    ) -> Instruction:
         zh, en = _KNOWLM_TEXTS[(task.name, style)]
-        template = zh if lang == "zh" else en
+        template = instruction or (zh if lang == "zh" else en)
         return Instruction(template.format(schema=_schema_text(task, schema, lang)), text)
 
     return build

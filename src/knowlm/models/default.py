@@ -178,6 +178,10 @@ def default_ie_gguf(adapter: Path, qtype: str = IE_GGUF_TYPE) -> Path:
     """The default model with ``adapter`` merged in, as a GGUF for llama.cpp; built once into the cache
     (merge-lora, then export-gguf: about 30 s) and named by the adapter's hash, so a new adapter rebuilds."""
     digest = _sha256(adapter / "adapter_model.safetensors")[:12]
+    if (adapter / "ie_instructions.json").is_file():  # the texts go into the GGUF too
+        digest = hashlib.sha256((digest + _sha256(adapter / "ie_instructions.json")).encode()).hexdigest()[
+            :12
+        ]
     target = default_dir() / f"gemma-3-270m-ie-{digest}-{qtype}.gguf"
     if target.exists():
         return target

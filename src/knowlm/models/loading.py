@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from knowlm.config import ModelConfig
 from knowlm.errors import InputError, MissingDependencyError, ModelLoadError, ModelNotFoundError
@@ -38,6 +38,10 @@ def resolve_dtype(dtype: str, device: str) -> Any:
     return getattr(torch, dtype)
 
 
+if TYPE_CHECKING:
+    from knowlm.ie.instructions import Instructions
+
+
 def hf_model_dir(resolved: ResolvedModel) -> tuple[Path, str | None]:
     """The directory (and GGUF file name, if any) transformers loads for ``resolved``."""
     if resolved.kind == "default":
@@ -47,6 +51,14 @@ def hf_model_dir(resolved: ResolvedModel) -> tuple[Path, str | None]:
     if resolved.kind == "gguf":
         return resolved.path.parent, resolved.path.name
     return resolved.path, None
+
+
+def model_instructions(config: ModelConfig) -> Instructions | None:
+    """The IE instruction texts the adapter or the model directory carries (`knowlm.ie.instructions`)."""
+    from knowlm.ie.instructions import directory_instructions
+
+    path, _ = hf_model_dir(resolve_model(config.model, revision=config.revision))
+    return directory_instructions(Path(config.adapter) if config.adapter else None, path)
 
 
 def quantization_config(config: ModelConfig, device: str) -> Any:

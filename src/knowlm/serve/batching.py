@@ -38,6 +38,7 @@ class BatchingEngine:
     def __init__(self, engine: Engine, *, max_batch_size: int = 8, wait_s: float = 0.01, max_queue: int = 64):
         self.engine = engine
         self.name, self.model_name = engine.name, engine.model_name
+        self.ie_instructions = getattr(engine, "ie_instructions", None)
         self.max_batch_size, self.wait_s = max_batch_size, wait_s
         self._queue: queue.Queue[_Pending] = queue.Queue(maxsize=max_queue)
         self.engine_calls = 0

@@ -284,7 +284,24 @@ def finetune(config: FinetuneConfig) -> dict[str, Any]:
     if config.eval_ie and trainer.is_world_process_zero():
         summary["eval_ie"] = evaluate_ie(trainer.model, tokenizer, config)
     save_final(trainer, tokenizer, out, "knowlm-finetune.json", summary)
+    if trainer.is_world_process_zero():
+        save_instructions(config, out)
     return summary
+
+
+def save_instructions(config: FinetuneConfig, out: Path) -> None:
+    """With OneKE-format training data, keep the IE instruction texts the model learned beside it
+    (`knowlm.ie.instructions`), so that extraction prompts it with exactly those."""
+    from knowlm.ie.instructions import FILE_NAME, instructions_from_records
+
+    if config.data_format not in ("auto", "oneke"):
+        return
+    try:
+        texts = instructions_from_records(config.data)  # type: ignore[arg-type]
+    except InputError:  # not OneKE records (alpaca or chat data): nothing to keep
+        return
+    with atomic_write(out / FILE_NAME) as f:
+        json.dump(texts, f, ensure_ascii=False, indent=1)
 
 
 def evaluate_ie(model: Any, tokenizer: Any, config: FinetuneConfig) -> dict[str, Any]:

@@ -31,6 +31,7 @@ SIDE_FILES = (
     "special_tokens_map.json",
     "added_tokens.json",
     "chat_template.jinja",
+    "ie_instructions.json",
     "vocab.json",
     "merges.txt",
 )

@@ -482,6 +482,7 @@ def export_gguf(
         writer.add_quantization_version(gguf.GGML_QUANT_VERSION)
         _write_hparams(writer, config, arch)
         _write_vocab(writer, vocab)
+        _write_instructions(writer, directory)
         for hf_name, gguf_name, kind, size in planned:
             shape = reader.tensors[hf_name].shape
             if kind == gguf.GGMLQuantizationType.Q8_0:
@@ -508,6 +509,14 @@ def export_gguf(
         partial.unlink(missing_ok=True)
         raise
     return out
+
+
+def _write_instructions(writer: Any, directory: Path) -> None:
+    """The IE instruction texts of ``directory`` (`knowlm.ie.instructions`) travel into the GGUF's metadata."""
+    from knowlm.ie.instructions import FILE_NAME, GGUF_KEY, load_instructions
+
+    if (directory / FILE_NAME).is_file():
+        writer.add_string(GGUF_KEY, json.dumps(load_instructions(directory / FILE_NAME), ensure_ascii=False))
 
 
 def _write_vocab(writer: Any, vocab: Vocab) -> None:

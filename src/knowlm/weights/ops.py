@@ -189,7 +189,8 @@ def merge_lora(
                 shard[name] = w.to(out_dtype) if w.is_floating_point() else w.clone()
                 bar.update(1)
             writer.write_shard(index, shard)
-    return writer.finish([reader.dir, Path(adapter)])
+    # the adapter's side files first: the tokenizer and IE instruction texts it was trained with
+    return writer.finish([Path(adapter), reader.dir])
 
 
 def verify(directory: str | Path, md5_file: str | Path | None = None) -> list[str]:
