@@ -14,7 +14,6 @@ from typing import Any
 from knowlm.errors import collect
 
 DTYPES = ("auto", "float32", "bfloat16", "float16")
-ENGINES = ("auto", "transformers", "llamacpp", "vllm")
 
 
 def _opt(default: Any, help: str, **extra: Any) -> Any:
@@ -42,8 +41,9 @@ class ModelConfig:
     )
     engine: str = _opt(
         "auto",
-        "generation engine; 'auto' picks llamacpp for .gguf files (when installed), else transformers",
-        choices=ENGINES,
+        "generation engine: auto, transformers, llamacpp, vllm or one added with register_engine; 'auto' "
+        "picks llamacpp for .gguf files (when installed), else transformers",
+        metavar="ENGINE",
     )
     dtype: str = _opt(
         "auto", "weight dtype; 'auto' = bfloat16/float16 on CUDA, float32 on CPU", choices=DTYPES
@@ -67,8 +67,10 @@ class ModelConfig:
         problems: list[str] = []
         if not self.model or not self.model.strip():
             problems.append("--model is empty; give a directory, a .gguf file, a Hub id or 'default'")
-        if self.engine not in ENGINES:
-            problems.append(f"--engine {self.engine!r} is not one of {', '.join(ENGINES)}")
+        from knowlm.engines.base import engine_names  # the registry: engines added by users count too
+
+        if self.engine not in ("auto", *engine_names()):
+            problems.append(f"--engine {self.engine!r} is not one of auto, {', '.join(engine_names())}")
         if self.dtype not in DTYPES:
             problems.append(f"--dtype {self.dtype!r} is not one of {', '.join(DTYPES)}")
         if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):

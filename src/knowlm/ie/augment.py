@@ -9,16 +9,14 @@ import random
 from typing import Any
 
 from knowlm.ie.formats import get_format
-from knowlm.ie.results import Item, Triple
+from knowlm.ie.results import Item
 from knowlm.ie.schema import Schema, SchemaItem
 from knowlm.ie.tasks import get_task
 
 
 def item_type(item: Item, task: str) -> str:
     """The schema item an extracted item belongs to (its type, relation, event type; a KG head's type)."""
-    if isinstance(item, Triple):
-        return item.head_type or "" if task == "kg" else item.relation
-    return item.type  # Entity and Event
+    return get_task(task).item_type(item)
 
 
 def make_records(

@@ -29,17 +29,6 @@ if TYPE_CHECKING:
     from knowlm.engines.base import Engine
     from knowlm.prompts import PromptTemplate
 
-# metric name -> how to count it; the first listed is the task's headline metric
-METRICS: dict[str, tuple[str, ...]] = {
-    "ner": ("entity",),
-    "re": ("triple",),
-    "spo": ("triple",),
-    "kg": ("triple",),
-    "ee": ("argument", "trigger"),
-    "eet": ("trigger",),
-    "eea": ("argument",),
-}
-
 
 def keys(item: Item, metric: str) -> list[tuple[str, ...]]:
     if metric == "argument":
@@ -88,12 +77,12 @@ def score(task: str, documents: Iterable[Document], *, rounds: int = 1000) -> di
     The interval resamples documents (``rounds`` times, fixed seed). The confusion table counts, per gold
     type, the gold items that were missed under their type but predicted, same text otherwise, under
     another type (``{gold type: {predicted type: n}}``)."""
-    metrics = METRICS[get_task(task).name]
+    metrics = get_task(task).metrics  # what is counted; the first is the headline
     totals = {m: Counts() for m in metrics}
     by_type: dict[str, Counts] = defaultdict(Counts)
     confusion: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     per_doc: list[tuple[int, int, int]] = []
-    slot = 1 if task in ("re", "spo", "kg") else 0  # where the type sits in a headline key
+    slot = 1 if metrics[0] == "triple" else 0  # where the type sits in a headline key (head, relation, tail)
     n_docs = outputs = failures = 0
     for doc in documents:
         n_docs += 1

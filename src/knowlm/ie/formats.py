@@ -39,8 +39,8 @@ class Builder(Protocol):
 @dataclass(frozen=True)
 class PromptFormat:
     name: str
-    tasks: tuple[str, ...]
-    """Tasks the format supports."""
+    tasks: tuple[str, ...] | None
+    """Tasks the format supports (None: every registered task)."""
     build: Builder
     read: Callable[[str], JsonRead]
 
@@ -135,7 +135,7 @@ def register_format(fmt: PromptFormat) -> None:
     _FORMATS[fmt.name] = fmt
 
 
-register_format(PromptFormat("oneke", ("ner", "re", "spo", "ee", "eet", "eea", "kg"), _oneke, read_json))
+register_format(PromptFormat("oneke", None, _oneke, read_json))  # any task, registered ones included
 register_format(PromptFormat("knowlm-tuple", ("re", "ner"), _knowlm("tuple"), _read_lines_as_list))
 register_format(PromptFormat("knowlm-colon", ("re",), _knowlm("colon"), _read_colon_lines))
 register_format(PromptFormat("knowlm-json", ("re", "ner", "ee"), _knowlm("json"), read_json))
@@ -149,7 +149,7 @@ def get_format(name: str, task: str) -> PromptFormat:
     if name not in _FORMATS:
         raise InputError(f"unknown prompt format {name!r}; choose one of {', '.join(_FORMATS)}")
     fmt = _FORMATS[name]
-    if task not in fmt.tasks:
+    if fmt.tasks is not None and task not in fmt.tasks:
         raise InputError(
             f"prompt format {name!r} does not support task {task!r}; it supports {', '.join(fmt.tasks)}"
         )

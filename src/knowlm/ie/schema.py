@@ -87,18 +87,25 @@ def _strings(value: Any, where: str) -> tuple[str, ...]:
     return tuple(_text(v, f"{where}[{i}]") for i, v in enumerate(value))
 
 
-def _from_string(task: str, text: str, where: str) -> SchemaItem:
-    """Parse one compact string form (see the module docstring)."""
-    text = text.strip()
-    if task in ("ee", "eea", "kg") and ":" in text.replace("：", ":"):
+def parse_with_roles(text: str, where: str) -> SchemaItem:
+    """``name:role1|role2`` (events and their argument roles, KG types and their attributes), or a name."""
+    if ":" in text.replace("：", ":"):
         name, roles = text.replace("：", ":").split(":", 1)
         return SchemaItem(_text(name, where), roles=_strings(roles, where))
-    if task == "spo":
-        parts = text.split("_")
-        if len(parts) != 3 or not all(p.strip() for p in parts):
-            raise InputError(f"{where}: an spo item is 'subject type_predicate_object type', got {text!r}")
-        return SchemaItem(parts[1].strip(), head_type=parts[0].strip(), tail_type=parts[2].strip())
-    match = re.fullmatch(r"(.+?)\((.+?)>(.+?)\)", text) if task == "re" else None
+    return SchemaItem(_text(text, where))
+
+
+def parse_spo(text: str, where: str) -> SchemaItem:
+    """``subject type_predicate_object type``."""
+    parts = text.split("_")
+    if len(parts) != 3 or not all(p.strip() for p in parts):
+        raise InputError(f"{where}: an spo item is 'subject type_predicate_object type', got {text!r}")
+    return SchemaItem(parts[1].strip(), head_type=parts[0].strip(), tail_type=parts[2].strip())
+
+
+def parse_typed_relation(text: str, where: str) -> SchemaItem:
+    """``relation(head type>tail type)``, or a relation name."""
+    match = re.fullmatch(r"(.+?)\((.+?)>(.+?)\)", text)
     if match:
         return SchemaItem(match[1].strip(), head_type=match[2].strip(), tail_type=match[3].strip())
     return SchemaItem(_text(text, where))
@@ -107,7 +114,7 @@ def _from_string(task: str, text: str, where: str) -> SchemaItem:
 _NAME_KEYS = ("name", "entity_type", "relation", "predicate", "event_type", "type")
 
 
-def _from_dict(task: str, obj: dict[str, Any], where: str) -> SchemaItem:
+def _from_dict(obj: dict[str, Any], where: str) -> SchemaItem:
     key = next((k for k in _NAME_KEYS if k in obj), None)
     if key is None:
         raise InputError(
@@ -128,8 +135,11 @@ def _from_dict(task: str, obj: dict[str, Any], where: str) -> SchemaItem:
 
 def parse_schema(task: str, spec: Any, *, source: str = "schema") -> Schema:
     """Validate a user schema for ``task``: a compact string, a list of strings/objects, or a Schema."""
+    from knowlm.ie.tasks import get_task  # the task says how its compact items read
+
     if isinstance(spec, Schema):
         return spec
+    definition = get_task(task)
     if isinstance(spec, str):
         stripped = spec.strip()
         if stripped.startswith("["):
@@ -149,24 +159,22 @@ def parse_schema(task: str, spec: Any, *, source: str = "schema") -> Schema:
     for i, entry in enumerate(spec):
         where = f"{source}[{i}]"
         if isinstance(entry, str):
-            items.append(_from_string(task, entry, where))
+            parse = definition.parse_item or (lambda text, at: SchemaItem(_text(text, at)))
+            items.append(parse(entry.strip(), where))
         elif isinstance(entry, dict):
-            items.append(_from_dict(task, entry, where))
+            items.append(_from_dict(entry, where))
         else:
             raise InputError(f"{where}: expected a string or an object, got {type(entry).__name__}")
     names = [item.name for item in items]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise InputError(f"{source}: duplicate schema items: {', '.join(duplicates)}")
-    if task == "eea" and any(not item.roles for item in items):
-        missing = [item.name for item in items if not item.roles]
-        raise InputError(f"{source}: eea items need argument roles; missing for {', '.join(missing)}")
-    if task == "kg" and any(not item.roles for item in items):
-        missing = [item.name for item in items if not item.roles]
+    missing = [item.name for item in items if not item.roles]
+    if definition.needs_roles and missing:
         raise InputError(
-            f"{source}: kg items need attributes (type:attr1|attr2); missing for {', '.join(missing)}"
+            f"{source}: {definition.name} items need {definition.needs_roles}; missing for {', '.join(missing)}"
         )
-    return Schema(task, tuple(items))
+    return Schema(definition.name, tuple(items))
 
 
 def load_schema_file(task: str, path: str | Path) -> Schema:

@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from knowlm.errors import InputError
 from knowlm.ie.results import Argument, Entity, Event, Item, Triple
-from knowlm.ie.schema import Schema, SchemaItem
+from knowlm.ie.schema import Schema, SchemaItem, parse_spo, parse_typed_relation, parse_with_roles
 
 MISSING = {"", "nan", "none", "null", "无", "n/a", "-", "未知", "不存在"}
 
@@ -204,23 +204,40 @@ def _by_key(
 
 # ---- answers written from items (training data, few-shot examples) --------------------------------
 
+Writer = Callable[[list[Item], Schema], dict[str, Any]]
 
-def _answer(items: list[Item], schema: Schema, task: str) -> dict[str, Any]:
-    answer: dict[str, Any] = {name: ({} if task == "kg" else []) for name in schema.names}
+
+def _write_entities(items: list[Item], schema: Schema) -> dict[str, Any]:
+    answer: dict[str, Any] = {name: [] for name in schema.names}
     for item in items:
         if isinstance(item, Entity) and item.type in answer:
             answer[item.type].append(item.text)
-        elif isinstance(item, Triple) and task == "kg" and item.head_type in answer:
-            attributes = answer[item.head_type].setdefault(item.head, {})
-            previous = attributes.get(item.relation)
-            attributes[item.relation] = item.tail if previous is None else [*_as_list(previous), item.tail]
-        elif isinstance(item, Triple) and item.relation in answer:
-            keys = ("subject", "object") if task == "spo" else ("head", "tail")
-            answer[item.relation].append({keys[0]: item.head, keys[1]: item.tail})
-        elif isinstance(item, Event) and item.type in answer:
-            if task == "eet":
-                answer[item.type].append(item.trigger)
-                continue
+    return answer
+
+
+def _pair_writer(head: str, tail: str) -> Writer:
+    def write(items: list[Item], schema: Schema) -> dict[str, Any]:
+        answer: dict[str, Any] = {name: [] for name in schema.names}
+        for item in items:
+            if isinstance(item, Triple) and item.relation in answer:
+                answer[item.relation].append({head: item.head, tail: item.tail})
+        return answer
+
+    return write
+
+
+def _write_triggers(items: list[Item], schema: Schema) -> dict[str, Any]:
+    answer: dict[str, Any] = {name: [] for name in schema.names}
+    for item in items:
+        if isinstance(item, Event) and item.type in answer:
+            answer[item.type].append(item.trigger)
+    return answer
+
+
+def _write_events(items: list[Item], schema: Schema) -> dict[str, Any]:
+    answer: dict[str, Any] = {name: [] for name in schema.names}
+    for item in items:
+        if isinstance(item, Event) and item.type in answer:
             roles = schema.get(item.type).roles  # type: ignore[union-attr]
             args: dict[str, Any] = {role: "NAN" for role in roles}
             for arg in item.arguments:
@@ -228,6 +245,16 @@ def _answer(items: list[Item], schema: Schema, task: str) -> dict[str, Any]:
                     arg.text if args.get(arg.role) in (None, "NAN") else [*_as_list(args[arg.role]), arg.text]
                 )
             answer[item.type].append({"trigger": item.trigger, "arguments": args})
+    return answer
+
+
+def _write_kg(items: list[Item], schema: Schema) -> dict[str, Any]:
+    answer: dict[str, Any] = {name: {} for name in schema.names}
+    for item in items:
+        if isinstance(item, Triple) and item.head_type in answer:
+            attributes = answer[item.head_type].setdefault(item.head, {})
+            previous = attributes.get(item.relation)
+            attributes[item.relation] = item.tail if previous is None else [*_as_list(previous), item.tail]
     return answer
 
 
@@ -250,21 +277,38 @@ def _object(properties: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _value_schema(task: str, item: SchemaItem) -> dict[str, Any]:
-    if task in ("ner", "eet"):
-        return _STRINGS
-    if task in ("re", "spo"):
-        keys = ("subject", "object") if task == "spo" else ("head", "tail")
-        return {"type": "array", "items": _object({keys[0]: _STRING, keys[1]: _STRING})}
-    if task in ("ee", "eea"):
-        arguments = _object({role: _STRING for role in item.roles})
-        return {"type": "array", "items": _object({"trigger": _STRING, "arguments": arguments})}
+def _strings_schema(item: SchemaItem) -> dict[str, Any]:
+    return _STRINGS
+
+
+def _pair_schema(head: str, tail: str) -> Callable[[SchemaItem], dict[str, Any]]:
+    return lambda item: {"type": "array", "items": _object({head: _STRING, tail: _STRING})}
+
+
+def _event_schema(item: SchemaItem) -> dict[str, Any]:
+    arguments = _object({role: _STRING for role in item.roles})
+    return {"type": "array", "items": _object({"trigger": _STRING, "arguments": arguments})}
+
+
+def _kg_schema(item: SchemaItem) -> dict[str, Any]:
     attributes = {
         "type": "object",
         "properties": {a: _STRING for a in item.roles},
         "additionalProperties": False,
     }
     return {"type": "object", "additionalProperties": attributes}
+
+
+# ---- what an item counts as -----------------------------------------------------------------------
+
+
+def _own_type(item: Item) -> str:
+    """The schema item an entity, triple or event belongs to: its type or relation."""
+    return item.relation if isinstance(item, Triple) else item.type
+
+
+def _head_type(item: Item) -> str:
+    return (item.head_type or "") if isinstance(item, Triple) else item.type
 
 
 # ---- the registry -----------------------------------------------------------------------------------
@@ -280,17 +324,32 @@ class Task:
     batch_size: int
     """Schema items per prompt by default (IEPile splits large schemas into batches)."""
     schema_entry: Callable[[SchemaItem], Any]
+    """How a schema item appears in the instruction's schema list."""
     reader: Callable[[Any, Schema, Reading], list[Item]]
+    """Answer JSON -> typed items."""
+    writer: Writer
+    """Typed items -> the answer JSON (training data, few-shot examples)."""
+    value_schema: Callable[[SchemaItem], dict[str, Any]]
+    """The JSON schema of one schema item's value in a valid answer (constrained decoding)."""
+    metrics: tuple[str, ...]
+    """What scoring counts ('entity', 'triple', 'trigger', 'argument': `Item.key` / `argument_keys`); the
+    first is the headline metric."""
+    item_type: Callable[[Item], str] = _own_type
+    """The schema item an extracted item belongs to (KG: the head's type)."""
+    parse_item: Callable[[str, str], SchemaItem] | None = None
+    """A compact schema string -> item (None: the plain name; see `knowlm.ie.schema`)."""
+    needs_roles: str | None = None
+    """When schema items must carry roles: what to call them in the error ("argument roles")."""
 
     def read_answer(self, value: Any, schema: Schema) -> tuple[list[Item], Reading]:
         reading = Reading()
         return self.reader(value, schema, reading), reading
 
     def to_answer(self, items: list[Item], schema: Schema) -> dict[str, Any]:
-        return _answer(items, schema, self.name)
+        return self.writer(items, schema)
 
     def answer_json_schema(self, schema: Schema) -> dict[str, Any]:
-        return _object({item.name: _value_schema(self.name, item) for item in schema.items})
+        return _object({item.name: self.value_schema(item) for item in schema.items})
 
 
 _TASKS: dict[str, Task] = {}
@@ -301,6 +360,9 @@ def register_task(task: Task) -> None:
         raise ValueError(f"task {task.name!r} is already registered")
     if set(task.instructions) != {"zh", "en"}:
         raise ValueError(f"task {task.name!r} needs instructions for zh and en")
+    unknown = set(task.metrics) - {"entity", "triple", "trigger", "argument"}
+    if not task.metrics or unknown:
+        raise ValueError(f"task {task.name!r}: metrics must be some of entity, triple, trigger, argument")
     _TASKS[task.name] = task
 
 
@@ -333,6 +395,9 @@ register_task(
         6,
         lambda item: item.name,
         _read_entities,
+        _write_entities,
+        _strings_schema,
+        ("entity",),
     )
 )
 register_task(
@@ -349,6 +414,10 @@ register_task(
         4,
         lambda item: item.name,
         _pair_reader(("head", "subject", "h"), ("tail", "object", "t")),
+        _pair_writer("head", "tail"),
+        _pair_schema("head", "tail"),
+        ("triple",),
+        parse_item=parse_typed_relation,
     )
 )
 register_task(
@@ -365,6 +434,10 @@ register_task(
         4,
         lambda item: {"subject_type": item.head_type, "predicate": item.name, "object_type": item.tail_type},
         _pair_reader(("subject", "head", "s"), ("object", "tail", "o")),
+        _pair_writer("subject", "object"),
+        _pair_schema("subject", "object"),
+        ("triple",),
+        parse_item=parse_spo,
     )
 )
 register_task(
@@ -382,6 +455,10 @@ register_task(
         4,
         _event_entry,
         _read_events,
+        _write_events,
+        _event_schema,
+        ("argument", "trigger"),
+        parse_item=parse_with_roles,
     )
 )
 register_task(
@@ -398,6 +475,9 @@ register_task(
         4,
         lambda item: item.name,
         _read_events,
+        _write_triggers,
+        _strings_schema,
+        ("trigger",),
     )
 )
 register_task(
@@ -414,6 +494,11 @@ register_task(
         4,
         lambda item: _event_entry(item, list(item.triggers)),
         _read_events,
+        _write_events,
+        _event_schema,
+        ("argument",),
+        parse_item=parse_with_roles,
+        needs_roles="argument roles",
     )
 )
 register_task(
@@ -431,5 +516,11 @@ register_task(
         1,
         lambda item: {"entity_type": item.name, "attributes": list(item.roles)},
         _read_kg,
+        _write_kg,
+        _kg_schema,
+        ("triple",),
+        item_type=_head_type,
+        parse_item=parse_with_roles,
+        needs_roles="attributes (type:attr1|attr2)",
     )
 )

@@ -1,0 +1,137 @@
+"""An engine and a task registered from outside the package work end to end: configuration, extraction,
+constrained decoding and evaluation (register_engine / register_task are the extension points)."""
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from knowlm.cli.main import main
+from knowlm.config import ModelConfig, SamplingParams
+from knowlm.engines.base import Completion, engine_names, register_engine
+from knowlm.ie.extractor import Extractor
+from knowlm.ie.results import Entity, Item
+from knowlm.ie.schema import Schema
+from knowlm.ie.tasks import Reading, Task, register_task, task_names
+
+TASK, ENGINE = "termx", "scripted_termx"
+
+
+def read_terms(value, schema: Schema, reading: Reading) -> list[Item]:
+    items: list[Item] = []
+    if isinstance(value, dict):
+        reading.matched = all(name in value for name in schema.names)
+        for name, terms in value.items():
+            if name not in schema.names:
+                reading.unknown.append(name)
+                continue
+            items += [Entity(name, t) for t in terms if isinstance(t, str) and t.strip()]
+    return items
+
+
+def write_terms(items: list[Item], schema: Schema) -> dict:
+    answer: dict = {name: [] for name in schema.names}
+    for item in items:
+        if isinstance(item, Entity) and item.type in answer:
+            answer[item.type].append(item.text)
+    return answer
+
+
+class ScriptedEngine:
+    """Answers every OneKE prompt with the capitalized words of its input, under the first schema item."""
+
+    name, model_name = ENGINE, "scripted"
+
+    def __init__(self, config: ModelConfig) -> None:
+        self.config = config
+
+    def generate(self, prompts, params: SamplingParams) -> list[Completion]:
+        out = []
+        for prompt in prompts:
+            body = json.loads(prompt)
+            words = re.findall(r"\b[A-Z][a-z]+\b", body["input"])
+            out.append(Completion(json.dumps({body["schema"][0]: words}), 1, 1, "stop"))
+        return out
+
+    def stream(self, prompt, params):
+        yield self.generate([prompt], params)[0].text
+
+    def render_chat(self, messages):
+        return None
+
+    def count_tokens(self, text: str) -> int:
+        return len(text.split())
+
+
+@pytest.fixture(scope="module", autouse=True)
+def registered():
+    if TASK not in task_names():
+        register_task(
+            Task(
+                TASK,
+                "terminology extraction",
+                "entity",
+                {"zh": "找出input中的术语。", "en": "List the technical terms of the input."},
+                4,
+                lambda item: item.name,
+                read_terms,
+                write_terms,
+                lambda item: {"type": "array", "items": {"type": "string"}},
+                ("entity",),
+            )
+        )
+    if ENGINE not in engine_names():
+        register_engine(ENGINE, f"{__name__}:ScriptedEngine")
+
+
+def test_a_registered_engine_is_accepted_by_the_configuration_and_runs_a_registered_task():
+    from knowlm.engines import create_engine
+
+    engine = create_engine(ModelConfig(model="anything", engine=ENGINE))
+    assert isinstance(engine, ScriptedEngine)
+    extractor = Extractor(engine, TASK, "term", template="raw")
+    result = extractor.extract("Transformers and Attention changed NLP.")
+    assert [(e.type, e.text, e.spans) for e in result.items] == [
+        ("term", "Transformers", [(0, 12)]),
+        ("term", "Attention", [(17, 26)]),
+    ]
+    assert (
+        json.loads(extractor.prompts_for("x")[0][1])["instruction"]
+        == "List the technical terms of the input."
+    )
+
+
+def test_constrained_decoding_follows_the_registered_tasks_answer_schema(tiny_engine):
+    extractor = Extractor(
+        tiny_engine,
+        TASK,
+        "term,tool",
+        constrained=True,
+        params=SamplingParams(max_new_tokens=300, temperature=1.0, seed=3),
+    )
+    text = "Knowledge graphs store facts as triples."
+    for output in extractor.extract(text).outputs:
+        answer = json.loads(output)  # the grammar admits only the task's JSON shape, strings from the text
+        assert set(answer) == {"term", "tool"}
+        assert all(isinstance(v, list) and all(s in text for s in v) for v in answer.values())
+
+
+def test_evaluation_scores_a_registered_task(tmp_path: Path, capsys):
+    body = {
+        "instruction": "List the technical terms of the input.",
+        "schema": ["term"],
+        "input": "Use Python.",
+    }
+    line = {"id": "1", "task": TASK, "instruction": json.dumps(body), "label": {"term": ["Python"]}}
+    gold = tmp_path / "gold.jsonl"
+    gold.write_text(json.dumps({**line, "output": '{"term": ["Python"]}'}) + "\n")
+    assert main(["eval", "--gold", str(gold), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert (report["task"], report["metric"], report["f1"]) == (TASK, "entity", 1.0)
+    assert (
+        main(["eval", "--data", str(gold), "--model", "x", "--engine", ENGINE, "--template", "raw", "--json"])
+        == 0
+    )
+    report = json.loads(capsys.readouterr().out)  # the scripted engine answers "Use" and "Python"
+    assert (report["precision"], report["recall"]) == (0.5, 1.0)
