@@ -27,6 +27,18 @@ TINY_CHAT_TEMPLATE = (
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked `expensive` (README blocks that train for minutes) run only with KNOWLM_TEST_EXPENSIVE=1."""
+    import os
+
+    if os.environ.get("KNOWLM_TEST_EXPENSIVE"):
+        return
+    skip = pytest.mark.skip(reason="trains for minutes: set KNOWLM_TEST_EXPENSIVE=1 to run it")
+    for item in items:
+        if "expensive" in item.keywords:
+            item.add_marker(skip)
+
+
 @pytest.fixture
 def shared_data() -> Path:
     """The project's reference data (../shared/data beside the checkout; CI has it too)."""

@@ -17,7 +17,9 @@ DTYPES = ("auto", "float32", "bfloat16", "float16")
 
 
 def _opt(default: Any, help: str, **extra: Any) -> Any:
-    """A dataclass field with CLI help text (and optional `choices`, `flag`)."""
+    """A dataclass field with CLI help text (and optional `choices`, `metavar`; `path` marks a path a
+    recipe gives relative to itself: "file", "ref" — a model reference, a path only if one exists there —
+    or "spec", a [NAME=]PATH[:WEIGHT] list)."""
     if isinstance(default, list | tuple | dict):
         return field(default_factory=lambda: type(default)(default), metadata={"help": help, **extra})
     return field(default=default, metadata={"help": help, **extra})
@@ -266,7 +268,9 @@ class TrainingSchedule:
     go, how long, the optimizer schedule, batching, checkpoints, logs and multi-GPU. The subclasses
     change defaults with `_default`, so each setting's help text stays in one place."""
 
-    output_dir: str | None = _opt(None, "where checkpoints, logs and the trained weights go", metavar="DIR")
+    output_dir: str | None = _opt(
+        None, "where checkpoints, logs and the trained weights go", metavar="DIR", path="file"
+    )
     seed: int = _opt(42, "random seed (data split and order, initialization)")
     val_size: float = _opt(
         0.05, "validation share (< 1) or count (>= 1) held out for the evaluation loss; 0 = none"
@@ -298,6 +302,7 @@ class TrainingSchedule:
         "a DeepSpeed JSON config, e.g. recipes/deepspeed/zero3.json (multi-GPU; launch with deepspeed or "
         "torchrun)",
         metavar="FILE",
+        path="file",
     )
     trust_remote_code: bool = _opt(False, "allow the model's own Python code (only for models you trust)")
 
@@ -339,9 +344,12 @@ def _default(name: str, default: Any) -> Any:
 class FinetuneConfig(TrainingSchedule):
     """Instruction tuning (LoRA, QLoRA or full). A YAML recipe holds these same keys."""
 
-    model: str = _opt("default", "base model reference (as --model elsewhere)", metavar="REF")
+    model: str = _opt("default", "base model reference (as --model elsewhere)", metavar="REF", path="ref")
     data: str | None = _opt(
-        None, "training data: JSON/JSONL records (alpaca, OneKE or chat messages)", metavar="FILE"
+        None,
+        "training data: JSON/JSONL records (alpaca, OneKE or chat messages)",
+        metavar="FILE",
+        path="file",
     )
     data_format: str = _opt("auto", "record format: auto, alpaca (instruction/input/output), oneke, messages")
     template: str = _opt(
@@ -373,7 +381,10 @@ class FinetuneConfig(TrainingSchedule):
         True, "run the output layer only at answer positions (much faster with large vocabularies)"
     )
     eval_ie: str | None = _opt(
-        None, "after training, run knowlm eval on this OneKE dev file and save the report", metavar="FILE"
+        None,
+        "after training, run knowlm eval on this OneKE dev file and save the report",
+        metavar="FILE",
+        path="file",
     )
     eval_ie_max_new_tokens: int = _opt(256, "max new tokens per answer for --eval-ie")
     epochs: float = _default("epochs", 3.0)
@@ -422,13 +433,18 @@ class PrepareConfig:
         "a corpus: [NAME=]GLOB[:WEIGHT], e.g. wiki=data/wiki/*.jsonl.gz:0.7 (repeatable; .txt, .jsonl, "
         ".parquet, optionally .gz/.zst). WEIGHT is the source's share when `knowlm pretrain` mixes them",
         metavar="SPEC",
+        path="spec",
     )
     out: str | None = _opt(
-        None, "output directory: NAME.bin/.idx per source and manifest.json", metavar="DIR"
+        None,
+        "output directory: NAME.bin/.idx per source and manifest.json",
+        metavar="DIR",
+        path="file",
     )
     tokenizer: str = _opt(
         "default",
         "tokenizer: a model directory, a Hub id, or 'default' (the embedded model's)",
+        path="ref",
         metavar="REF",
     )
     text_mode: str = _opt(
@@ -467,6 +483,7 @@ class PrepareConfig:
         None,
         "drop documents containing any phrase of this file (one a line; case-insensitive)",
         metavar="FILE",
+        path="file",
     )
     dedup: str = _opt(
         "near", "remove duplicates across all sources: near (MinHash LSH), exact, none", choices=DEDUP_MODES
@@ -509,19 +526,23 @@ class PretrainConfig(TrainingSchedule):
     """Continued pretraining (causal LM) over prepared datasets. A YAML recipe holds these same keys."""
 
     model: str = _opt(
-        "default", "model to continue from (as --model elsewhere), or a config to start", metavar="REF"
+        "default",
+        "model to continue from (as --model elsewhere), or a config to start",
+        metavar="REF",
+        path="ref",
     )
     from_scratch: bool = _opt(
         False, "initialize random weights from --model's config.json instead of loading its weights"
     )
     tokenizer: str | None = _opt(
-        None, "tokenizer (default: the model's; must match the data's)", metavar="REF"
+        None, "tokenizer (default: the model's; must match the data's)", metavar="REF", path="ref"
     )
     data: list[str] = _opt(
         [],
         "prepared data: a `knowlm data prepare` directory (its sources with their weights) or "
         "PREFIX[:WEIGHT] (repeatable)",
         metavar="PATH",
+        path="spec",
     )
     max_eval_samples: int = _opt(512, "evaluate on at most this many held-out samples")
     adam_beta2: float = _opt(0.95, "AdamW beta2")

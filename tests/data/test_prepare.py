@@ -50,12 +50,15 @@ def config(tok_dir: Path, out: Path, *sources: str, **kw) -> PrepareConfig:
     return PrepareConfig(**{**values, **kw})
 
 
+SAMPLE = Path(__file__).resolve().parents[2] / "examples" / "data" / "pretrain"  # shipped with the repo
+
+
 def files_bytes(out: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(out.iterdir()) if p.suffix in (".bin", ".idx")}
 
 
-def test_sample_corpus_same_output_for_any_worker_count(shared_data, tok_dir, tmp_path):
-    pattern = str(shared_data / "pretrain_sample" / "*.txt")
+def test_sample_corpus_same_output_for_any_worker_count(tok_dir, tmp_path):
+    pattern = str(SAMPLE / "*.txt")
     one = prepare(config(tok_dir, tmp_path / "w1", f"sample={pattern}", seq_length=128), progress=False)
     two = prepare(
         config(tok_dir, tmp_path / "w2", f"sample={pattern}", seq_length=128, workers=2, batch_docs=37),
@@ -75,7 +78,7 @@ def test_sample_corpus_same_output_for_any_worker_count(shared_data, tok_dir, tm
     # a document's last sample ends with EOS, and samples decode back to corpus text
     ends = ds.doc_index[1:] - 1
     assert all(ds[int(i)][-1] == tokenizer.eos_token_id for i in ends)
-    corpus = "".join(p.read_text(encoding="utf-8") for p in (shared_data / "pretrain_sample").glob("*.txt"))
+    corpus = "".join(p.read_text(encoding="utf-8") for p in SAMPLE.glob("*.txt"))
     text = tokenizer.decode(ds[5].tolist(), skip_special_tokens=True)
     assert text.strip()[:20] in corpus
     for manifest in (one, two):  # timings of the run

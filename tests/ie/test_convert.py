@@ -1,6 +1,7 @@
 """Dataset converters: CLUENER / CoNLL-2003 -> OneKE records for training and evaluation."""
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -354,3 +355,23 @@ def test_detokenize_writes_running_text_and_keeps_offsets(tmp_path: Path):
     assert next(read_conll(conll, detokenize=True)).text == "EU rejects German call."
     with pytest.raises(InputError, match="--detokenize applies to token formats"):
         convert("cluener", write_cluener(tmp_path / "c.json", CLUENER), detokenize=True)
+
+
+def test_a_hub_dataset_file_is_read_from_the_hub_cache_and_offline_failures_explain(
+    tmp_path: Path, monkeypatch
+):
+    from knowlm.models.resolve import dataset_file
+
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    with pytest.raises(InputError, match="hf://datasets/OWNER/NAME"):
+        dataset_file("hf://models/x")
+    with pytest.raises(InputError, match=re.escape("could not download hf://datasets/org/set/train.json")):
+        dataset_file("hf://datasets/org/set/train.json")  # tests are offline (HF_HUB_OFFLINE=1)
+    # a file already in the Hub cache is used without the network
+    snapshot = tmp_path / "hub" / "datasets--org--set" / "snapshots" / ("a" * 40)
+    snapshot.mkdir(parents=True)
+    (snapshot / "train.json").write_text(json.dumps(CLUENER[0], ensure_ascii=False) + "\n", encoding="utf-8")
+    (tmp_path / "hub" / "datasets--org--set" / "refs").mkdir()
+    (tmp_path / "hub" / "datasets--org--set" / "refs" / "main").write_text("a" * 40)
+    assert dataset_file("hf://datasets/org/set/train.json").read_text(encoding="utf-8").startswith('{"text"')
+    assert dataset_file("local/file.json") == Path("local/file.json")

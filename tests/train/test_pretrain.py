@@ -4,6 +4,7 @@ resumption, mixing, torchrun (gloo), DeepSpeed configs, recipes, tokenizer misma
 from __future__ import annotations
 
 import csv
+import glob
 import importlib.util
 import json
 import os
@@ -25,9 +26,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="module")
 def prepared(tiny_model_dir, tmp_path_factory) -> Path:
-    corpus = ROOT.parent / "shared" / "data" / "pretrain_sample"
-    if not corpus.is_dir():
-        pytest.skip(f"reference data not found at {corpus}")
+    corpus = ROOT / "examples" / "data" / "pretrain"
     out = tmp_path_factory.mktemp("prepared")
     prepare(
         PrepareConfig(
@@ -191,7 +190,15 @@ def test_shipped_pretraining_recipes_load():
         cls = PrepareConfig if recipe.name.startswith("prepare") else PretrainConfig
         config = cls(**load_recipe(recipe, cls)).validate()
         if isinstance(config, PretrainConfig) and config.deepspeed:
-            assert (ROOT / config.deepspeed).is_file()
+            assert Path(config.deepspeed).is_file()  # paths are read relative to the recipe
+        outputs = config.out if isinstance(config, PrepareConfig) else config.output_dir
+        assert Path(outputs).resolve().is_relative_to(ROOT / "runs")
+    sample = PrepareConfig(
+        **load_recipe(ROOT / "recipes" / "pretrain" / "prepare-sample.yaml", PrepareConfig)
+    )
+    assert len(glob.glob(sample.source[0].split("=", 1)[1])) == 5  # the corpus shipped in examples/data
+    tiny = PretrainConfig(**load_recipe(ROOT / "recipes" / "pretrain" / "tiny-cpu.yaml", PretrainConfig))
+    assert (Path(tiny.model) / "config.json").is_file()
 
 
 def test_checkpoint_cadence_is_free_in_pretraining_but_tied_to_evaluation_in_finetuning(tmp_path):

@@ -150,9 +150,12 @@ def test_shipped_recipes_load():
 
     recipes = sorted((Path(__file__).resolve().parents[2] / "recipes").glob("*.yaml"))
     assert recipes
+    root = Path(__file__).resolve().parents[2]
     for recipe in recipes:
         values = load_recipe(recipe, FinetuneConfig)
         FinetuneConfig(**values).validate()
+        # paths are read relative to the recipe file: the shipped ones point into the repository's runs/
+        assert Path(values["output_dir"]).resolve().is_relative_to(root / "runs")
 
 
 def test_torchrun_two_processes_gloo(tiny_model_dir, data, tmp_path):
@@ -292,3 +295,31 @@ def test_the_instruction_texts_of_oneke_training_data_are_kept_beside_the_model(
     (tmp_path / FILE_NAME).unlink()
     save_instructions(FinetuneConfig(data=str(alpaca), output_dir=str(tmp_path)), tmp_path)
     assert not (tmp_path / FILE_NAME).exists()  # not OneKE data: nothing to keep
+
+
+def test_recipe_paths_are_relative_to_the_recipe_file(tmp_path):
+    from knowlm.cli.args import load_recipe
+    from knowlm.config import PrepareConfig, PretrainConfig
+
+    (tmp_path / "recipes" / "models" / "tiny").mkdir(parents=True)
+    recipe = tmp_path / "recipes" / "r.yaml"
+    recipe.write_text(
+        "data: [../data/a, ../data/b:0.5, /abs/c:2]\noutput_dir: ../runs/x\nmodel: models/tiny\n"
+        "tokenizer: org/some-model\ndeepspeed: ds.json\n"
+    )
+    values = load_recipe(recipe, PretrainConfig)
+    base = tmp_path / "recipes"
+    assert values["data"] == [str(base / "../data/a"), str(base / "../data/b") + ":0.5", "/abs/c:2"]
+    assert values["output_dir"] == str(base / "../runs/x") and values["deepspeed"] == str(base / "ds.json")
+    assert values["model"] == str(base / "models/tiny")  # a path there
+    assert values["tokenizer"] == "org/some-model"  # not a path there: a Hub id, kept
+    prepare = tmp_path / "recipes" / "p.yaml"
+    prepare.write_text(
+        "source: [wiki=corpus/*.txt:0.7, {name: zh, path: zh/*.jsonl}]\nout: out\ntokenizer: default\n"
+    )
+    values = load_recipe(prepare, PrepareConfig)
+    assert values["source"] == [
+        f"wiki={base / 'corpus/*.txt'}:0.7",
+        {"name": "zh", "path": str(base / "zh/*.jsonl")},
+    ]
+    assert values["tokenizer"] == "default"

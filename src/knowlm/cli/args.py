@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import re
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -87,7 +88,34 @@ def load_recipe(path: str | Path, cls: type) -> dict[str, Any]:
             not isinstance(value, expected) or (kind == "int" and isinstance(value, bool))
         ):
             raise InputError(f"{path}: '{key}' must be {kind}, got {value!r}")
+        if value is not None and fields[key].metadata.get("path"):
+            data[key] = _relative_to(path.parent, value, fields[key].metadata["path"])
     return data
+
+
+_WEIGHT = re.compile(r":(?:\d+(?:\.\d*)?|\.\d+)$")
+_NAME = re.compile(r"^[\w.-]+=")
+
+
+def _relative_to(base: Path, value: Any, kind: str) -> Any:
+    """A recipe's path setting read relative to the recipe's directory (absolute paths, URLs, and model
+    references that are not a path there — 'default', Hub ids — stay as they are)."""
+    if isinstance(value, list):
+        return [_relative_to(base, v, kind) for v in value]
+    if isinstance(value, dict) and "path" in value:  # a source written as a mapping {name, path, ...}
+        return {**value, "path": _relative_to(base, value["path"], "file")}
+    if not isinstance(value, str) or not value or "://" in value or Path(value).is_absolute():
+        return value
+    if kind == "ref":
+        return str(base / value) if (base / value).exists() else value
+    if kind == "spec":  # [NAME=]PATH[:WEIGHT]: only the path part moves
+        name = _NAME.match(value)
+        head = name.group(0) if name else ""
+        weight = _WEIGHT.search(value[len(head) :])
+        tail = weight.group(0) if weight else ""
+        middle = value[len(head) : len(value) - len(tail)]
+        return head + str(base / middle) + tail
+    return str(base / value)
 
 
 def config_from(args: argparse.Namespace, cls: type[T]) -> T:

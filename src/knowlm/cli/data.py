@@ -14,7 +14,7 @@ from knowlm.config import IE_DATASET_FORMATS, PrepareConfig
 
 PREPARE_EXAMPLES = """examples:
   # the sample corpus, a document a line, with the default model's tokenizer
-  knowlm data prepare --source '../shared/data/pretrain_sample/*.txt' --out runs/data/sample --seq-length 512
+  knowlm data prepare --source 'examples/data/pretrain/*.txt' --out runs/data/sample --seq-length 512
   # two weighted sources, compressed JSONL and Parquet, 4 tokenizing processes
   knowlm data prepare --source wiki='data/wiki/*.jsonl.gz:0.7' --source code='data/code/*.parquet:0.3' \\
     --template '{title}\\n{text}' --tokenizer path/to/llama --workers 4 --out runs/data/mix
@@ -26,18 +26,19 @@ are kept); the result is the same as an uninterrupted run's, for any --workers.
 """
 
 EXAMPLES = """examples:
-  # CLUENER (Chinese NER; train only): hold out 1000 texts as dev, sample 1300 of the rest for training
-  knowlm data convert-ie cluener ../shared/data/cluener/train.json --out train-zh.jsonl \\
-    --holdout 1000 --holdout-out cluener-dev.jsonl --limit 1300
-  # CoNLL-2003 (English NER): training records from train, evaluation records from valid
-  knowlm data convert-ie conll2003 ../shared/data/conll2003/train.txt --out train-en.jsonl --limit 1300
-  knowlm data convert-ie conll2003 ../shared/data/conll2003/valid.txt --out conll-dev.jsonl --mode eval
+  # CLUENER (Chinese NER; train only): hold out 20 texts as dev, sample 80 of the rest for training
+  knowlm data convert-ie cluener examples/data/cluener/sample.json --out train-zh.jsonl \\
+    --holdout 20 --holdout-out cluener-dev.jsonl --limit 80
   # relations: CoNLL04 (SpERT token JSON; any SpERT-style file with `spert`), FinRE (TSV), DuIE (JSON lines)
-  knowlm data convert-ie conll04 ../shared/data/conll04/train.json --out re-en.jsonl
-  knowlm data convert-ie finre ../shared/data/finre/train.txt --out re-zh.jsonl
+  knowlm data convert-ie conll04 examples/data/conll04/sample.json --out re-en.jsonl --detokenize
+  knowlm data convert-ie finre examples/data/finre/sample.txt --out re-zh.jsonl --negatives 99 --keep-empty 0.2
   knowlm data convert-ie duie duie_train.json --out duie.jsonl --negatives 3
+  # CoNLL-2003 (English NER, your own copy): evaluation records from valid
+  knowlm data convert-ie conll2003 conll2003/valid.txt --out conll-dev.jsonl --mode eval --detokenize
   # OneKE / InstructKGC records pass through (validated)
-  knowlm data convert-ie oneke ../shared/data/instructkgc/re/train.json --out re.jsonl
+  knowlm data convert-ie oneke examples/data/instructkgc/re.jsonl --out re.jsonl
+  # a file of a dataset on the Hugging Face Hub (downloaded into the Hub cache once)
+  knowlm data convert-ie duie hf://datasets/OWNER/NAME/train.json --out duie.jsonl
 
 FinRE pairs are grouped by sentence, each inverse pair kept once in its active form (被持股(A,B) ->
 持股(B,A)), symmetric relations in text order, `自己` (an entity and another name of it) as 别名 (alias).
@@ -98,7 +99,9 @@ def register(sub: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     convert.add_argument("format", choices=IE_DATASET_FORMATS, help="the dataset's format")
-    convert.add_argument("input", type=Path, help="the dataset file")
+    convert.add_argument(
+        "input", help="the dataset file, or a file of a Hub dataset: hf://datasets/OWNER/NAME[@REVISION]/PATH"
+    )
     convert.add_argument("--out", type=Path, required=True, help="output JSONL (written atomically)")
     convert.add_argument(
         "--mode",
@@ -190,9 +193,11 @@ def run_convert(args: argparse.Namespace) -> int:
         raise InputError("--holdout needs --holdout-out FILE for the held-out records")
     if args.holdout < 0 or args.negatives < 0 or (args.limit is not None and args.limit < 1):
         raise InputError("--holdout and --negatives must be >= 0, --limit >= 1")
+    from knowlm.models.resolve import dataset_file
+
     records, held, stats = convert(
         args.format,
-        args.input,
+        dataset_file(args.input),
         mode=args.mode,
         negatives=args.negatives,
         seed=args.seed,

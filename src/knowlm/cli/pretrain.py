@@ -12,7 +12,7 @@ from knowlm.cli.args import add_dataclass_args, config_from
 from knowlm.config import PretrainConfig
 
 EXAMPLES = """examples:
-  knowlm data prepare --source '../shared/data/pretrain_sample/*.txt' --out runs/data/sample --seq-length 256
+  knowlm data prepare --source 'examples/data/pretrain/*.txt' --out runs/data/sample --seq-length 256
   knowlm pretrain --config recipes/pretrain/tiny-cpu.yaml
   knowlm pretrain --model path/to/llama --data runs/data/mix --output-dir runs/cpt --max-steps 1000 --bf16
   knowlm pretrain --config recipe.yaml --data runs/data/mix/wiki:0.7 --data runs/data/mix/code:0.3

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from knowlm.errors import CorruptFileError, ModelNotFoundError
+from knowlm.errors import CorruptFileError, InputError, ModelNotFoundError
 
 log = logging.getLogger(__name__)
 
@@ -177,6 +177,11 @@ def gguf_data_end(path: Path) -> int:
         return start + end
 
 
+def _reason(exc: BaseException) -> str:
+    """The first line of an exception's message (the Hub client's are long)."""
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
 def download_from_hub(repo_id: str, *, revision: str | None = None) -> Path:
     """Download a model from the Hugging Face Hub (safetensors only when the repo has them)."""
     from huggingface_hub import HfApi, snapshot_download
@@ -191,9 +196,40 @@ def download_from_hub(repo_id: str, *, revision: str | None = None) -> Path:
         weights = ["*.safetensors"] if has_safetensors else ["*.bin"]
         local = snapshot_download(repo_id, revision=revision, allow_patterns=[*weights, *_NON_WEIGHT_FILES])
     except Exception as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelNotFoundError(
-            f"could not download {repo_id!r} from the Hugging Face Hub ({reason}); check the id, your "
+            f"could not download {repo_id!r} from the Hugging Face Hub ({_reason(exc)}); check the id, your "
             "network and HF_TOKEN, or pass a local directory or .gguf file"
         ) from exc
     return Path(local)
+
+
+_HUB_FILE = re.compile(r"^hf://datasets/(?P<repo>[^/@]+/[^/@]+)(?:@(?P<revision>[^/]+))?/(?P<path>.+)$")
+
+
+def dataset_file(ref: str) -> Path:
+    """A local path for ``ref``: a file path as is, or ``hf://datasets/OWNER/NAME[@REVISION]/PATH`` (the
+    Hugging Face file-system form) downloaded from the Hub into its cache (reused when already there)."""
+    if not ref.startswith("hf://"):
+        return Path(ref)
+    match = _HUB_FILE.match(ref)
+    if match is None:
+        raise InputError(f"{ref}: a Hub file is hf://datasets/OWNER/NAME[@REVISION]/PATH")
+    from huggingface_hub import hf_hub_download
+
+    where = {
+        "repo_id": match["repo"],
+        "filename": match["path"],
+        "repo_type": "dataset",
+        "revision": match["revision"],
+    }
+    try:
+        return Path(hf_hub_download(**where, local_files_only=True))
+    except Exception:
+        log.info("%s is not in the local Hub cache; downloading", ref)
+    try:
+        return Path(hf_hub_download(**where))
+    except Exception as exc:
+        raise InputError(
+            f"could not download {ref} from the Hugging Face Hub ({_reason(exc)}); check the dataset, the path "
+            "and your network (HF_HUB_OFFLINE unset, HF_TOKEN for gated sets), or give a local file"
+        ) from exc
