@@ -68,6 +68,7 @@ bench: $(VENV)/.installed $(VENV)/.llamacpp
 lint: $(VENV)/.installed
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache bench/results

@@ -32,7 +32,7 @@ def add_dataclass_args(
             continue
         flag = "--" + f.name.replace("_", "-")
         type_name = str(f.type).replace(" ", "")
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        default = f.default if f.default_factory is dataclasses.MISSING else f.default_factory()
         help_text = f.metadata.get("help", "")
         kwargs: dict[str, Any] = {"dest": f.name, "default": default}
         if type_name == "bool":
@@ -64,6 +64,15 @@ def from_args(cls: type[T], namespace: argparse.Namespace) -> T:
     return cls(**values)
 
 
+_RECIPE_TYPES: dict[str, type | tuple[type, ...]] = {
+    "int": int,
+    "float": (int, float),
+    "bool": bool,
+    "str": str,
+    "list[str]": list,
+}
+
+
 def load_recipe(path: str | Path, cls: type) -> dict[str, Any]:
     """Read a YAML recipe for dataclass ``cls``; unknown keys and wrong types are errors that name them."""
     import yaml
@@ -83,7 +92,7 @@ def load_recipe(path: str | Path, cls: type) -> dict[str, Any]:
         raise InputError(f"{path}: unknown settings {', '.join(unknown)}")
     for key, value in data.items():
         kind = str(fields[key].type).replace(" ", "").removesuffix("|None")
-        expected = {"int": int, "float": (int, float), "bool": bool, "str": str, "list[str]": list}[kind]
+        expected = _RECIPE_TYPES[kind]
         if value is not None and (
             not isinstance(value, expected) or (kind == "int" and isinstance(value, bool))
         ):

@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
 
     config = config_from(args, FinetuneConfig).validate()
     summary = finetune(config)
-    shown = {
+    shown: dict[str, Any] = {
         k: summary[k] for k in ("examples", "steps", "train_loss", "eval_loss", "seconds") if k in summary
     }
     if "eval_ie" in summary:

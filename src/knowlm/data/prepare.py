@@ -264,7 +264,7 @@ def prepare(config: PrepareConfig, *, progress: bool = True) -> dict[str, Any]:
         shutil.rmtree(work, ignore_errors=True)
         manifest_path.unlink(missing_ok=True)
     if manifest_path.is_file():
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        manifest: dict[str, Any] = json.loads(manifest_path.read_text(encoding="utf-8"))
         if manifest.get("fingerprint") == fingerprint and all(
             indexed.exists(out / name) for name in manifest["sources"]
         ):

@@ -129,7 +129,7 @@ def open_text(path: Path) -> IO[str]:
     """Open a text file, decompressing .gz / .zst on the fly (UTF-8, strict)."""
     name = path.name.lower()
     if name.endswith(".gz"):
-        raw: IO[bytes] = gzip.open(path, "rb")  # noqa: SIM115 (closed by the returned wrapper)
+        raw: IO[bytes] = gzip.open(path, "rb")  # type: ignore[assignment]  # noqa: SIM115 (closed by the wrapper)
     elif name.endswith((".zst", ".zstd")):
         try:
             import zstandard
@@ -140,7 +140,7 @@ def open_text(path: Path) -> IO[str]:
         raw = zstandard.open(path, "rb")
     else:
         raw = path.open("rb")
-    return io.TextIOWrapper(raw, encoding="utf-8", newline="")  # type: ignore[arg-type]
+    return io.TextIOWrapper(raw, encoding="utf-8", newline="")
 
 
 def _read_errors() -> tuple[type[BaseException], ...]:

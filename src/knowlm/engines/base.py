@@ -180,7 +180,7 @@ def render_with_tokenizer(tokenizer: Any, messages: list[dict[str, str]]) -> str
     """
     if not getattr(tokenizer, "chat_template", None):
         return None
-    text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    text: str = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
     bos = tokenizer.bos_token
     return text[len(bos) :] if bos and text.startswith(bos) else text
 

@@ -140,7 +140,9 @@ class TransformersEngine:
         if params.seed is not None:
             torch.manual_seed(params.seed)
 
-    def _generate_kwargs(self, inputs: Any, params: SamplingParams, cancel: threading.Event | None) -> dict:
+    def _generate_kwargs(
+        self, inputs: Any, params: SamplingParams, cancel: threading.Event | None
+    ) -> dict[str, Any]:
         base = self.model.generation_config
         sample = not params.greedy
         eos = base.eos_token_id if base.eos_token_id is not None else self.tokenizer.eos_token_id
@@ -165,7 +167,7 @@ class TransformersEngine:
         grammar = compiled_grammar(params)
         if grammar is not None:
             processors.append(TorchMaskProcessor(self._ll_tokenizer(), grammar, inputs["input_ids"].shape[0]))
-        criteria = []
+        criteria: list[StoppingCriteria] = []
         if params.stop:
             criteria.append(_StopStrings(self.tokenizer, params.stop, inputs["input_ids"].shape[1]))
         if cancel is not None:

@@ -11,14 +11,16 @@ import secrets
 import threading
 import warnings
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from knowlm.config import ModelConfig, SamplingParams
-from knowlm.engines.base import Completion, special_stop_ids
+from knowlm.engines.base import Completion, FinishReason, special_stop_ids
 from knowlm.errors import InputError, MissingDependencyError, ModelLoadError
 from knowlm.models.resolve import resolve_model
 
 if TYPE_CHECKING:
+    from llama_cpp.llama_types import CreateCompletionResponse, CreateCompletionStreamResponse
+
     from knowlm.ie.instructions import Instructions
 
 log = logging.getLogger(__name__)
@@ -119,7 +121,7 @@ class LlamaCppEngine:
         extra: dict[str, Any] = {}
         if params.json_schema is not None or params.grammar is not None:
             if params.grammar is None and importlib.util.find_spec("llguidance") is None:
-                from llama_cpp import LlamaGrammar
+                from llama_cpp.llama_grammar import LlamaGrammar
 
                 extra["grammar"] = LlamaGrammar.from_json_schema(
                     json.dumps(params.json_schema), verbose=False
@@ -159,9 +161,12 @@ class LlamaCppEngine:
         for prompt in prompts:
             self._check_length(prompt, params)
             with self._lock:  # llama.cpp reuses the KV cache of the prefix shared with the last prompt
-                out = self.llm.create_completion(prompt, **kwargs, **self._constraint(params))
+                out = cast(
+                    "CreateCompletionResponse",
+                    self.llm.create_completion(prompt, **kwargs, **self._constraint(params)),
+                )
             choice, usage = out["choices"][0], out["usage"]
-            finish = "length" if choice.get("finish_reason") == "length" else "stop"
+            finish: FinishReason = "length" if choice.get("finish_reason") == "length" else "stop"
             results.append(
                 Completion(choice["text"], usage["prompt_tokens"], usage["completion_tokens"], finish)
             )
@@ -171,9 +176,11 @@ class LlamaCppEngine:
         kwargs = self._kwargs(params)
         self._check_length(prompt, params)
         with self._lock:
-            for chunk in self.llm.create_completion(
-                prompt, stream=True, **kwargs, **self._constraint(params)
-            ):
+            chunks = cast(
+                "Iterator[CreateCompletionStreamResponse]",
+                self.llm.create_completion(prompt, stream=True, **kwargs, **self._constraint(params)),
+            )
+            for chunk in chunks:
                 text = chunk["choices"][0]["text"]
                 if text:
                     yield text
@@ -231,7 +238,7 @@ def _route_native_logs() -> None:
 
     levels = {3: logging.INFO, 4: logging.ERROR}
 
-    @llama_cpp.llama_log_callback
+    @llama_cpp.llama_log_callback  # type: ignore[untyped-decorator]  # a ctypes callback factory
     def callback(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
         message = text.decode("utf-8", errors="replace").rstrip()
         if message:

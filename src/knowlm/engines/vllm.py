@@ -12,7 +12,13 @@ from functools import partial
 from typing import Any
 
 from knowlm.config import ModelConfig, SamplingParams
-from knowlm.engines.base import Completion, render_with_tokenizer, special_stop_ids, special_token
+from knowlm.engines.base import (
+    Completion,
+    FinishReason,
+    render_with_tokenizer,
+    special_stop_ids,
+    special_token,
+)
 from knowlm.errors import InputError, MissingDependencyError
 
 
@@ -102,7 +108,7 @@ class VllmEngine:
         results = []
         for out in outputs:
             best = out.outputs[0]
-            finish = "length" if best.finish_reason == "length" else "stop"
+            finish: FinishReason = "length" if best.finish_reason == "length" else "stop"
             results.append(Completion(best.text, len(out.prompt_token_ids), len(best.token_ids), finish))
         return results
 

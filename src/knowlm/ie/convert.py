@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -60,7 +60,7 @@ FORMATS = IE_DATASET_FORMATS
 class Document:
     id: str
     text: str
-    items: list[Item]
+    items: Sequence[Item]
     lang: str
     task: str = "ner"
 
@@ -93,7 +93,7 @@ def read_cluener(path: str | Path) -> Iterator[Document]:
         text, label = record.get("text"), record.get("label", {})
         if not isinstance(text, str) or not isinstance(label, dict):
             raise InputError(f"{where}: expected 'text' (string) and 'label' (object)")
-        entities = []
+        entities: list[Entity] = []
         for kind, mentions in label.items():
             if kind not in CLUENER_TYPES:
                 raise InputError(

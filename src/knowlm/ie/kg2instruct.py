@@ -43,7 +43,7 @@ class Stats:
     sentences: int = 0
     too_long: int = 0
     matched_sentences: int = 0
-    matched_triples: Counter = field(default_factory=Counter)
+    matched_triples: Counter[str] = field(default_factory=Counter)
     """Matches per relation."""
     dropped_relations: list[str] = field(default_factory=list)
     """Relations below --min-support."""
@@ -186,7 +186,7 @@ def kg2instruct(
             for name in names:
                 forms.setdefault(name, entity)
     matcher = _Matcher(forms)
-    types = {}
+    types: dict[str, str | None] = {}
     for t in triples:
         types.setdefault(t.head, t.head_type)
         types.setdefault(t.tail, t.tail_type)
@@ -211,7 +211,7 @@ def kg2instruct(
     rng = random.Random(seed)
     all_relations = sorted({t.relation for t in triples} & keep) or sorted(keep)
     all_types = sorted({x for x in types.values() if x})
-    spo_items = sorted(
+    spo_items: list[tuple[str | None, str, str | None]] = sorted(
         {(t.head_type, t.relation, t.tail_type) for t in triples if t.head_type and t.tail_type},
         key=lambda x: (x[1], x[0] or "", x[2] or ""),
     )

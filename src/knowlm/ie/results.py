@@ -60,7 +60,7 @@ class Event:
     def key(self) -> tuple[str, ...]:
         return (self.type, self.trigger or "")
 
-    def argument_keys(self) -> list[tuple[str, str, str]]:
+    def argument_keys(self) -> list[tuple[str, ...]]:
         return [(self.type, a.role, a.text) for a in self.arguments]
 
     def mentions(self) -> list[tuple[str, str]]:

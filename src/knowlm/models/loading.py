@@ -130,7 +130,7 @@ def load_transformers(config: ModelConfig) -> tuple[Any, Any]:
 
         unmark_quantized(model)
     if quant is None:
-        model.to(device)
+        model.to(device)  # type: ignore[arg-type]  # transformers types .to as the Module's
     if adapter_dir is not None:
         model = apply_adapter(model, adapter_dir)
         if quant is None:  # fold the LoRA into the weights: generation then runs at the base model's speed

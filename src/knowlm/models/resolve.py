@@ -216,18 +216,23 @@ def dataset_file(ref: str) -> Path:
         raise InputError(f"{ref}: a Hub file is hf://datasets/OWNER/NAME[@REVISION]/PATH")
     from huggingface_hub import hf_hub_download
 
-    where = {
-        "repo_id": match["repo"],
-        "filename": match["path"],
-        "repo_type": "dataset",
-        "revision": match["revision"],
-    }
+    def download(local_only: bool) -> Path:
+        return Path(
+            hf_hub_download(
+                match["repo"],
+                match["path"],
+                repo_type="dataset",
+                revision=match["revision"],
+                local_files_only=local_only,
+            )
+        )
+
     try:
-        return Path(hf_hub_download(**where, local_files_only=True))
+        return download(local_only=True)
     except Exception:
         log.info("%s is not in the local Hub cache; downloading", ref)
     try:
-        return Path(hf_hub_download(**where))
+        return download(local_only=False)
     except Exception as exc:
         raise InputError(
             f"could not download {ref} from the Hugging Face Hub ({_reason(exc)}); check the dataset, the path "

@@ -21,7 +21,10 @@ ChatRenderer = Callable[[list[dict[str, str]]], str]
 
 
 class PromptTemplate(Protocol):
-    name: str
+    @property
+    def name(self) -> str:
+        """The template's registry name."""
+        ...
 
     def format(
         self, instruction: str, input: str | None = None, shots: Sequence[tuple[str, str]] = ()

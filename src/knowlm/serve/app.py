@@ -45,7 +45,8 @@ class BodyGuard:
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
-            return await self.app(scope, receive, send)
+            await self.app(scope, receive, send)
+            return
         headers = dict(scope["headers"])
         if scope["method"] == "POST" and b"json" not in headers.get(b"content-type", b""):
             headers[b"content-type"] = b"application/json"
@@ -83,7 +84,7 @@ def create_app(service: Service) -> FastAPI:
     @app.middleware("http")
     async def observe(request: Request, call_next: Any) -> Response:
         start = time.perf_counter()
-        response = await call_next(request)
+        response: Response = await call_next(request)
         route = request.scope.get("route")
         name = getattr(route, "path", "unmatched")
         service.metrics.requests.labels(name, str(response.status_code)).inc()

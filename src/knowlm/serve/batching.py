@@ -29,7 +29,7 @@ class QueueFullError(KnowLMError):
 class _Pending:
     prompt: str
     params: SamplingParams
-    future: Future
+    future: Future[Completion]
 
 
 class BatchingEngine:
@@ -49,7 +49,7 @@ class BatchingEngine:
 
     # -- protocol -----------------------------------------------------------------------------
 
-    def submit(self, prompts: Sequence[str], params: SamplingParams) -> list[Future]:
+    def submit(self, prompts: Sequence[str], params: SamplingParams) -> list[Future[Completion]]:
         """Queue the prompts; each future resolves to its Completion. Raises QueueFullError when full."""
         params.validate()
         pending = [_Pending(p, params, Future()) for p in prompts]

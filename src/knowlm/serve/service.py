@@ -147,7 +147,7 @@ class Service:
         return max(self.engine.count_tokens(text) - self.engine.count_tokens(""), 0)
 
 
-async def _wait(futures: list[Future], is_disconnected: Any) -> list[Completion]:
+async def _wait(futures: list[Future[Completion]], is_disconnected: Any) -> list[Completion]:
     gathered = asyncio.gather(*(asyncio.wrap_future(f) for f in futures))
     while True:
         try:

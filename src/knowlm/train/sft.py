@@ -89,7 +89,7 @@ def freeze(model: Any, layers: int, embeddings: bool) -> None:
         module.requires_grad_(False)
 
 
-def _trainer_class() -> type:
+def _trainer_class() -> Any:
     import torch
     import torch.nn.functional as F
     from transformers import Trainer
@@ -170,8 +170,9 @@ def prepare_data(config: FinetuneConfig, tokenizer: Any) -> tuple[Tokenized, Tok
     from knowlm.prompts import get_template
 
     has_chat = bool(getattr(tokenizer, "chat_template", None))
-    render = (lambda m: render_with_tokenizer(tokenizer, m)) if has_chat else None
+    render = (lambda m: render_with_tokenizer(tokenizer, m) or "") if has_chat else None
     template = get_template(config.template, render)
+    assert config.data is not None  # validate() requires it
     examples = load_examples(config.data, template, data_format=config.data_format, render_chat=render)
     train, val = split(examples, config.val_size, config.seed)
     tok_train = tokenize(train, tokenizer, config.cutoff_len, train_on_inputs=config.train_on_inputs)

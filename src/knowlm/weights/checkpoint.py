@@ -70,7 +70,7 @@ class CheckpointReader:
         self.kind = "safetensors" if self.files[0].endswith(".safetensors") else "bin"
         self.tensors: dict[str, TensorInfo] = {}
         self._open_name: str | None = None
-        self._open: Any = None
+        self._open: dict[str, torch.Tensor] = {}
         for file in self.files:
             for info in self._scan(file):
                 self.tensors[info.name] = info
@@ -80,7 +80,7 @@ class CheckpointReader:
             index = self.dir / index_name
             if index.exists():
                 try:
-                    files = sorted(set(json.loads(index.read_text())["weight_map"].values()))
+                    files: list[str] = sorted(set(json.loads(index.read_text())["weight_map"].values()))
                 except (ValueError, KeyError) as exc:
                     raise CorruptFileError(f"{index}: not a valid shard index ({exc})") from None
                 missing = [f for f in files if not (self.dir / f).exists()]
@@ -90,15 +90,15 @@ class CheckpointReader:
                         f"{what} {self.dir}: missing shards {', '.join(missing)}; present: {', '.join(present)}"
                     )
                 return files
-        files = sorted(p.name for p in self.dir.glob("*.safetensors")) or sorted(
+        found = sorted(p.name for p in self.dir.glob("*.safetensors")) or sorted(
             p.name for p in self.dir.glob("pytorch_model*.bin")
         )
-        if not files:
-            present = ", ".join(sorted(p.name for p in self.dir.iterdir())) or "nothing"
+        if not found:
+            listing = ", ".join(sorted(p.name for p in self.dir.iterdir())) or "nothing"
             raise InputError(
-                f"{what} {self.dir}: no weights (*.safetensors or pytorch_model*.bin); it contains: {present}"
+                f"{what} {self.dir}: no weights (*.safetensors or pytorch_model*.bin); it contains: {listing}"
             )
-        return files
+        return found
 
     def _scan(self, file: str) -> Iterator[TensorInfo]:
         path = self.dir / file
@@ -129,7 +129,10 @@ class CheckpointReader:
     @staticmethod
     def _load_bin(path: Path) -> dict[str, torch.Tensor]:
         try:
-            return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+            loaded: dict[str, torch.Tensor] = torch.load(
+                path, map_location="cpu", weights_only=True, mmap=True
+            )
+            return loaded
         except Exception as exc:
             raise CorruptFileError(f"{path} is damaged or not a PyTorch checkpoint: {exc}") from None
 
@@ -140,7 +143,8 @@ class CheckpointReader:
             from safetensors import safe_open
 
             with safe_open(self.dir / info.file, framework="pt") as f:
-                return f.get_tensor(name)
+                tensor: torch.Tensor = f.get_tensor(name)
+                return tensor
         if self._open_name != info.file:  # keep one .bin shard mapped at a time
             self._open, self._open_name = self._load_bin(self.dir / info.file), info.file
         return self._open[name]

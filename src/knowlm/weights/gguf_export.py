@@ -49,7 +49,7 @@ def _config(directory: Path) -> dict[str, Any]:
     path = directory / "config.json"
     if not path.exists():
         raise InputError(f"{directory}: no config.json; export-gguf needs a Hugging Face model directory")
-    config = json.loads(path.read_text())
+    config: dict[str, Any] = json.loads(path.read_text())
     if config.get("model_type") == "gemma3" and "text_config" in config:
         raise InputError(
             f"{directory} is a multimodal Gemma 3 checkpoint; export-gguf handles the text-only Gemma 3 "
@@ -74,7 +74,7 @@ def _rope_theta(
 
 
 def _rope_scaling(config: dict[str, Any]) -> dict[str, Any] | None:
-    scaling = config.get("rope_scaling")
+    scaling: dict[str, Any] | None = config.get("rope_scaling")
     if scaling is None:
         params = config.get("rope_parameters") or {}
         scaling = params.get("full_attention", params)
@@ -165,7 +165,9 @@ def _vocab_from_sentencepiece(directory: Path) -> Vocab:
         sp = SentencePieceProcessor(model_file=str(path))
     except Exception as exc:
         raise InputError(f"{path} is not a readable SentencePiece model ({exc})") from None
-    tokens, scores, types = [], [], []
+    tokens: list[str] = []
+    scores: list[float] = []
+    types: list[int] = []
     for i in range(sp.vocab_size()):
         tokens.append(sp.id_to_piece(i))
         scores.append(sp.get_score(i))
