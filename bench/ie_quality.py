@@ -180,8 +180,11 @@ def curve(run: Path, sets: list[str], files: dict[str, Path], args: argparse.Nam
     origin = float(first["time"]) - int(first["step"]) * per_step  # the run's start, extrapolated
     points = []
     checkpoints = sorted(run.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
+    wanted = {int(s) for s in args.curve_steps.split(",")} if args.curve_steps else None
     for checkpoint in checkpoints:
         step = int(checkpoint.name.split("-")[1])
+        if wanted is not None and step not in wanted:
+            continue
         at = [r for r in log if int(r["step"]) == step]
         point: dict[str, Any] = {
             "step": step,
@@ -304,6 +307,7 @@ def main() -> None:
         metavar="RUN",
         help="instead: dev F1 (--sets, --docs) at every checkpoint of the training run directory RUN",
     )
+    parser.add_argument("--curve-steps", help="with --curve: only these checkpoints (comma-separated steps)")
     args = parser.parse_args()
     from knowlm.io import atomic_write
 

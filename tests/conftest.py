@@ -124,6 +124,22 @@ def save_model(tmp: Path, *, safetensors: bool = True, hidden_size: int = 64, se
     return tmp
 
 
+def local_engines(model_dir: Path, tmp: Path) -> dict:
+    """The transformers engine on ``model_dir`` and, when llama-cpp-python is installed, the llama.cpp
+    engine on its f16 GGUF export (written under ``tmp``): for tests that compare engines."""
+    from knowlm.config import ModelConfig
+    from knowlm.engines import create_engine
+    from knowlm.engines.llamacpp import is_llamacpp_available
+
+    found = {"transformers": create_engine(ModelConfig(model=str(model_dir), engine="transformers"))}
+    if is_llamacpp_available():
+        from knowlm.weights.gguf_export import export_gguf
+
+        gguf = export_gguf(model_dir, tmp / f"{model_dir.name}.gguf", qtype="f16")
+        found["llamacpp"] = create_engine(ModelConfig(model=str(gguf), engine="llamacpp", n_ctx=256))
+    return found
+
+
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 2-layer random LLaMA with a 400-token BPE tokenizer, saved as safetensors."""

@@ -4,23 +4,15 @@ from pathlib import Path
 
 import pytest
 
-from knowlm.config import ModelConfig, SamplingParams
-from knowlm.engines.llamacpp import is_llamacpp_available
+from knowlm.config import SamplingParams
+from tests.conftest import local_engines
 
 PROMPT = "Knowledge graphs store facts as"
 
 
 @pytest.fixture(scope="module")
 def engines(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
-    from knowlm.engines import create_engine
-
-    found = {"transformers": create_engine(ModelConfig(model=str(tiny_model_dir), engine="transformers"))}
-    if is_llamacpp_available():
-        from knowlm.weights.gguf_export import export_gguf
-
-        gguf = export_gguf(tiny_model_dir, tmp_path_factory.mktemp("gguf") / "tiny.gguf", qtype="f16")
-        found["llamacpp"] = create_engine(ModelConfig(model=str(gguf), engine="llamacpp", n_ctx=256))
-    return found
+    return local_engines(tiny_model_dir, tmp_path_factory.mktemp("gguf"))
 
 
 @pytest.mark.parametrize("name", ["transformers", "llamacpp"])

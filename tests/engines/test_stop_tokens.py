@@ -3,9 +3,8 @@ engines leave special tokens out of their text, so the stop string itself is nev
 
 import pytest
 
-from knowlm.config import ModelConfig, SamplingParams
-from knowlm.engines.llamacpp import is_llamacpp_available
-from tests.conftest import build_llama, build_tokenizer
+from knowlm.config import SamplingParams
+from tests.conftest import build_llama, build_tokenizer, local_engines
 
 PROMPT = "Knowledge graphs store facts as"
 MARKER = "<pad>"  # a special token of the tiny tokenizer, standing in for e.g. Gemma's <start_of_turn>
@@ -15,8 +14,6 @@ MARKER = "<pad>"  # a special token of the tiny tokenizer, standing in for e.g. 
 def engines(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """The tiny model, edited so that its first greedy token after PROMPT is the special token MARKER."""
     import torch
-
-    from knowlm.engines import create_engine
 
     tokenizer = build_tokenizer()
     model = build_llama(tokenizer)
@@ -30,13 +27,7 @@ def engines(tmp_path_factory: pytest.TempPathFactory) -> dict:
     directory = tmp_path_factory.mktemp("marker-model")
     model.save_pretrained(directory)
     tokenizer.save_pretrained(directory)
-    found = {"transformers": create_engine(ModelConfig(model=str(directory), engine="transformers"))}
-    if is_llamacpp_available():
-        from knowlm.weights.gguf_export import export_gguf
-
-        gguf = export_gguf(directory, tmp_path_factory.mktemp("gguf") / "marker.gguf", qtype="f16")
-        found["llamacpp"] = create_engine(ModelConfig(model=str(gguf), engine="llamacpp", n_ctx=256))
-    return found
+    return local_engines(directory, tmp_path_factory.mktemp("gguf"))
 
 
 @pytest.mark.parametrize("name", ["transformers", "llamacpp"])

@@ -207,11 +207,12 @@ def _by_key(
 Writer = Callable[[list[Item], Schema], dict[str, Any]]
 
 
-def _write_entities(items: list[Item], schema: Schema) -> dict[str, Any]:
+def _write_strings(items: list[Item], schema: Schema) -> dict[str, Any]:
+    """Entities by type (NER), or event triggers by event type (EET): lists of strings."""
     answer: dict[str, Any] = {name: [] for name in schema.names}
     for item in items:
-        if isinstance(item, Entity) and item.type in answer:
-            answer[item.type].append(item.text)
+        if isinstance(item, Entity | Event) and item.type in answer:
+            answer[item.type].append(item.text if isinstance(item, Entity) else item.trigger)
     return answer
 
 
@@ -224,14 +225,6 @@ def _pair_writer(head: str, tail: str) -> Writer:
         return answer
 
     return write
-
-
-def _write_triggers(items: list[Item], schema: Schema) -> dict[str, Any]:
-    answer: dict[str, Any] = {name: [] for name in schema.names}
-    for item in items:
-        if isinstance(item, Event) and item.type in answer:
-            answer[item.type].append(item.trigger)
-    return answer
 
 
 def _write_events(items: list[Item], schema: Schema) -> dict[str, Any]:
@@ -395,7 +388,7 @@ register_task(
         6,
         lambda item: item.name,
         _read_entities,
-        _write_entities,
+        _write_strings,
         _strings_schema,
         ("entity",),
     )
@@ -475,7 +468,7 @@ register_task(
         4,
         lambda item: item.name,
         _read_events,
-        _write_triggers,
+        _write_strings,
         _strings_schema,
         ("trigger",),
     )
