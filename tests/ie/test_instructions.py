@@ -22,6 +22,7 @@ OWN = {
             "en": "Extract  entities\t(exactly these words).",
         },
         "re": {"en": "Relations, please."},
+        "ee": {"zh": "事件抽取。" * 400},  # longer than llama-cpp-python's first metadata buffer
     },
     "knowlm-tuple": {"re": {"en": "Find {schema} now."}},
 }
