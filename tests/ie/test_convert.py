@@ -360,9 +360,11 @@ def test_detokenize_writes_running_text_and_keeps_offsets(tmp_path: Path):
 def test_a_hub_dataset_file_is_read_from_the_hub_cache_and_offline_failures_explain(
     tmp_path: Path, monkeypatch
 ):
+    from huggingface_hub import constants
+
     from knowlm.models.resolve import dataset_file
 
-    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))  # read when a download starts
     with pytest.raises(InputError, match="hf://datasets/OWNER/NAME"):
         dataset_file("hf://models/x")
     with pytest.raises(InputError, match=re.escape("could not download hf://datasets/org/set/train.json")):
