@@ -44,10 +44,17 @@ async def models(request: Request) -> ModelList:
     return ModelList(data=[ModelCard(id=service.model_name, created=service.started)])
 
 
+OpenAIRequest = CompletionRequest | ChatCompletionRequest
+
+
 async def _sample(
-    service: Service, prompts: list[str], body: CompletionRequest | ChatCompletionRequest, max_tokens: int | None,
-    request: Request, extra_stop: list[str] | None = None,
-) -> list[list[Completion]]:  # fmt: skip
+    service: Service,
+    prompts: list[str],
+    body: OpenAIRequest,
+    max_tokens: int | None,
+    request: Request,
+    extra_stop: list[str] | None = None,
+) -> list[list[Completion]]:
     """``body.n`` completions of every prompt: [prompt][choice]. Each choice samples with its own seed."""
     runs = [_params(body, max_tokens, j, extra_stop) for j in range(body.n)]
     done = await asyncio.gather(*(service.complete(prompts, p, request.is_disconnected) for p in runs))
@@ -55,8 +62,8 @@ async def _sample(
 
 
 def _params(
-    body: CompletionRequest | ChatCompletionRequest, max_tokens: int | None, choice: int, extra_stop: list[str] | None
-) -> SamplingParams:  # fmt: skip
+    body: OpenAIRequest, max_tokens: int | None, choice: int, extra_stop: list[str] | None
+) -> SamplingParams:
     params = body.to_sampling_params(max_tokens, choice)
     return params.replace(stop=[*params.stop, *extra_stop]) if extra_stop else params
 
@@ -148,7 +155,7 @@ def _sse(
     prompt: str,
     runs: list[SamplingParams],
     chunk: Callable[[int, Any, FinishReason | None], dict[str, Any]],
-    body: CompletionRequest | ChatCompletionRequest,
+    body: OpenAIRequest,
     *,
     chat: bool = False,
 ) -> StreamingResponse:
