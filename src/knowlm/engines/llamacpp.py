@@ -82,9 +82,10 @@ class LlamaCppEngine:
         if raw is None:
             return None
         try:
-            return check_instructions(json.loads(raw), f"{self.model_name}: {GGUF_KEY}")
-        except ValueError as exc:
+            value = json.loads(raw)
+        except json.JSONDecodeError as exc:
             raise ModelLoadError(f"{self.model_name}: {GGUF_KEY} is not valid JSON ({exc})") from None
+        return check_instructions(value, f"{self.model_name}: {GGUF_KEY}")
 
     def _chat_template(self, is_default: bool) -> str | None:
         template = self.llm.metadata.get("tokenizer.chat_template")
