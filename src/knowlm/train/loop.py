@@ -123,9 +123,16 @@ def csv_logger(path: Path, extra: tuple[str, ...] = ()) -> Any:
 
 def save_final(trainer: Any, tokenizer: Any, out: Path, summary_name: str, summary: dict[str, Any]) -> None:
     """Save the trained weights on every rank (ZeRO-3 gathers them collectively; the Trainer writes on the
-    main process only), then the tokenizer and the run summary on the main process."""
+    main process only), then the tokenizer and the run summary on the main process. Under torchrun the
+    process group is then torn down on every rank: left to interpreter exit, gloo's threads can abort a
+    rank after a successful run ("terminate called without an active exception")."""
+    import torch.distributed as dist
+
     trainer.save_model(str(out))
     if trainer.is_world_process_zero():
         tokenizer.save_pretrained(str(out))
         with atomic_write(out / summary_name) as f:
             json.dump(summary, f, indent=1, ensure_ascii=False, default=str)
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
