@@ -8,10 +8,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from knowlm.batch.runners import RUNNERS, extract_records
 from knowlm.cli.args import add_dataclass_args, from_args
-from knowlm.cli.common import add_model_args, add_sampling_args, load_engine, sampling_params
+from knowlm.cli.common import add_model_args, add_sampling_args, load_engine, model_config, sampling_params
 from knowlm.config import ExtractConfig
-from knowlm.errors import InputError, KnowLMError
+from knowlm.errors import InputError
 from knowlm.ie.export import EXPORT_FORMATS, export
 from knowlm.io import ResumableJsonlWriter, atomic_write
 
@@ -21,10 +22,18 @@ EXAMPLES = """examples:
   knowlm extract --task ee --schema "裁员:裁员方|裁员人数|时间" --text "5月份甲骨文在华裁员900余人。"
   knowlm extract --task re --schema-file schema.json --input news.jsonl --output triples.jsonl
   knowlm extract --task re --schema founder --input news.jsonl --output graph.graphml
+  knowlm extract --task re --schema founder --input 'corpus/**/*.jsonl' --output out/
+  knowlm extract --task re --schema founder --input 's3://bucket/corpus/*.parquet' --output out/ --runner ray
 
 Batch runs (--input) write one record per input line and resume after an interruption: rerun the same
 command and finished records are kept, not redone. A bad input line becomes a record with an "error"
 field; the run goes on and exits with 2 at the end if any record was bad.
+
+Corpus runs: when --input is a directory, a glob or a URI (any filesystem pyarrow supports), or --output
+is a directory, every input file (JSONL, Parquet or text, optionally .gz/.zst) becomes one output file
+OUT/<its path>.jsonl. A rerun skips complete files and redoes an interrupted one. --runner ray runs the
+same extraction on Ray (a local one, or --ray-address of a cluster) in a pool of engine actors; the results
+are the same as --runner local. docs/scale.md has the cluster recipes.
 """
 
 
@@ -39,7 +48,10 @@ def register(sub: Any) -> None:
     io = parser.add_argument_group("input and output")
     io.add_argument("--text", action="append", help="a text to extract from (repeatable)")
     io.add_argument(
-        "--input", "-i", type=Path, help="a .jsonl file (one record a line) or a text file (one text a line)"
+        "--input",
+        "-i",
+        help="a .jsonl file (one record a line) or a text file (one text a line); for a corpus run a "
+        "directory, a glob ('corpus/**/*.jsonl') or a URI (s3://, gs://, hdfs://)",
     )
     io.add_argument("--text-field", default="text", help="the JSONL field holding the text (default: text)")
     io.add_argument(
@@ -56,6 +68,29 @@ def register(sub: Any) -> None:
         help="table (default on screen), jsonl, json, csv, nt or graphml",
     )
     io.add_argument("--outputs", action="store_true", help="include the raw model answers in JSON results")
+    scale = parser.add_argument_group("corpus runs")
+    scale.add_argument(
+        "--runner",
+        choices=RUNNERS,
+        default="local",
+        help="local: this process (default); ray: a pool of engine actors on Ray (a local Ray or --ray-address)",
+    )
+    scale.add_argument(
+        "--ray-address", metavar="ADDR", help="an existing Ray cluster (e.g. ray://head:10001 or auto)"
+    )
+    scale.add_argument(
+        "--num-actors",
+        type=int,
+        help="engine actors on Ray (default: as many as the cluster's CPUs/GPUs fit)",
+    )
+    scale.add_argument(
+        "--cpus-per-actor", type=float, default=1.0, help="CPUs each actor reserves (default: 1)"
+    )
+    scale.add_argument(
+        "--gpus-per-actor",
+        type=float,
+        help="GPUs each actor reserves (default: --tensor-parallel-size with --engine vllm, else 0)",
+    )
     add_dataclass_args(parser.add_argument_group("extraction"), ExtractConfig)
     add_model_args(parser)
     add_sampling_args(parser)
@@ -70,10 +105,11 @@ def read_inputs(args: argparse.Namespace) -> list[dict[str, Any]]:
         return [{"id": i, "text": t} for i, t in enumerate(args.text)]
     if args.input is None:
         raise InputError("nothing to extract from: pass --text TEXT or --input FILE")
-    if not args.input.is_file():
+    path = Path(args.input)
+    if not path.is_file():
         raise InputError(f"--input {args.input}: no such file")
-    lines = args.input.read_text(encoding="utf-8").splitlines()
-    if args.input.suffix.lower() != ".jsonl":
+    lines = path.read_text(encoding="utf-8").splitlines()
+    if path.suffix.lower() != ".jsonl":
         return [{"id": n, "text": line} for n, line in enumerate(lines, 1) if line.strip()]
     records = []
     for number, line in enumerate(lines, 1):
@@ -108,6 +144,17 @@ def output_format(args: argparse.Namespace) -> str:
     return fmt
 
 
+def corpus_run(args: argparse.Namespace) -> bool:
+    """A corpus run (one output file per input file) rather than one input file to one output."""
+    if args.runner == "ray":
+        return True
+    if args.input is None or args.text:
+        return False
+    spec = str(args.input)
+    output_dir = args.output is not None and (args.output.is_dir() or str(args.output).endswith("/"))
+    return "://" in spec or any(c in spec for c in "*?[") or Path(spec).is_dir() or output_dir
+
+
 def run(args: argparse.Namespace) -> int:
     from knowlm.ie.extractor import Extractor, resolve_schema
     from knowlm.ie.formats import get_format
@@ -116,6 +163,8 @@ def run(args: argparse.Namespace) -> int:
     config = from_args(ExtractConfig, args).validate()
     get_format(config.prompt_format, get_task(config.task).name)
     params = sampling_params(args)
+    if corpus_run(args):
+        return run_corpus(args, config, params)
     fmt = output_format(args)
     records = read_inputs(args)
     resolve_schema(config)  # a bad schema fails before the model loads
@@ -135,7 +184,7 @@ def run(args: argparse.Namespace) -> int:
         total=len(records), initial=start, unit="doc", disable=len(records) <= 1, file=sys.stderr
     ) as bar:
         for begin in range(start, len(records), step):
-            for record in _extract_batch(extractor, records[begin : begin + step], args.outputs):
+            for record in extract_records(extractor, records[begin : begin + step], args.outputs):
                 if writer:
                     writer.write(record)
                 else:
@@ -163,27 +212,65 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _extract_batch(extractor: Any, records: list[dict[str, Any]], with_outputs: bool) -> list[dict[str, Any]]:
-    """Extract a batch; records that fail on their own get an error record, the others go on."""
-    good = [r for r in records if "text" in r]
-    try:
-        results = dict(
-            zip((id(r) for r in good), extractor.extract_many([r["text"] for r in good]), strict=True)
-        )
-    except KnowLMError:  # find the record at fault: one by one
-        results = {}
-        for r in good:
-            try:
-                results[id(r)] = extractor.extract(r["text"])
-            except KnowLMError as exc:
-                r["error"] = str(exc)
-    out = []
-    for r in records:
-        if id(r) in results:
-            out.append({"id": r["id"], "text": r["text"], **results[id(r)].to_dict(outputs=with_outputs)})
+def run_corpus(args: argparse.Namespace, config: ExtractConfig, params: Any) -> int:
+    """Every input file to one output file under the --output directory, locally or on Ray."""
+    from tqdm import tqdm
+
+    from knowlm.batch.runners import Job, run_local, run_ray
+
+    if args.text or args.input is None:
+        raise InputError("a corpus run reads --input FILES (a directory, a glob or a URI), not --text")
+    if args.output is None:
+        raise InputError("a corpus run writes one file per input file: give --output DIRECTORY")
+    if (args.format or "jsonl") != "jsonl":
+        raise InputError("a corpus run writes JSON lines; drop --format (use knowlm kg export for graphs)")
+    for flag in ("ray_address", "num_actors", "gpus_per_actor"):
+        if getattr(args, flag) is not None and args.runner != "ray":
+            raise InputError(f"--{flag.replace('_', '-')} needs --runner ray")
+    if args.num_actors is not None and args.num_actors < 1:
+        raise InputError("--num-actors must be at least 1")
+    model = model_config(args)
+    job = Job(
+        model=model,
+        extract=config,
+        params=params,
+        with_outputs=args.outputs,
+        batch_size=model.batch_size,
+        text_field=args.text_field,
+        id_field=args.id_field,
+    )
+    out = Path(args.output)
+    with tqdm(unit="doc", file=sys.stderr, desc="extracting") as bar:
+
+        def progress(step: dict[str, Any]) -> None:
+            bar.update(step["records"])
+            bar.set_postfix(shard=step["shard"], refresh=False)
+
+        if args.runner == "ray":
+            gpus = args.gpus_per_actor
+            if gpus is None:
+                gpus = float(model.tensor_parallel_size) if model.engine == "vllm" else 0.0
+            report = run_ray(
+                args.input,
+                out,
+                job,
+                address=args.ray_address,
+                num_actors=args.num_actors,
+                cpus_per_actor=args.cpus_per_actor,
+                gpus_per_actor=gpus,
+                progress=progress,
+            )
         else:
-            out.append({"id": r["id"], "error": r["error"]})
-    return out
+            report = run_local(args.input, out, job, engine=load_engine(args), progress=progress)
+    print(
+        f"{report.shards} files written, {report.skipped} already complete, {report.records} records "
+        f"in {report.seconds:.1f} s -> {out}",
+        file=sys.stderr,
+    )
+    if report.bad:
+        print(f"{report.bad} input records were bad (see their 'error' field)", file=sys.stderr)
+        return 2
+    return 0
 
 
 def render_table(records: list[dict[str, Any]]) -> str:

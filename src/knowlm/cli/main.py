@@ -22,6 +22,7 @@ COMMANDS = {
     "pretrain": "knowlm.cli.pretrain",
     "generate": "knowlm.cli.generate",
     "kg2instruct": "knowlm.cli.kg2instruct",
+    "kg": "knowlm.cli.kg",
     "chat": "knowlm.cli.chat",
     "models": "knowlm.cli.models",
     "serve": "knowlm.cli.serve",

@@ -83,6 +83,9 @@ class Extractor:
 
     >>> extractor = Extractor(model="default", task="ner", schema="person,organization,location")
     >>> extractor.extract("Tim Cook leads Apple in Cupertino.").entities
+
+    ``instructions`` gives the instruction texts as loaded (`knowlm.ie.instructions`), instead of the
+    ``instructions``/``instructions_from`` files of the options or the model's own.
     """
 
     def __init__(
@@ -93,6 +96,7 @@ class Extractor:
         *,
         params: SamplingParams | None = None,
         model_config: ModelConfig | None = None,
+        instructions: Instructions | None = None,
         **options: Any,
     ) -> None:
         text_schema = schema if isinstance(schema, str) else None
@@ -112,7 +116,7 @@ class Extractor:
         else:
             self.engine = model
         self.template = get_template(self.config.template, chat_renderer(self.engine))
-        self.instructions = self._instructions()
+        self.instructions = instructions if instructions is not None else self._instructions()
         size = self.config.schema_batch_size or self.task.batch_size
         self.batches = self.schema.batches(size)
 

@@ -1,0 +1,89 @@
+"""Exports of the knowledge-graph store: RDF (N-Triples, Turtle), Neo4j bulk-import CSV and GraphML."""
+
+from __future__ import annotations
+
+import csv
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from xml.etree import ElementTree as ET
+
+from knowlm.errors import InputError
+from knowlm.io import atomic_write
+from knowlm.kg.store import PREFIXES, GraphStore
+
+KG_EXPORT_FORMATS = ("nt", "ttl", "neo4j", "graphml")
+
+
+def export_graph(store: GraphStore, fmt: str, output: str | Path) -> Path:
+    """Write the whole graph as ``fmt`` to ``output`` (a file; a directory for ``neo4j``), atomically."""
+    output = Path(output)
+    if fmt not in KG_EXPORT_FORMATS:
+        raise InputError(f"--format {fmt}: choose one of {', '.join(KG_EXPORT_FORMATS)}")
+    if fmt in ("nt", "ttl"):
+        rdf = store.ox.RdfFormat.N_TRIPLES if fmt == "nt" else store.ox.RdfFormat.TURTLE
+        options = {"prefixes": PREFIXES} if fmt == "ttl" else {}
+        with atomic_write(output, "wb") as f:
+            store.store.dump(f, rdf, from_graph=store.ox.DefaultGraph(), **options)
+    elif fmt == "neo4j":
+        _neo4j(store, output)
+    else:
+        _graphml(store, output)
+    return output
+
+
+def _neo4j(store: GraphStore, out: Path) -> None:
+    """``entities.csv`` and ``relations.csv`` with neo4j-admin's header conventions (``:ID``, ``:LABEL``,
+    ``:START_ID``, ``:END_ID``, ``:TYPE``): ``neo4j-admin database import full --nodes=entities.csv
+    --relationships=relations.csv``. Written to a temp directory that replaces ``out`` when complete."""
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--output {out}: the neo4j export is a directory")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
+    try:
+        with (tmp / "entities.csv").open("w", newline="", encoding="utf-8") as f:
+            writer = csv.writer(f)
+            writer.writerow(["iri:ID", "name", "type", "support:int", ":LABEL"])
+            for e in store.entity_table():
+                writer.writerow([e["iri"], e["label"], e["type"], e["support"], "Entity"])
+        with (tmp / "relations.csv").open("w", newline="", encoding="utf-8") as f:
+            writer = csv.writer(f)
+            writer.writerow([":START_ID", ":END_ID", ":TYPE", "support:int"])
+            for t in store.triples():
+                writer.writerow([t["head"], t["tail"], t["relation"], t["support"]])
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _graphml(store: GraphStore, out: Path) -> None:
+    """Entities as nodes (label, type, support), relation statements as directed edges (relation, support)."""
+    ns = "http://graphml.graphdrawing.org/xmlns"
+    root = ET.Element("graphml", xmlns=ns)
+    keys = [
+        ("label", "node"),
+        ("type", "node"),
+        ("support", "node"),
+        ("relation", "edge"),
+        ("support", "edge"),
+    ]
+    for name, where in keys:
+        kind = "int" if name == "support" else "string"
+        ET.SubElement(
+            root, "key", {"id": f"{where}_{name}", "for": where, "attr.name": name, "attr.type": kind}
+        )
+    graph = ET.SubElement(root, "graph", id="knowlm", edgedefault="directed")
+    for e in store.entity_table():
+        node = ET.SubElement(graph, "node", id=e["iri"])
+        for name in ("label", "type", "support"):
+            ET.SubElement(node, "data", key=f"node_{name}").text = str(e[name])
+    for i, t in enumerate(store.triples()):
+        edge = ET.SubElement(graph, "edge", id=f"e{i}", source=t["head"], target=t["tail"])
+        ET.SubElement(edge, "data", key="edge_relation").text = t["relation"]
+        ET.SubElement(edge, "data", key="edge_support").text = str(t["support"])
+    with atomic_write(out, "wb") as f:
+        ET.ElementTree(root).write(f, encoding="utf-8", xml_declaration=True)
