@@ -147,31 +147,31 @@ def test_ray_resumes_a_run_the_local_runner_began(tmp_path: Path, job: Job, loca
     assert outputs(tmp_path / "out") == outputs(tmp_path / "whole")
 
 
-def test_two_ray_nodes_on_this_machine_both_receive_work(tmp_path: Path, job: Job) -> None:
-    assert not ray.is_initialized()
-    ray_cli = str(Path(sys.executable).parent / "ray")
+def test_two_ray_nodes_on_this_machine_both_receive_work(tmp_path: Path, tiny_model_dir: Path) -> None:
+    """`ray start --head` plus a second `ray start --address`, and `knowlm extract --runner ray --ray-address`
+    run as a user would (token authentication is on, as `ray start` sets it up by default)."""
+    ray.shutdown()  # the module's local Ray, if one is running: this test starts its own cluster
+    bin_dir = Path(sys.executable).parent
     port = "26391"
-    env = {**os.environ, "RAY_ENABLE_UV_RUN_RUNTIME_ENV": "0"}
+    env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_ENABLE_UV_RUN_RUNTIME_ENV": "0"}
     common = ["--num-cpus=1", "--disable-usage-stats"]
+    corpus = write_corpus(tmp_path / "corpus", files=4, per_file=6)
     try:
-        subprocess.run(
-            [ray_cli, "start", "--head", f"--port={port}", "--include-dashboard=false", *common],
-            check=True,
-            capture_output=True,
-            env=env,
-        )
-        subprocess.run(
-            [ray_cli, "start", f"--address=127.0.0.1:{port}", *common],
-            check=True,
-            capture_output=True,
-            env=env,
-        )
-        corpus = write_corpus(tmp_path / "corpus", files=4, per_file=6)
-        report = run_ray(str(corpus), tmp_path / "out", job, address=f"127.0.0.1:{port}", num_actors=2)
+        start = [str(bin_dir / "ray"), "start", *common]
+        subprocess.run([*start, "--head", f"--port={port}", "--include-dashboard=false"], check=True, env=env)
+        subprocess.run([*start, f"--address=127.0.0.1:{port}"], check=True, env=env)
+        args = ["extract", "--task", "ner", "--schema", "person", "--model", str(tiny_model_dir)]
+        args += ["--engine", "transformers", "--max-new-tokens", "4", "--batch-size", "2"]
+        args += ["--input", str(corpus), "--output", str(tmp_path / "out"), "--runner", "ray"]
+        args += ["--ray-address", f"127.0.0.1:{port}", "--num-actors", "2"]
+        run = subprocess.run([str(bin_dir / "knowlm"), *args], env=env, capture_output=True, text=True)
     finally:
-        subprocess.run([ray_cli, "stop", "--force"], capture_output=True, env=env)
-    assert len(report.nodes) == 2 and all(n > 0 for n in report.nodes.values())
-    assert report.records == 25
+        subprocess.run([str(bin_dir / "ray"), "stop", "--force"], capture_output=True, env=env)
+    assert run.returncode == 2, run.stderr[-3000:]  # f0's bad line is reported: exit 2
+    manifest = json.loads((tmp_path / "out" / "knowlm-run.json").read_text(encoding="utf-8"))
+    nodes = manifest["last_run"]["nodes"]
+    assert len(nodes) == 2 and all(n > 0 for n in nodes.values()), nodes
+    assert manifest["last_run"]["records"] == 25
 
 
 def test_the_cli_runs_a_glob_into_a_directory(

@@ -1,3 +1,5 @@
+import pytest
+
 from knowlm.ie.extractor import ExtractionResult
 from knowlm.ie.ground import ground
 from knowlm.ie.results import Argument, Entity, Event, Triple
@@ -32,11 +34,31 @@ def test_rows_and_graph():
         ["triple", "创始人", "阿里巴巴", "马云", "", True],
         ["event", "创立", "创立", "", "创始人=马云", True],
     ]
-    svg = graph_svg(r)
+    svg = graph_svg([(t.head, t.relation, t.tail) for t in r.triples])
     assert svg.startswith("<svg") and svg.count("<circle") == 2 and "创始人" in svg
-    assert "No triples" in graph_svg(result("x", [Entity("a", "x")]))
+    assert "No triples" in graph_svg([])
 
 
 def test_ui_builds_over_an_engine(tiny_engine):
     ui = build_ui(tiny_engine)
     assert ui.title == "KnowLM"
+
+
+def test_the_knowledge_graph_tab_shows_an_entitys_relations(tiny_engine, tmp_path):
+    import json
+
+    pytest.importorskip("pyoxigraph")
+    from knowlm.kg.store import GraphStore
+
+    text = "马云在杭州创立了阿里巴巴。"
+    item = {"head": "阿里巴巴", "relation": "创始人", "tail": "马云", "grounded": True}
+    (tmp_path / "out.jsonl").write_text(
+        json.dumps({"id": 1, "text": text, "task": "re", "results": [item]}, ensure_ascii=False) + "\n",
+        encoding="utf-8",
+    )
+    GraphStore(tmp_path / "kg").load([tmp_path / "out.jsonl"])
+    ui = build_ui(tiny_engine, kg_store=tmp_path / "kg")
+    show = next(f.fn for f in ui.fns.values() if getattr(f.fn, "__name__", "") == "neighbourhood")
+    table, svg, status = show("马云", 50)
+    assert table == [["阿里巴巴", "创始人", "马云", 1]] and "<svg" in svg and status == "1 relations"
+    assert show("nobody", 50)[0] == []

@@ -348,9 +348,7 @@ def _stream(
         concurrency=num_actors,
         num_cpus=cpus_per_actor,
         num_gpus=gpus_per_actor or None,
-        max_restarts=-1,  # a crashed actor comes back ...
-        max_task_retries=-1,  # ... and its unfinished batches are redone
-    )
+    )  # Ray Data restarts a crashed actor and retries its unfinished batches (max_restarts=-1 by default)
     writer = ShardWriter(out, pending, report)
     try:
         for row in data.iter_rows():

@@ -8,6 +8,7 @@ from __future__ import annotations
 import html
 import math
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from knowlm.config import SamplingParams
@@ -91,12 +92,11 @@ def rows(result: ExtractionResult) -> list[list[Any]]:
     return table
 
 
-def graph_svg(result: ExtractionResult, size: int = 420) -> str:
-    """The triples as a small SVG graph (entities on a circle, labelled arrows)."""
-    triples = result.triples
+def graph_svg(triples: list[tuple[str, str, str]], size: int = 420) -> str:
+    """(head, relation, tail) triples as a small SVG graph (entities on a circle, labelled arrows)."""
     if not triples:
         return "<p>No triples to draw.</p>"
-    names = list(dict.fromkeys(n for t in triples for n in (t.head, t.tail)))
+    names = list(dict.fromkeys(n for head, _, tail in triples for n in (head, tail)))
     radius, center = size * 0.36, size / 2
     pos = {
         n: (
@@ -110,14 +110,14 @@ def graph_svg(result: ExtractionResult, size: int = 420) -> str:
         '<defs><marker id="arrow" markerWidth="8" markerHeight="8" refX="8" refY="3" orient="auto">'
         '<path d="M0,0 L0,6 L8,3 z" fill="#888"/></marker></defs>',
     ]
-    for t in triples:
-        (x1, y1), (x2, y2) = pos[t.head], pos[t.tail]
+    for head, relation, tail in triples:
+        (x1, y1), (x2, y2) = pos[head], pos[tail]
         parts.append(
             f'<line x1="{x1:.0f}" y1="{y1:.0f}" x2="{x2:.0f}" y2="{y2:.0f}" stroke="#888" '
             'marker-end="url(#arrow)"/>'
         )
         parts.append(
-            f'<text x="{(x1 + x2) / 2:.0f}" y="{(y1 + y2) / 2:.0f}" fill="#b45309">{html.escape(t.relation)}</text>'
+            f'<text x="{(x1 + x2) / 2:.0f}" y="{(y1 + y2) / 2:.0f}" fill="#b45309">{html.escape(relation)}</text>'
         )
     for name, (x, y) in pos.items():
         parts.append(
@@ -128,8 +128,25 @@ def graph_svg(result: ExtractionResult, size: int = 420) -> str:
     return "".join(parts)
 
 
-def build_ui(engine: Engine, *, title: str = "KnowLM") -> Any:
+def build_ui(engine: Engine, *, title: str = "KnowLM", kg_store: str | Path | None = None) -> Any:
+    """The web UI over ``engine``; with ``kg_store`` (a `knowlm kg build` store) also a knowledge-graph tab."""
     import gradio as gr
+
+    store = None
+    if kg_store is not None:
+        from knowlm.kg.store import GraphStore
+
+        store = GraphStore(kg_store, read_only=True)
+
+    def neighbourhood(name: str, limit: float) -> tuple[list[list[Any]], str, str]:
+        if store is None:
+            raise gr.Error("No knowledge graph: start the UI with --kg DIR.")
+        if not name.strip():
+            raise gr.Error("Enter an entity name.")
+        found = store.neighbourhood(name, limit=int(limit))
+        table = [[r["head"], r["relation"], r["tail"], r["support"]] for r in found]
+        status = f"{len(found)} relations" if found else f"No relations of an entity named {name!r}."
+        return table, graph_svg([(r["head"], r["relation"], r["tail"]) for r in found]), status
 
     def decoding_controls() -> list[Any]:
         with gr.Accordion("Decoding", open=False):
@@ -184,7 +201,8 @@ def build_ui(engine: Engine, *, title: str = "KnowLM") -> Any:
             f"{len(result.items)} items, {result.ungrounded} not found in the text; "
             f"answer {'read cleanly' if result.parsed else 'repaired: ' + '; '.join(result.problems)}"
         )
-        return highlighted(result), rows(result), graph_svg(result), status
+        triples = [(t.head, t.relation, t.tail) for t in result.triples]
+        return highlighted(result), rows(result), graph_svg(triples), status
 
     with gr.Blocks(title=title, analytics_enabled=False) as ui:
         gr.Markdown(f"# {title}\nModel: `{engine.model_name}` ({engine.name} engine)")
@@ -237,4 +255,18 @@ def build_ui(engine: Engine, *, title: str = "KnowLM") -> Any:
             output = gr.Textbox(label="completion", lines=8)
             gr.Button("Generate", variant="primary").click(stream_text, [prompt, *controls_g], output)
             gr.Examples([["The capital of France is"], ["浙江大学位于"]], [prompt])
+        if store is not None:
+            with gr.Tab("Knowledge graph"):
+                gr.Markdown(f"Store: `{kg_store}` ({store.stats()['statements']} relation statements)")
+                with gr.Row():
+                    entity = gr.Textbox(label="entity", elem_id="kg-entity", scale=3)
+                    limit = gr.Slider(5, 500, value=50, step=5, label="at most", scale=1)
+                kg_status = gr.Markdown(elem_id="kg-status")
+                kg_table = gr.Dataframe(
+                    headers=["head", "relation", "tail", "support"], interactive=False, elem_id="kg-table"
+                )
+                kg_graph = gr.HTML(label="neighbourhood")
+                gr.Button("Show", variant="primary", elem_id="kg-button").click(
+                    neighbourhood, [entity, limit], [kg_table, kg_graph, kg_status]
+                )
     return ui
