@@ -76,7 +76,9 @@ def register(sub: Any) -> None:
         help="local: this process (default); ray: a pool of engine actors on Ray (a local Ray or --ray-address)",
     )
     scale.add_argument(
-        "--ray-address", metavar="ADDR", help="an existing Ray cluster (e.g. ray://head:10001 or auto)"
+        "--ray-address",
+        metavar="ADDR",
+        help="an existing Ray cluster: HOST:6379, or auto on a cluster node (default: start a local Ray)",
     )
     scale.add_argument(
         "--num-actors",

@@ -352,7 +352,7 @@ class GraphStore:
             "entities": one("SELECT (COUNT(?e) AS ?n) WHERE { ?e a kg:Entity }"),
             "statements": one("SELECT (COUNT(?s) AS ?n) WHERE { ?s a kg:Statement }"),
             "events": one("SELECT (COUNT(?e) AS ?n) WHERE { ?e a kg:Event }"),
-            "mentions": one("SELECT (COUNT(?m) AS ?n) WHERE { ?m kg:of ?x }"),
+            "mentions": one("SELECT (COUNT(DISTINCT ?m) AS ?n) WHERE { ?m kg:of ?x }"),
             "documents": one(
                 "SELECT (COUNT(DISTINCT ?d) AS ?n) WHERE { ?m kg:source ?f ; kg:document ?id BIND(CONCAT(?f, ?id) AS ?d) }"
             ),
