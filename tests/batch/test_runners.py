@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from knowlm.batch import Job, run_local, run_ray
+from knowlm.batch import ActorPool, Job, run_local, run_ray
 from knowlm.config import ExtractConfig, ModelConfig, SamplingParams
 from knowlm.errors import InputError
 
@@ -126,7 +126,7 @@ def test_ray_gives_the_local_records_and_a_killed_actor_loses_nothing(
             killed.append(step["pid"])
             os.kill(step["pid"], signal.SIGKILL)
 
-    report = run_ray(str(corpus), tmp_path / "ray", job, num_actors=1, progress=kill_the_actor_once)
+    report = run_ray(str(corpus), tmp_path / "ray", job, pool=ActorPool(1), progress=kill_the_actor_once)
     assert killed and killed[0] != os.getpid()
     assert outputs(tmp_path / "ray") == outputs(tmp_path / "local")
     assert report.records == 25 and report.bad == 1
@@ -142,7 +142,7 @@ def test_ray_resumes_a_run_the_local_runner_began(tmp_path: Path, job: Job, loca
 
     with pytest.raises(KeyboardInterrupt):
         run_local(str(corpus), tmp_path / "out", job, progress=stop)
-    report = run_ray(str(corpus), tmp_path / "out", job, num_actors=2)
+    report = run_ray(str(corpus), tmp_path / "out", job, pool=ActorPool(2))
     assert report.skipped == 2 and report.shards == 2
     assert outputs(tmp_path / "out") == outputs(tmp_path / "whole")
 

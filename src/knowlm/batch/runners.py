@@ -260,21 +260,38 @@ def _decode_file(row: dict[str, Any], *, names: dict[str, str], job: Job) -> lis
     return [{"shard": names[row["path"]], "records": json.dumps(b, ensure_ascii=False)} for b in batches]
 
 
+@dataclass
+class ActorPool:
+    """The engine actors of a Ray run: how many (None: as many as the cluster's CPUs, or GPUs, fit) and what
+    each reserves."""
+
+    num_actors: int | None = None
+    cpus_per_actor: float = 1.0
+    gpus_per_actor: float = 0.0
+
+    def size(self, resources: dict[str, float]) -> int:
+        if self.num_actors is not None:
+            return self.num_actors
+        fits = [resources.get("CPU", 1) // max(self.cpus_per_actor, 1e-9)]
+        if self.gpus_per_actor:
+            fits.append(resources.get("GPU", 0) // self.gpus_per_actor)
+        return max(1, int(min(fits)))
+
+
 def run_ray(
     input_spec: str,
     out: Path,
     job: Job,
     *,
     address: str | None = None,
-    num_actors: int | None = None,
-    cpus_per_actor: float = 1.0,
-    gpus_per_actor: float = 0.0,
+    pool: ActorPool | None = None,
     progress: Progress | None = None,
 ) -> RunReport:
     """Extract every pending shard on Ray: the files are read and decoded by Ray Data tasks, extraction runs
-    in a pool of ``num_actors`` engine actors (default: as many as the cluster's CPUs/GPUs allow), and the
-    driver writes each shard's records as they stream back in order. A crashed actor is restarted and its
-    batches retried by Ray; an interrupted run is resumed by rerunning it (complete shards are kept)."""
+    in a pool of engine actors, and the driver writes each shard's records as they stream back in order. A
+    crashed actor is restarted and its batches retried by Ray; an interrupted run is resumed by rerunning it
+    (complete shards are kept). Without ``address`` (and no Ray running in this process) a local Ray starts
+    and stops with the run."""
     try:
         import ray
         import ray.data
@@ -285,24 +302,20 @@ def run_ray(
     filesystem, shards, pending, manifest = plan(input_spec, out, job)
     report = RunReport(skipped=len(shards) - len(pending))
     manifest.save(shards=len(shards), finished=None)
-    started_here = not ray.is_initialized()
+    started_here = bool(pending) and not ray.is_initialized()
     if started_here:
         ray.init(address=address, include_dashboard=False, logging_level=logging.WARNING)
+    writer = ShardWriter(out, pending, report)
     try:
         if pending:
-            _stream(
-                ray,
-                filesystem,
-                pending,
-                out,
-                job,
-                report,
-                num_actors,
-                cpus_per_actor,
-                gpus_per_actor,
-                progress,
-            )
+            for row in _dataset(ray, filesystem, pending, job, pool or ActorPool()).iter_rows():
+                done = json.loads(row["records"])
+                writer.write(row["shard"], done)
+                report.nodes[row["node"]] += len(done)
+                _tell(progress, row["shard"], done, row["node"], int(row["pid"]))
+        writer.finish()
     finally:
+        writer.close()
         if started_here:
             ray.shutdown()
     report.seconds = time.monotonic() - start
@@ -310,28 +323,11 @@ def run_ray(
     return report
 
 
-def _stream(
-    ray: Any,
-    filesystem: Any,
-    pending: list[Shard],
-    out: Path,
-    job: Job,
-    report: RunReport,
-    num_actors: int | None,
-    cpus_per_actor: float,
-    gpus_per_actor: float,
-    progress: Progress | None,
-) -> None:
-    if num_actors is None:
-        resources = ray.cluster_resources()
-        fits = [resources.get("CPU", 1) // max(cpus_per_actor, 1e-9)]
-        if gpus_per_actor:
-            fits.append(resources.get("GPU", 0) // gpus_per_actor)
-        num_actors = max(1, int(min(fits)))
+def _dataset(ray: Any, filesystem: Any, pending: list[Shard], job: Job, pool: ActorPool) -> Any:
+    """The Ray Data pipeline: read the files, decode them into batches, extract in the actor pool."""
     if job.model.engine in ("auto", "llamacpp") and job.model.threads is None:
-        job = dataclasses.replace(
-            job, model=dataclasses.replace(job.model, threads=max(1, int(cpus_per_actor)))
-        )
+        threads = max(1, int(pool.cpus_per_actor))
+        job = dataclasses.replace(job, model=dataclasses.replace(job.model, threads=threads))
     context = ray.data.DataContext.get_current()
     context.execution_options.preserve_order = True  # shards stream back in order, records in input order
     names = {s.path: s.name for s in pending}
@@ -340,22 +336,12 @@ def _stream(
     paths = [s.path for s in pending]
     data = ray.data.read_binary_files(paths, include_paths=True, filesystem=filesystem, num_cpus=0)
     data = data.flat_map(_decode_file, fn_kwargs={"names": names, "job": job}, num_cpus=0)
-    data = data.map_batches(
+    return data.map_batches(
         ExtractActor,
         fn_constructor_kwargs={"job": job},
         batch_size=1,  # one row = one batch of one shard
         batch_format="numpy",
-        concurrency=num_actors,
-        num_cpus=cpus_per_actor,
-        num_gpus=gpus_per_actor or None,
+        concurrency=pool.size(ray.cluster_resources()),
+        num_cpus=pool.cpus_per_actor,
+        num_gpus=pool.gpus_per_actor or None,
     )  # Ray Data restarts a crashed actor and retries its unfinished batches (max_restarts=-1 by default)
-    writer = ShardWriter(out, pending, report)
-    try:
-        for row in data.iter_rows():
-            done = json.loads(row["records"])
-            writer.write(row["shard"], done)
-            report.nodes[row["node"]] += len(done)
-            _tell(progress, row["shard"], done, row["node"], int(row["pid"]))
-        writer.finish()
-    finally:
-        writer.close()

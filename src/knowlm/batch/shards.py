@@ -40,7 +40,8 @@ def _filesystem(spec: str) -> tuple[Any, str]:
 
     if "://" in spec:
         try:
-            return fs.FileSystem.from_uri(spec)
+            filesystem, path = fs.FileSystem.from_uri(spec)
+            return filesystem, str(path)
         except Exception as exc:  # pyarrow raises ArrowInvalid / OSError with a reason
             raise InputError(f"--input {spec}: cannot open this location ({exc})") from None
     return fs.LocalFileSystem(), str(Path(spec).expanduser().absolute())

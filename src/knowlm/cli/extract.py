@@ -218,7 +218,7 @@ def run_corpus(args: argparse.Namespace, config: ExtractConfig, params: Any) -> 
     """Every input file to one output file under the --output directory, locally or on Ray."""
     from tqdm import tqdm
 
-    from knowlm.batch.runners import Job, run_local, run_ray
+    from knowlm.batch.runners import ActorPool, Job, run_local, run_ray
 
     if args.text or args.input is None:
         raise InputError("a corpus run reads --input FILES (a directory, a glob or a URI), not --text")
@@ -252,16 +252,8 @@ def run_corpus(args: argparse.Namespace, config: ExtractConfig, params: Any) -> 
             gpus = args.gpus_per_actor
             if gpus is None:
                 gpus = float(model.tensor_parallel_size) if model.engine == "vllm" else 0.0
-            report = run_ray(
-                args.input,
-                out,
-                job,
-                address=args.ray_address,
-                num_actors=args.num_actors,
-                cpus_per_actor=args.cpus_per_actor,
-                gpus_per_actor=gpus,
-                progress=progress,
-            )
+            pool = ActorPool(args.num_actors, args.cpus_per_actor, gpus)
+            report = run_ray(args.input, out, job, address=args.ray_address, pool=pool, progress=progress)
         else:
             report = run_local(args.input, out, job, engine=load_engine(args), progress=progress)
     print(

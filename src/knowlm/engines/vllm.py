@@ -49,18 +49,29 @@ class VllmEngine:
         if gguf_file:
             raise InputError("the vllm engine loads Hugging Face directories, not .gguf files")
         self.adapter = None
+        lora: dict[str, Any] = {}
         if config.adapter:
+            import json
+
             from vllm.lora.request import LoRARequest
 
-            self.adapter = LoRARequest("adapter", 1, str(check_adapter(config.adapter)))
+            adapter_dir = check_adapter(config.adapter)
+            self.adapter = LoRARequest("adapter", 1, str(adapter_dir))
+            rank = int(
+                json.loads((adapter_dir / "adapter_config.json").read_text(encoding="utf-8")).get("r", 16)
+            )
+            # vLLM sizes its LoRA buffers for a maximum rank out of a fixed set (default 16)
+            allowed = [r for r in (16, 32, 64, 128, 256, 320, 512) if r >= rank]
+            lora = {"enable_lora": True, "max_lora_rank": allowed[0] if allowed else rank, "max_loras": 1}
         self.llm = LLM(
             model=str(path),
             dtype=config.dtype,
             tensor_parallel_size=config.tensor_parallel_size,
             trust_remote_code=config.trust_remote_code,
-            enable_lora=self.adapter is not None,
+            **lora,
             max_model_len=config.n_ctx,
             **_guidance_backend(),
+            **_cpu_memory(path, config),
         )
         self.tokenizer = self.llm.get_tokenizer()
         self.model_name = config.model
@@ -121,6 +132,37 @@ class VllmEngine:
 
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer(text)["input_ids"])
+
+
+def _cpu_memory(path: Any, config: ModelConfig) -> dict[str, Any]:
+    """On vLLM's CPU backend, a KV cache sized for the work instead of a share of host memory.
+
+    There ``gpu_memory_utilization`` (default 0.9) reserves that fraction of *all* host memory and refuses to
+    start when less is free, which on an ordinary machine is most of the time. The cache needed is small and
+    known: ``--n-ctx`` tokens for each of ``--batch-size`` sequences, times the bytes one token takes (keys and
+    values of every layer), with room for block rounding."""
+    from vllm.platforms import current_platform
+
+    if not current_platform.is_cpu():
+        return {}
+    return {"kv_cache_memory_bytes": kv_cache_bytes(path, config), "max_num_seqs": config.batch_size}
+
+
+def kv_cache_bytes(path: Any, config: ModelConfig) -> int:
+    """Bytes of KV cache for ``config.batch_size`` sequences of ``config.n_ctx`` tokens of the model in ``path``
+    (its config.json), plus a quarter for block rounding, and at least 64 MiB."""
+    import json
+    from pathlib import Path
+
+    data = json.loads((Path(path) / "config.json").read_text(encoding="utf-8"))
+    text = data.get("text_config") or data
+    heads = text.get("num_attention_heads") or 1
+    kv_heads = text.get("num_key_value_heads") or heads
+    head_dim = text.get("head_dim") or text["hidden_size"] // heads
+    weights_dtype = str(data.get("torch_dtype") or data.get("dtype") or text.get("torch_dtype") or "")
+    wide = config.dtype == "float32" or (config.dtype == "auto" and weights_dtype == "float32")
+    per_token = 2 * text["num_hidden_layers"] * kv_heads * head_dim * (4 if wide else 2)
+    return max(64 << 20, int(per_token * config.n_ctx * config.batch_size * 1.25))
 
 
 def _guidance_backend() -> dict[str, Any]:

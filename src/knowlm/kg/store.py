@@ -345,8 +345,13 @@ class GraphStore:
 
     def stats(self) -> dict[str, Any]:
         """Counts: entities (by type), relation edges (by relation), statements, events, mentions, documents."""
-        one = lambda q: int(self.rows(q)[1][0][0] or 0)  # noqa: E731
-        by = lambda q: {k or "(untyped)": int(v or 0) for k, v in self.rows(q)[1]}  # noqa: E731
+
+        def one(query: str) -> int:
+            return int(self.rows(query)[1][0][0] or 0)
+
+        def by(query: str) -> dict[str, int]:
+            return {k or "(untyped)": int(v or 0) for k, v in self.rows(query)[1]}
+
         return {
             "quads": len(self.store),
             "entities": one("SELECT (COUNT(?e) AS ?n) WHERE { ?e a kg:Entity }"),
