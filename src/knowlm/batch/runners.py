@@ -109,7 +109,7 @@ class Job:
             self.extract.task,
             self.schema,
             params=self.params,
-            instructions=self.instructions,
+            instruction_texts=self.instructions,
             **options,
         )
 

@@ -84,7 +84,7 @@ class Extractor:
     >>> extractor = Extractor(model="default", task="ner", schema="person,organization,location")
     >>> extractor.extract("Tim Cook leads Apple in Cupertino.").entities
 
-    ``instructions`` gives the instruction texts as loaded (`knowlm.ie.instructions`), instead of the
+    ``instruction_texts`` gives the instruction texts as loaded (`knowlm.ie.instructions`), instead of the
     ``instructions``/``instructions_from`` files of the options or the model's own.
     """
 
@@ -96,7 +96,7 @@ class Extractor:
         *,
         params: SamplingParams | None = None,
         model_config: ModelConfig | None = None,
-        instructions: Instructions | None = None,
+        instruction_texts: Instructions | None = None,
         **options: Any,
     ) -> None:
         text_schema = schema if isinstance(schema, str) else None
@@ -116,7 +116,7 @@ class Extractor:
         else:
             self.engine = model
         self.template = get_template(self.config.template, chat_renderer(self.engine))
-        self.instructions = instructions if instructions is not None else self._instructions()
+        self.instructions = instruction_texts if instruction_texts is not None else self._instructions()
         size = self.config.schema_batch_size or self.task.batch_size
         self.batches = self.schema.batches(size)
 
