@@ -21,7 +21,6 @@ from knowlm.errors import InputError, KnowLMError, MissingDependencyError
 from knowlm.ie.instructions import Instructions, instructions_from_records, load_instructions
 from knowlm.io import ResumableJsonlWriter
 
-log = logging.getLogger(__name__)
 RUNNERS = ("local", "ray")
 
 
@@ -208,6 +207,7 @@ def run_local(
             for begin in range(0, len(records), job.batch_size):
                 done = extract_records(extractor, records[begin : begin + job.batch_size], job.with_outputs)
                 writer.write(shard.name, done)
+                report.nodes["local"] += len(done)
                 _tell(progress, shard.name, done, "local", os.getpid())
         writer.finish()
     finally:
@@ -330,6 +330,9 @@ def _dataset(ray: Any, filesystem: Any, pending: list[Shard], job: Job, pool: Ac
         job = dataclasses.replace(job, model=dataclasses.replace(job.model, threads=threads))
     context = ray.data.DataContext.get_current()
     context.execution_options.preserve_order = True  # shards stream back in order, records in input order
+    # one block per batch row: a file's batches spread over the actors and come back as each is done
+    # (a block of a whole file would go to one actor, and its results only once the file is finished)
+    context.target_max_block_size = 1
     names = {s.path: s.name for s in pending}
     # reading and decoding reserve no CPU: the engine actors may hold all of them, and would otherwise wait
     # forever for input that cannot be read
