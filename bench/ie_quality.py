@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import itertools
 import json
 import os
 import platform
@@ -172,12 +173,20 @@ def curve(run: Path, sets: list[str], files: dict[str, Path], args: argparse.Nam
     validation loss at that step, from its training_log.csv."""
     from knowlm.models.default import default_ie_gguf
 
-    log = list(csv.DictReader((run / "training_log.csv").open(encoding="utf-8")))
-    first = next(r for r in log if r["time"])
-    per_step = (float(log[-1]["time"]) - float(first["time"])) / max(
-        1, int(log[-1]["step"]) - int(first["step"])
-    )
-    origin = float(first["time"]) - int(first["step"]) * per_step  # the run's start, extrapolated
+    log = [r for r in csv.DictReader((run / "training_log.csv").open(encoding="utf-8")) if r["time"]]
+    # minutes of training: the time between logged rows, except the pause of an interrupted and resumed
+    # run (far longer than its steps take), which counts as the typical time of its steps
+    pairs = [
+        (float(b["time"]) - float(a["time"]), int(b["step"]) - int(a["step"]))
+        for a, b in itertools.pairwise(log)
+    ]
+    rates = sorted(dt / ds for dt, ds in pairs if ds > 0)
+    per_step = rates[len(rates) // 2] if rates else 0.0
+    total = int(log[0]["step"]) * per_step if log else 0.0
+    elapsed = {int(log[0]["step"]): total} if log else {}
+    for row, (dt, ds) in zip(log[1:], pairs, strict=True):
+        total += dt if dt <= 20 * max(ds, 1) * per_step else ds * per_step
+        elapsed[int(row["step"])] = total
     points = []
     checkpoints = sorted(run.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
     wanted = {int(s) for s in args.curve_steps.split(",")} if args.curve_steps else None
@@ -188,7 +197,7 @@ def curve(run: Path, sets: list[str], files: dict[str, Path], args: argparse.Nam
         at = [r for r in log if int(r["step"]) == step]
         point: dict[str, Any] = {
             "step": step,
-            "minutes": round((float(at[-1]["time"]) - origin) / 60, 1) if at else None,
+            "minutes": round(elapsed[step] / 60, 1) if step in elapsed else None,
             "eval_loss": next((float(r["eval_loss"]) for r in at if r["eval_loss"]), None),
         }
         model = ["--model", str(default_ie_gguf(checkpoint)), "--engine", "llamacpp"]
