@@ -127,20 +127,19 @@ def _query_text(value: str) -> str:
 
 
 def run_query(args: argparse.Namespace) -> int:
-    from knowlm.kg.store import GraphStore
+    from knowlm.kg.store import GraphStore, solution_rows
 
     store = GraphStore(args.store, read_only=True)
-    text = _query_text(args.query)
-    result = store.query(text)
-    if isinstance(result, bool) or type(result).__name__ == "QueryBoolean":
+    result = store.query(_query_text(args.query))
+    if isinstance(result, store.ox.QueryBoolean):  # ASK
         print("true" if bool(result) else "false")
         return 0
-    if not hasattr(result, "variables"):  # CONSTRUCT / DESCRIBE: the triples
+    if isinstance(result, store.ox.QueryTriples):  # CONSTRUCT / DESCRIBE: the triples
         sys.stdout.write(
             "".join(f"{t.subject} {t.predicate} {t.object} .\n" for t in result)  # N-Triples terms
         )
         return 0
-    names, rows = store.rows(text)
+    names, rows = solution_rows(result)
     if args.format == "json":
         print(json.dumps([dict(zip(names, row, strict=True)) for row in rows], ensure_ascii=False, indent=1))
     elif args.format == "csv":

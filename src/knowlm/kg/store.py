@@ -337,11 +337,7 @@ class GraphStore:
 
     def rows(self, sparql: str) -> tuple[list[str], list[list[str | None]]]:
         """A SELECT query's (variable names, rows of plain values)."""
-        result = self.query(sparql)
-        if not hasattr(result, "variables"):
-            raise InputError("expected a SELECT query")
-        names = [v.value for v in result.variables]
-        return names, [[_plain(solution[n]) for n in names] for solution in result]
+        return solution_rows(self.query(sparql))
 
     def stats(self) -> dict[str, Any]:
         """Counts: entities (by type), relation edges (by relation), statements, events, mentions, documents."""
@@ -412,6 +408,14 @@ class GraphStore:
         )
         for e, label, type_, support in rows:
             yield {"iri": e, "label": label, "type": type_ or "", "support": int(support or 0)}
+
+
+def solution_rows(result: Any) -> tuple[list[str], list[list[str | None]]]:
+    """The (variable names, rows of plain values) of a SELECT query's result."""
+    if not hasattr(result, "variables"):
+        raise InputError("expected a SELECT query")
+    names = [v.value for v in result.variables]
+    return names, [[_plain(solution[n]) for n in names] for solution in result]
 
 
 def _plain(term: Any) -> str | None:
