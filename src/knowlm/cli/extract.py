@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from knowlm.batch.runners import RUNNERS, extract_records
+from knowlm.batch.shards import decode_records
 from knowlm.cli.args import add_dataclass_args, from_args
 from knowlm.cli.common import add_model_args, add_sampling_args, load_engine, model_config, sampling_params
 from knowlm.config import ExtractConfig
@@ -110,29 +111,9 @@ def read_inputs(args: argparse.Namespace) -> list[dict[str, Any]]:
     path = Path(args.input)
     if not path.is_file():
         raise InputError(f"--input {args.input}: no such file")
-    lines = path.read_text(encoding="utf-8").splitlines()
-    if path.suffix.lower() != ".jsonl":
-        return [{"id": n, "text": line} for n, line in enumerate(lines, 1) if line.strip()]
-    records = []
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        where = f"{args.input} line {number}"
-        try:
-            data = json.loads(line)
-        except json.JSONDecodeError as exc:
-            records.append({"id": number, "error": f"{where}: invalid JSON ({exc.msg})"})
-            continue
-        if not isinstance(data, dict):
-            records.append({"id": number, "error": f"{where}: expected a JSON object"})
-            continue
-        key = data.get(args.id_field, number)
-        text = data.get(args.text_field)
-        if not isinstance(text, str) or not text.strip():
-            records.append({"id": key, "error": f"{where}: no text in field {args.text_field!r}"})
-        else:
-            records.append({"id": key, "text": text})
-    return records
+    # the reader of corpus runs, so a file reads the same either way
+    records = decode_records(str(path), path.read_bytes(), text_field=args.text_field, id_field=args.id_field)
+    return [{k: v for k, v in r.items() if k != "line"} for r in records]
 
 
 def output_format(args: argparse.Namespace) -> str:
