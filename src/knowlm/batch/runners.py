@@ -22,6 +22,8 @@ from knowlm.ie.instructions import Instructions, instructions_from_records, load
 from knowlm.io import ResumableJsonlWriter
 
 RUNNERS = ("local", "ray")
+RESOLVED_OPTIONS = ("schema_file", "instructions", "instructions_from")
+"""Options naming files: the job carries what they hold (schema, instruction texts), not the paths."""
 
 
 def extract_records(
@@ -80,7 +82,7 @@ class Job:
         """What decides the answers (kept in the run manifest; the runner and the number of workers do not)."""
         options = dataclasses.asdict(self.extract)
         options["schema"] = [dataclasses.asdict(item) for item in self.schema.items]
-        for key in ("schema_file", "instructions", "instructions_from"):
+        for key in RESOLVED_OPTIONS:
             options.pop(key)
         model = {
             k: v for k, v in dataclasses.asdict(self.model).items() if k not in ("threads", "batch_size")
@@ -101,7 +103,7 @@ class Job:
         options = {
             k: v
             for k, v in dataclasses.asdict(self.extract).items()
-            if k not in ("task", "schema", "schema_file", "instructions", "instructions_from")
+            if k not in ("task", "schema", *RESOLVED_OPTIONS)
         }
         return Extractor(
             engine or create_engine(self.model),
