@@ -154,23 +154,23 @@ class ShardWriter:
         self.report.bad += sum(1 for r in records if "error" in r)
 
     def _next(self) -> None:
-        if self.writer is not None:
-            self.writer.finish()
-            self.report.shards += 1
+        self._finish_current()
         if not self.pending:
             raise RuntimeError(f"records arrived for a shard that is not pending: {self.current}")
         self.current = self.pending.pop(0).name
         self.writer = ResumableJsonlWriter(self.out / self.current, resume=False)
 
+    def _finish_current(self) -> None:
+        if self.writer is not None:
+            self.writer.finish()
+            self.report.shards += 1
+            self.writer = None
+
     def finish(self) -> None:
-        while self.pending or self.writer is not None:
-            if self.pending:
-                self._next()
-            else:
-                assert self.writer is not None
-                self.writer.finish()
-                self.report.shards += 1
-                self.writer = None
+        """Finish the current shard and write the (empty) files of shards no records arrived for."""
+        while self.pending:
+            self._next()
+        self._finish_current()
 
     def close(self) -> None:
         if self.writer is not None:
