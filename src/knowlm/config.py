@@ -362,6 +362,13 @@ class FinetuneConfig(TrainingSchedule):
     packing: bool = _opt(False, "pack several short examples into one row (faster on mixed-length data)")
     group_by_length: bool = _opt(True, "batch examples of similar length together (less padding, faster)")
     method: str = _opt("lora", "lora, qlora (4-bit base, CUDA only) or full (all weights)")
+    init_adapter: str | None = _opt(
+        None,
+        "continue training this LoRA adapter (a PEFT directory, or 'default' for the IE adapter shipped with "
+        "the default model); its rank, targets and layers replace the --lora-* settings",
+        metavar="DIR",
+        path="ref",
+    )
     lora_r: int = _opt(16, "LoRA rank")
     lora_alpha: int = _opt(32, "LoRA alpha (the update is scaled by alpha / r)")
     lora_dropout: float = _opt(0.05, "dropout on the LoRA input")
@@ -408,6 +415,8 @@ class FinetuneConfig(TrainingSchedule):
             problems.append(f"--freeze-layers must be >= 0, got {self.freeze_layers}")
         if self.freeze_embeddings and self.method != "full":
             problems.append("--freeze-embeddings applies to --method full (LoRA never trains the embeddings)")
+        if self.init_adapter and self.method == "full":
+            problems.append("--init-adapter continues a LoRA adapter: use it with --method lora or qlora")
         if self.val_size and self.eval_steps > 0 and self.save_steps % self.eval_steps:
             problems.append(  # the Trainer keeps the best checkpoint only at evaluation steps
                 f"--save-steps ({self.save_steps}) must be a multiple of --eval-steps ({self.eval_steps}) so "

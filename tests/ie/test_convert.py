@@ -377,3 +377,33 @@ def test_a_hub_dataset_file_is_read_from_the_hub_cache_and_offline_failures_expl
     (tmp_path / "hub" / "datasets--org--set" / "refs" / "main").write_text("a" * 40)
     assert dataset_file("hf://datasets/org/set/train.json").read_text(encoding="utf-8").startswith('{"text"')
     assert dataset_file("local/file.json") == Path("local/file.json")
+
+
+def test_rename_gives_types_and_relations_the_names_a_schema_will_use(tmp_path: Path, capsys):
+    path = tmp_path / "s.json"
+    path.write_text(json.dumps(SPERT))
+    records, _, stats = convert(
+        "conll04", path, mode="eval", rename={"organization based in": "headquartered in"}
+    )
+    assert stats.by_type == {"kill": 1, "headquartered in": 1}
+    schema = json.loads(records[0]["instruction"])["schema"]
+    assert "headquartered in" in schema and "organization based in" not in schema
+    answers = [json.loads(r["output"]) for r in records if r["id"] == "conll04-2"]
+    assert {"head": "IBM", "tail": "Armonk"} in [t for a in answers for t in a.get("headquartered in", [])]
+    # NER types too (CLUENER's Chinese names), and through the CLI
+    cluener = write_cluener(tmp_path / "c.json", CLUENER)
+    out = tmp_path / "out.jsonl"
+    assert main(["data", "convert-ie", "cluener", str(cluener), "--out", str(out), "--mode", "eval",
+                 "--rename", "人物=人名, 公司=企业"]) == 0  # fmt: skip
+    lines = out.read_text(encoding="utf-8").splitlines()
+    answers = [json.loads(json.loads(line)["output"]) for line in lines]
+    found = {k: v for a in answers for k, v in a.items() if v}
+    assert found == {"人名": ["叶老桂"], "企业": ["浙商银行"], "游戏": ["CSOL"]}
+    assert "人物" not in "".join(lines)
+    # a name the dataset does not have, two names made one, a malformed pair: errors naming them
+    with pytest.raises(InputError, match="founder not in the dataset's types"):
+        convert("conll04", path, rename={"founder": "x"})
+    with pytest.raises(InputError, match="the same name"):
+        convert("conll04", path, rename={"kill": "located in"})
+    assert main(["data", "convert-ie", "cluener", str(cluener), "--out", str(out), "--rename", "人物"]) == 2
+    assert "'人物' is not OLD=NEW" in capsys.readouterr().err

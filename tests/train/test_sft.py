@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from knowlm.config import FinetuneConfig, ModelConfig, SamplingParams
-from knowlm.errors import InputError
+from knowlm.errors import InputError, ModelNotFoundError
 
 ROWS = [
     {"instruction": f"Repeat the word number {i}.", "output": f"word{i % 4} word{i % 4}"} for i in range(24)
@@ -323,3 +323,30 @@ def test_recipe_paths_are_relative_to_the_recipe_file(tmp_path):
         {"name": "zh", "path": str(base / "zh/*.jsonl")},
     ]
     assert values["tokenizer"] == "default"
+
+
+def test_init_adapter_continues_training_an_adapter(tiny_model_dir, data, tmp_path):
+    from safetensors.torch import load_file
+
+    from knowlm.train.sft import finetune
+
+    first = finetune(config(tiny_model_dir, data, tmp_path / "a", freeze_layers=1, lora_r=4, val_size=0))
+    # the rank, targets and layers come from the adapter: --lora-r and --freeze-layers do not apply
+    more = config(
+        tiny_model_dir, data, tmp_path / "b", init_adapter=str(tmp_path / "a"), lora_r=8, val_size=0
+    )
+    second = finetune(more)
+    before, after = (
+        load_file(tmp_path / "a/adapter_model.safetensors"),
+        load_file(tmp_path / "b/adapter_model.safetensors"),
+    )
+    assert {n: t.shape for n, t in before.items()} == {n: t.shape for n, t in after.items()}
+    assert all(".layers.1." in n for n in after) and any(not torch.equal(before[n], after[n]) for n in after)
+    # it starts where the first run ended, not from a fresh adapter
+    assert second["log"][0]["loss"] < first["log"][0]["loss"] * 0.5
+    with pytest.raises(InputError, match="--init-adapter continues a LoRA adapter"):
+        config(
+            tiny_model_dir, data, tmp_path / "c", init_adapter=str(tmp_path / "a"), method="full"
+        ).validate()
+    with pytest.raises(ModelNotFoundError, match=r"--init-adapter .*nowhere: no such directory"):
+        finetune(config(tiny_model_dir, data, tmp_path / "d", init_adapter=str(tmp_path / "nowhere")))

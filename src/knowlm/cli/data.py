@@ -132,6 +132,12 @@ def register(sub: Any) -> None:
         help="token formats (conll2003, conll04, spert): write sentences as running text ('in Dallas.') "
         "instead of space-separated tokens ('in Dallas .')",
     )
+    convert.add_argument(
+        "--rename",
+        metavar="OLD=NEW[,OLD=NEW...]",
+        help="use other names for types or relations (as the converter names them), e.g. "
+        "'organization based in=headquartered in': train under the names your schemas will use",
+    )
     convert.set_defaults(handler=run_convert)
 
 
@@ -205,6 +211,7 @@ def run_convert(args: argparse.Namespace) -> int:
         holdout=args.holdout,
         detokenize=args.detokenize,
         keep_empty=args.keep_empty,
+        rename=parse_rename(args.rename) if args.rename else None,
     )
     write_jsonl(args.out, records)
     if args.holdout_out:
@@ -219,3 +226,16 @@ def run_convert(args: argparse.Namespace) -> int:
     }
     print(json.dumps(summary, ensure_ascii=False), file=sys.stderr)
     return 0
+
+
+def parse_rename(spec: str) -> dict[str, str]:
+    """``OLD=NEW,OLD=NEW`` -> {OLD: NEW}; a malformed pair is an error naming it."""
+    from knowlm.errors import InputError
+
+    pairs: dict[str, str] = {}
+    for part in spec.split(","):
+        old, sep, new = part.partition("=")
+        if not sep or not old.strip() or not new.strip():
+            raise InputError(f"--rename: {part!r} is not OLD=NEW")
+        pairs[old.strip()] = new.strip()
+    return pairs

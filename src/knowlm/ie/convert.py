@@ -11,6 +11,7 @@ are already records and pass through unchanged.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 from collections.abc import Iterator, Sequence
@@ -431,12 +432,14 @@ def convert(
     holdout: int = 0,
     detokenize: bool = False,
     keep_empty: float = 1.0,
+    rename: dict[str, str] | None = None,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], Stats]:
     """Records of a dataset file: (main records, held-out evaluation records, statistics).
 
     ``holdout`` documents, chosen by ``seed``, become evaluation records (a dev split of a set that has
     none); ``limit`` then samples that many of the remaining documents, also by ``seed``. ``keep_empty``
-    is the share of all-empty training batches kept (see :func:`knowlm.ie.augment.make_records`)."""
+    is the share of all-empty training batches kept (see :func:`knowlm.ie.augment.make_records`).
+    ``rename`` maps type or relation names (as the converter writes them) to the names to use instead."""
     if mode not in ("train", "eval"):
         raise InputError(f"mode must be train or eval, got {mode!r}")
     if not 0.0 <= keep_empty <= 1.0:
@@ -452,6 +455,8 @@ def convert(
         raise InputError(f"{path}: no documents")
     rest, held = _split(len(docs), holdout, limit, rng)
     schema = dataset_schema(fmt, docs)
+    if rename:
+        schema, docs = renamed(schema, docs, rename)
     main: list[dict[str, Any]] = []
     for i in rest:
         stats.count(docs[i])
@@ -462,6 +467,28 @@ def convert(
     for i in held:
         dev += to_records(docs[i], schema, mode="eval", rng=rng, negatives=negatives, source=fmt)
     return main, dev, stats
+
+
+def renamed(schema: Schema, docs: list[Document], rename: dict[str, str]) -> tuple[Schema, list[Document]]:
+    """``schema`` and ``docs`` with types, relations and event types renamed by ``rename``; a name that is
+    not in the schema is an error (a typo would otherwise rename nothing, silently)."""
+    names = [i.name for i in schema.items]
+    unknown = sorted(set(rename) - set(names))
+    if unknown:
+        raise InputError(f"--rename: {', '.join(unknown)} not in the dataset's types ({', '.join(names)})")
+    new_names = [rename.get(n, n) for n in names]
+    if len(set(new_names)) < len(new_names):
+        raise InputError(f"--rename: two types would get the same name ({', '.join(new_names)})")
+
+    def item(it: Item) -> Item:
+        if isinstance(it, Triple):
+            return dataclasses.replace(it, relation=rename.get(it.relation, it.relation))
+        return dataclasses.replace(it, type=rename.get(it.type, it.type))
+
+    schema = dataclasses.replace(
+        schema, items=tuple(dataclasses.replace(i, name=rename.get(i.name, i.name)) for i in schema.items)
+    )
+    return schema, [dataclasses.replace(d, items=[item(i) for i in d.items]) for d in docs]
 
 
 def _split(n: int, holdout: int, limit: int | None, rng: random.Random) -> tuple[list[int], list[int]]:

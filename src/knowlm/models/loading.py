@@ -139,25 +139,26 @@ def load_transformers(config: ModelConfig) -> tuple[Any, Any]:
     return model, tokenizer
 
 
-def check_adapter(adapter: str) -> Path:
+def check_adapter(adapter: str, flag: str = "--adapter") -> Path:
     path = Path(adapter).expanduser()
     if not path.is_dir():
-        raise ModelNotFoundError(f"--adapter {adapter}: no such directory")
+        raise ModelNotFoundError(f"{flag} {adapter}: no such directory")
     if not (path / "adapter_config.json").exists():
         present = ", ".join(sorted(p.name for p in path.iterdir())) or "nothing"
         raise ModelNotFoundError(
-            f"--adapter {adapter} is not a PEFT adapter: missing adapter_config.json; it contains: {present}"
+            f"{flag} {adapter} is not a PEFT adapter: missing adapter_config.json; it contains: {present}"
         )
     return path
 
 
-def apply_adapter(model: Any, adapter_dir: Path) -> Any:
-    """Wrap ``model`` with the LoRA adapter in ``adapter_dir``; a base mismatch is a clear error."""
+def apply_adapter(model: Any, adapter_dir: Path, trainable: bool = False) -> Any:
+    """Wrap ``model`` with the LoRA adapter in ``adapter_dir`` (``trainable``: to train it further); a base
+    mismatch is a clear error."""
     from peft import PeftModel
 
     base = json.loads((adapter_dir / "adapter_config.json").read_text()).get("base_model_name_or_path")
     try:
-        return PeftModel.from_pretrained(model, str(adapter_dir), is_trainable=False)
+        return PeftModel.from_pretrained(model, str(adapter_dir), is_trainable=trainable)
     except (RuntimeError, ValueError, KeyError) as exc:
         raise AdapterMismatchError(
             f"adapter {adapter_dir} does not fit this model (it was trained on {base or 'another base'}): "

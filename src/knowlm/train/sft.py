@@ -189,10 +189,11 @@ def finetune(config: FinetuneConfig) -> dict[str, Any]:
     config.validate()
     import torch
 
-    from knowlm.models.loading import load_transformers
+    from knowlm.models.loading import apply_adapter, load_transformers
 
     out = Path(config.output_dir)  # type: ignore[arg-type]
     check_paths(config)
+    init_adapter = initial_adapter(config.init_adapter) if config.init_adapter else None
     if config.eval_ie and not Path(config.eval_ie).is_file():
         raise InputError(f"--eval-ie {config.eval_ie}: no such file")
     if config.eval_ie and config.deepspeed and zero_stage(config.deepspeed) == 3:
@@ -229,15 +230,22 @@ def finetune(config: FinetuneConfig) -> dict[str, Any]:
         count = len(decoder_layers(model)) if config.freeze_layers else 0
         if config.freeze_layers >= max(count, 1):
             raise InputError(f"--freeze-layers {config.freeze_layers}: the model has only {count} layers")
-        lora = LoraConfig(
-            r=config.lora_r,
-            lora_alpha=config.lora_alpha,
-            lora_dropout=config.lora_dropout,
-            target_modules=targets,
-            layers_to_transform=list(range(config.freeze_layers, count)) if config.freeze_layers else None,
-            task_type="CAUSAL_LM",
-        )
-        model = get_peft_model(model, lora)
+        if init_adapter is not None:
+            model = apply_adapter(model, init_adapter, trainable=True)
+        else:
+            model = get_peft_model(
+                model,
+                LoraConfig(
+                    r=config.lora_r,
+                    lora_alpha=config.lora_alpha,
+                    lora_dropout=config.lora_dropout,
+                    target_modules=targets,
+                    layers_to_transform=list(range(config.freeze_layers, count))
+                    if config.freeze_layers
+                    else None,
+                    task_type="CAUSAL_LM",
+                ),
+            )
     else:
         freeze(model, config.freeze_layers, config.freeze_embeddings)
     model.train()
@@ -288,6 +296,22 @@ def finetune(config: FinetuneConfig) -> dict[str, Any]:
     if trainer.is_world_process_zero():
         save_instructions(config, out)
     return summary
+
+
+def initial_adapter(ref: str) -> Path:
+    """The adapter directory ``--init-adapter`` names ('default': the IE adapter shipped with the package)."""
+    if ref == "default":
+        from knowlm.models.default import default_adapter
+
+        shipped = default_adapter()
+        if shipped is None:
+            raise InputError(
+                "--init-adapter default: this installation has no IE adapter for the default model"
+            )
+        return shipped
+    from knowlm.models.loading import check_adapter
+
+    return check_adapter(ref, "--init-adapter")
 
 
 def save_instructions(config: FinetuneConfig, out: Path) -> None:
