@@ -10,7 +10,9 @@
    (the adapter merged into the weights on load), and llama.cpp on the merged model as f16 and q8_0 GGUF.
 4. The cost of constrained decoding on the default engine (llama.cpp, adapter): the same documents free,
    constrained to the answer's JSON shape, and grounded (every string a piece of the text), both through
-   llguidance's token mask; and, as the baseline, llama.cpp's own GBNF sampler for the JSON shape.
+   llguidance's token mask; and, as the baseline, llama.cpp's own GBNF sampler for the JSON shape. Run on
+   the CLUENER texts and on as many English CoNLL-2003 sentences (short texts and answers: where a fixed
+   cost per document would show most).
 
     python bench/extract.py [--docs 16] [--new-tokens 64] [--parts throughput,parse,paths,constrained]
 """
@@ -23,6 +25,7 @@ import os
 import platform
 import time
 from pathlib import Path
+from typing import Any
 
 from knowlm.config import ModelConfig, SamplingParams
 from knowlm.engines import create_engine
@@ -31,6 +34,8 @@ from knowlm.io import atomic_write
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "cluener" / "train.json"
 SCHEMA = "name,organization,address,company"
+CONLL = DATA.parents[1] / "conll2003" / "valid.txt"
+CONLL_SCHEMA = "person,organization,location,miscellaneous"
 
 
 def load_docs(n: int) -> list[str]:
@@ -41,6 +46,14 @@ def load_docs(n: int) -> list[str]:
             if len(docs) == n:
                 break
     return docs
+
+
+def conll_sentences(n: int) -> list[str]:
+    """The first ``n`` CoNLL-2003 valid sentences of more than four tokens, as running text."""
+    from knowlm.ie.convert import read_conll
+
+    texts = [d.text for d in read_conll(CONLL, detokenize=True) if len(d.text.split()) > 4]
+    return texts[:n]
 
 
 def cpu_dtype() -> str:
@@ -130,11 +143,14 @@ def adapter_paths(docs: list[str], params: SamplingParams) -> list[dict]:
     return rows
 
 
-def constrained_cost(docs: list[str], params: SamplingParams) -> dict:
+def constrained_cost(
+    docs: list[str], params: SamplingParams, schema: str = SCHEMA, lang: str = "zh", engine: Any = None
+) -> dict:
     """Seconds for the same documents free and under each constraint, one engine, in one run."""
     from llama_cpp import LlamaGrammar
 
-    engine = create_engine(ModelConfig(engine="llamacpp"))
+    engine = engine or create_engine(ModelConfig(engine="llamacpp"))
+    own_constraint = engine._constraint
     modes: dict[str, dict] = {
         "free": {},
         "json shape, llguidance mask": {"constrained": True, "grounded": False},
@@ -149,7 +165,7 @@ def constrained_cost(docs: list[str], params: SamplingParams) -> dict:
                 if p.json_schema
                 else {}
             )
-        extractor = Extractor(engine, "ner", SCHEMA, params=params, lang="zh", **options)
+        extractor = Extractor(engine, "ner", schema, params=params, lang=lang, **options)
         extractor.extract(docs[0])  # warm-up (builds llguidance's tokenizer view once)
         start = time.perf_counter()
         results = [extractor.extract(doc) for doc in docs]
@@ -164,11 +180,12 @@ def constrained_cost(docs: list[str], params: SamplingParams) -> dict:
             if strings
             else 1.0,
         }
+    engine._constraint = own_constraint  # type: ignore[attr-defined]
     free = rows["free"]["seconds"]
     for row in rows.values():
         row["time_vs_free"] = round(row["seconds"] / free, 2)
     for name, row in rows.items():
-        print(f"constrained cost, {name}: {row['docs_per_s']} docs/s, {row['time_vs_free']}x free time")
+        print(f"constrained cost ({lang}), {name}: {row['docs_per_s']} docs/s, {row['time_vs_free']}x free")
     return {"engine": "llamacpp (default model + IE adapter, q8_0)", "docs": len(docs), "modes": rows}
 
 
@@ -215,7 +232,14 @@ def main() -> None:
         result["adapter_paths"] = paths = adapter_paths(docs, params)
         result["fastest_adapter_path"] = max(paths, key=lambda r: r["docs_per_s"])["path"]
     if "constrained" in parts:
-        result["constrained_cost"] = constrained_cost(docs, params)
+        engine = create_engine(ModelConfig(engine="llamacpp"))
+        result["constrained_cost"] = constrained_cost(docs, params, engine=engine)
+        english = conll_sentences(args.docs)  # short sentences, short answers: a fixed cost shows most here
+        result["constrained_cost_en"] = {
+            "data": "CoNLL-2003 valid, first sentences of more than 4 tokens",
+            "schema": CONLL_SCHEMA,
+            **constrained_cost(english, params, CONLL_SCHEMA, "en", engine=engine),
+        }
     with atomic_write(args.out) as f:
         json.dump(result, f, indent=2, ensure_ascii=False)
     print(f"wrote {args.out}")

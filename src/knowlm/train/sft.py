@@ -316,8 +316,9 @@ def initial_adapter(ref: str) -> Path:
 
 def save_instructions(config: FinetuneConfig, out: Path) -> None:
     """With OneKE-format training data, keep the IE instruction texts the model learned beside it
-    (`knowlm.ie.instructions`), so that extraction prompts it with exactly those."""
-    from knowlm.ie.instructions import FILE_NAME, instructions_from_records
+    (`knowlm.ie.instructions`), so that extraction prompts it with exactly those; an adapter trained further
+    (``--init-adapter``) keeps the texts it had learned before too (this data's win where both have one)."""
+    from knowlm.ie.instructions import FILE_NAME, instructions_from_records, load_instructions
 
     if config.data_format not in ("auto", "oneke"):
         return
@@ -325,6 +326,13 @@ def save_instructions(config: FinetuneConfig, out: Path) -> None:
         texts = instructions_from_records(config.data)  # type: ignore[arg-type]
     except InputError:  # not OneKE records (alpaca or chat data): nothing to keep
         return
+    earlier = initial_adapter(config.init_adapter) / FILE_NAME if config.init_adapter else None
+    if earlier is not None and earlier.is_file():
+        merged = load_instructions(earlier)
+        for fmt, tasks in texts.items():
+            for task, langs in tasks.items():
+                merged.setdefault(fmt, {}).setdefault(task, {}).update(langs)
+        texts = merged
     with atomic_write(out / FILE_NAME) as f:
         json.dump(texts, f, ensure_ascii=False, indent=1)
 
