@@ -298,12 +298,9 @@ def test_the_instruction_texts_of_oneke_training_data_are_kept_beside_the_model(
     # an adapter trained further keeps what it learned before; the new data's texts win where both have one
     earlier = tmp_path / "earlier"
     earlier.mkdir()
-    (earlier / "adapter_config.json").write_text("{}")
     before = {"oneke": {"ner": {"en": "Old text.", "zh": "旧的。"}, "re": {"zh": "关系。"}}}
     (earlier / FILE_NAME).write_text(json.dumps(before, ensure_ascii=False), encoding="utf-8")
-    save_instructions(
-        FinetuneConfig(data=str(data), output_dir=str(tmp_path), init_adapter=str(earlier)), tmp_path
-    )
+    save_instructions(FinetuneConfig(data=str(data), output_dir=str(tmp_path)), tmp_path, earlier)
     assert load_instructions(tmp_path / FILE_NAME) == {
         "oneke": {"ner": {"en": "Find them.", "zh": "旧的。"}, "re": {"zh": "关系。"}}
     }

@@ -294,7 +294,7 @@ def finetune(config: FinetuneConfig) -> dict[str, Any]:
         summary["eval_ie"] = evaluate_ie(trainer.model, tokenizer, config)
     save_final(trainer, tokenizer, out, "knowlm-finetune.json", summary)
     if trainer.is_world_process_zero():
-        save_instructions(config, out)
+        save_instructions(config, out, init_adapter)
     return summary
 
 
@@ -314,11 +314,12 @@ def initial_adapter(ref: str) -> Path:
     return check_adapter(ref, "--init-adapter")
 
 
-def save_instructions(config: FinetuneConfig, out: Path) -> None:
+def save_instructions(config: FinetuneConfig, out: Path, earlier: Path | None = None) -> None:
     """With OneKE-format training data, keep the IE instruction texts the model learned beside it
     (`knowlm.ie.instructions`), so that extraction prompts it with exactly those; an adapter trained further
-    (``--init-adapter``) keeps the texts it had learned before too (this data's win where both have one)."""
-    from knowlm.ie.instructions import FILE_NAME, instructions_from_records, load_instructions
+    (``earlier``: the ``--init-adapter`` directory) keeps the texts it had learned before too (this data's
+    win where both have one)."""
+    from knowlm.ie.instructions import FILE_NAME, directory_instructions, instructions_from_records
 
     if config.data_format not in ("auto", "oneke"):
         return
@@ -326,15 +327,12 @@ def save_instructions(config: FinetuneConfig, out: Path) -> None:
         texts = instructions_from_records(config.data)  # type: ignore[arg-type]
     except InputError:  # not OneKE records (alpaca or chat data): nothing to keep
         return
-    earlier = initial_adapter(config.init_adapter) / FILE_NAME if config.init_adapter else None
-    if earlier is not None and earlier.is_file():
-        merged = load_instructions(earlier)
-        for fmt, tasks in texts.items():
-            for task, langs in tasks.items():
-                merged.setdefault(fmt, {}).setdefault(task, {}).update(langs)
-        texts = merged
+    merged = directory_instructions(earlier) or {}
+    for fmt, tasks in texts.items():
+        for task, langs in tasks.items():
+            merged.setdefault(fmt, {}).setdefault(task, {}).update(langs)
     with atomic_write(out / FILE_NAME) as f:
-        json.dump(texts, f, ensure_ascii=False, indent=1)
+        json.dump(merged, f, ensure_ascii=False, indent=1)
 
 
 def evaluate_ie(model: Any, tokenizer: Any, config: FinetuneConfig) -> dict[str, Any]:
