@@ -23,6 +23,7 @@ from knowlm.io import ResumableJsonlWriter
 
 RUNNERS = ("local", "ray")
 RESOLVED_OPTIONS = ("schema_file", "instructions", "instructions_from")
+READERS_PER_ACTOR = 16  # read-and-decode tasks: one per this many engine actors (at least one)
 """Options naming files: the job carries what they hold (schema, instruction texts), not the paths."""
 
 
@@ -337,16 +338,22 @@ def _dataset(ray: Any, filesystem: Any, pending: list[Shard], job: Job, pool: Ac
     context.target_max_block_size = 1
     names = {s.path: s.name for s in pending}
     # reading and decoding reserve no CPU: the engine actors may hold all of them, and would otherwise wait
-    # forever for input that cannot be read
+    # forever for input that cannot be read. They are thousands of times faster than extraction, so a few
+    # tasks feed many actors; one task per file would start a Python worker per file at once, which on a
+    # small machine delays the actors' start by seconds and takes CPU from the engines.
+    actors = pool.size(ray.cluster_resources())
+    readers = ray.data.TaskPoolStrategy(size=max(1, actors // READERS_PER_ACTOR))
     paths = [s.path for s in pending]
-    data = ray.data.read_binary_files(paths, include_paths=True, filesystem=filesystem, num_cpus=0)
-    data = data.flat_map(_decode_file, fn_kwargs={"names": names, "job": job}, num_cpus=0)
+    data = ray.data.read_binary_files(
+        paths, include_paths=True, filesystem=filesystem, num_cpus=0, concurrency=readers.size
+    )
+    data = data.flat_map(_decode_file, fn_kwargs={"names": names, "job": job}, num_cpus=0, compute=readers)
     return data.map_batches(
         ExtractActor,
         fn_constructor_kwargs={"job": job},
         batch_size=1,  # one row = one batch of one shard
         batch_format="numpy",
-        concurrency=pool.size(ray.cluster_resources()),
+        compute=ray.data.ActorPoolStrategy(size=actors, max_tasks_in_flight_per_actor=2),
         num_cpus=pool.cpus_per_actor,
         num_gpus=pool.gpus_per_actor or None,
     )  # Ray Data restarts a crashed actor and retries its unfinished batches (max_restarts=-1 by default)
