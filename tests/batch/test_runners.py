@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from knowlm.batch import ActorPool, Job, run_local, run_ray
+from knowlm.batch.runners import start_ray
 from knowlm.config import ExtractConfig, ModelConfig, SamplingParams
 from knowlm.errors import InputError
 
@@ -109,9 +110,15 @@ ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'know
 
 @pytest.fixture(scope="module")
 def local_ray() -> Any:
-    ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
+    start_ray(num_cpus=2, log_to_driver=False)
     yield ray
     ray.shutdown()
+
+
+def test_a_ray_started_for_a_run_runs_its_workers_at_normal_priority(local_ray: Any) -> None:
+    # Ray's default niceness (15) lets its own processes preempt the engines: see start_ray
+    assert ray.get(ray.remote(lambda: os.nice(0)).remote()) == 0
+    assert "RAY_worker_niceness" not in os.environ  # the driver's environment is left as it was
 
 
 def test_ray_gives_the_local_records_and_a_killed_actor_loses_nothing(

@@ -403,7 +403,21 @@ def test_rename_gives_types_and_relations_the_names_a_schema_will_use(tmp_path: 
     # a name the dataset does not have, two names made one, a malformed pair: errors naming them
     with pytest.raises(InputError, match="founder not in the dataset's types"):
         convert("conll04", path, rename={"founder": "x"})
-    with pytest.raises(InputError, match="the same name"):
+    with pytest.raises(InputError, match="kill=located in gives a type the name of another"):
         convert("conll04", path, rename={"kill": "located in"})
     assert main(["data", "convert-ie", "cluener", str(cluener), "--out", str(out), "--rename", "人物"]) == 2
     assert "'人物' is not OLD=NEW" in capsys.readouterr().err
+
+
+def test_rename_merges_types_into_a_coarser_schema(tmp_path: Path):
+    # one mention under two of the merged types (labelled twice): once in the merged answer
+    twice = {"text": "商务部和商务部", "label": {"government": {"商务部": [[0, 2]]}, "organization": {"商务部": [[4, 6]]}}}
+    cluener = write_cluener(tmp_path / "c.json", [*CLUENER, twice])
+    coarse = {"公司": "组织机构", "政府机构": "组织机构", "组织机构": "组织机构", "人物": "人名"}
+    records, _, stats = convert("cluener", cluener, mode="eval", rename=coarse)
+    schema = json.loads(records[0]["instruction"])["schema"]
+    assert schema.count("组织机构") == 1 and "公司" not in schema and "政府机构" not in schema
+    answers = {r["instruction"]: json.loads(r["output"]) for r in records}
+    found = [(k, v) for a in answers.values() for k, v in a.items() if v]
+    assert found == [("人名", ["叶老桂"]), ("组织机构", ["浙商银行"]), ("游戏", ["CSOL"]), ("组织机构", ["商务部"])]
+    assert stats.by_type["组织机构"] == 2

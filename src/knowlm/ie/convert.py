@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import random
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -471,24 +471,46 @@ def convert(
 
 def renamed(schema: Schema, docs: list[Document], rename: dict[str, str]) -> tuple[Schema, list[Document]]:
     """``schema`` and ``docs`` with types, relations and event types renamed by ``rename``; a name that is
-    not in the schema is an error (a typo would otherwise rename nothing, silently)."""
+    not in the schema is an error (a typo would otherwise rename nothing, silently). Types renamed to one
+    name are merged (a coarser schema: ``company=organization,government=organization``), but renaming
+    onto a type that keeps its name is an error: merge on purpose, by naming every merged type."""
     names = [i.name for i in schema.items]
     unknown = sorted(set(rename) - set(names))
     if unknown:
         raise InputError(f"--rename: {', '.join(unknown)} not in the dataset's types ({', '.join(names)})")
-    new_names = [rename.get(n, n) for n in names]
-    if len(set(new_names)) < len(new_names):
-        raise InputError(f"--rename: two types would get the same name ({', '.join(new_names)})")
+    kept = set(names) - set(rename)
+    clashes = sorted(f"{old}={new}" for old, new in rename.items() if new in kept)
+    if clashes:
+        raise InputError(
+            f"--rename: {', '.join(clashes)} gives a type the name of another that keeps its name; "
+            "to merge them, rename that one too (e.g. A=C,B=C)"
+        )
 
     def item(it: Item) -> Item:
         if isinstance(it, Triple):
             return dataclasses.replace(it, relation=rename.get(it.relation, it.relation))
         return dataclasses.replace(it, type=rename.get(it.type, it.type))
 
-    schema = dataclasses.replace(
-        schema, items=tuple(dataclasses.replace(i, name=rename.get(i.name, i.name)) for i in schema.items)
-    )
-    return schema, [dataclasses.replace(d, items=[item(i) for i in d.items]) for d in docs]
+    def merged(items: Iterable[Item]) -> list[Item]:
+        """``items`` renamed, each (name, text) once: merged types may have held the same mention."""
+        out: dict[tuple[Any, ...], Item] = {}
+        for it in map(item, items):
+            out.setdefault(_item_key(it), it)
+        return list(out.values())
+
+    items: dict[str, SchemaItem] = {}
+    for it in schema.items:
+        items.setdefault(rename.get(it.name, it.name), dataclasses.replace(it, name=rename.get(it.name, it.name)))
+    schema = dataclasses.replace(schema, items=tuple(items.values()))
+    return schema, [dataclasses.replace(d, items=merged(d.items)) for d in docs]
+
+
+def _item_key(it: Item) -> tuple[Any, ...]:
+    if isinstance(it, Triple):
+        return ("triple", it.head, it.relation, it.tail)
+    if isinstance(it, Entity):
+        return ("entity", it.type, it.text)
+    return ("other", id(it))  # events are never merged: two events of one type are two events
 
 
 def _split(n: int, holdout: int, limit: int | None, rng: random.Random) -> tuple[list[int], list[int]]:
