@@ -209,7 +209,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--docs", type=int, default=240, help="documents in the extraction corpus (at most 1,153)")
+    parser.add_argument(
+        "--docs", type=int, default=240, help="documents in the extraction corpus (at most 1,153)"
+    )
     parser.add_argument("--parts", default="extraction,kg")
     parser.add_argument("--kg-copies", type=int, default=12, help="copies of CoNLL04's relations to load")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "extract_scale.json")

@@ -8,7 +8,18 @@ import pytest
 
 from knowlm.cli.main import main
 from knowlm.errors import InputError
-from knowlm.ie.convert import Stats, convert, read_cluener, read_conll, read_duie, read_finre, read_spert
+from knowlm.ie.convert import (
+    Stats,
+    convert,
+    dataset_schema,
+    read_cluener,
+    read_conll,
+    read_documents,
+    read_duie,
+    read_finre,
+    read_spert,
+    renamed,
+)
 from knowlm.ie.evaluate import documents_from_lines, read_eval_file, score
 from knowlm.ie.results import Triple
 
@@ -411,7 +422,10 @@ def test_rename_gives_types_and_relations_the_names_a_schema_will_use(tmp_path: 
 
 def test_rename_merges_types_into_a_coarser_schema(tmp_path: Path):
     # one mention under two of the merged types (labelled twice): once in the merged answer
-    twice = {"text": "商务部和商务部", "label": {"government": {"商务部": [[0, 2]]}, "organization": {"商务部": [[4, 6]]}}}
+    twice = {
+        "text": "商务部和商务部",
+        "label": {"government": {"商务部": [[0, 2]]}, "organization": {"商务部": [[4, 6]]}},
+    }
     cluener = write_cluener(tmp_path / "c.json", [*CLUENER, twice])
     coarse = {"公司": "组织机构", "政府机构": "组织机构", "组织机构": "组织机构", "人物": "人名"}
     records, _, stats = convert("cluener", cluener, mode="eval", rename=coarse)
@@ -419,5 +433,13 @@ def test_rename_merges_types_into_a_coarser_schema(tmp_path: Path):
     assert schema.count("组织机构") == 1 and "公司" not in schema and "政府机构" not in schema
     answers = {r["instruction"]: json.loads(r["output"]) for r in records}
     found = [(k, v) for a in answers.values() for k, v in a.items() if v]
-    assert found == [("人名", ["叶老桂"]), ("组织机构", ["浙商银行"]), ("游戏", ["CSOL"]), ("组织机构", ["商务部"])]
+    assert found == [
+        ("人名", ["叶老桂"]),
+        ("组织机构", ["浙商银行"]),
+        ("游戏", ["CSOL"]),
+        ("组织机构", ["商务部"]),
+    ]
     assert stats.by_type["组织机构"] == 2
+    docs = list(read_documents("cluener", cluener, Stats(), False))
+    _, merged = renamed(dataset_schema("cluener", docs), docs, coarse)
+    assert [(e.type, e.text, e.spans) for e in merged[-1].items] == [("组织机构", "商务部", [(0, 3), (4, 7)])]

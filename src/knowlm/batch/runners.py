@@ -23,9 +23,9 @@ from knowlm.io import ResumableJsonlWriter
 
 RUNNERS = ("local", "ray")
 RESOLVED_OPTIONS = ("schema_file", "instructions", "instructions_from")
+"""Options naming files: the job carries what they hold (schema, instruction texts), not the paths."""
 WORKER_NICENESS = "RAY_worker_niceness"
 READERS_PER_ACTOR = 16  # read-and-decode tasks: one per this many engine actors (at least one)
-"""Options naming files: the job carries what they hold (schema, instruction texts), not the paths."""
 
 
 def extract_records(

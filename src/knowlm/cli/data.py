@@ -136,7 +136,8 @@ def register(sub: Any) -> None:
         "--rename",
         metavar="OLD=NEW[,OLD=NEW...]",
         help="use other names for types or relations (as the converter names them), e.g. "
-        "'organization based in=headquartered in': train under the names your schemas will use",
+        "'organization based in=headquartered in': train under the names your schemas will use; types "
+        "renamed to one name are merged ('公司=组织机构,政府机构=组织机构,组织机构=组织机构')",
     )
     convert.set_defaults(handler=run_convert)
 

@@ -492,15 +492,21 @@ def renamed(schema: Schema, docs: list[Document], rename: dict[str, str]) -> tup
         return dataclasses.replace(it, type=rename.get(it.type, it.type))
 
     def merged(items: Iterable[Item]) -> list[Item]:
-        """``items`` renamed, each (name, text) once: merged types may have held the same mention."""
+        """``items`` renamed, each (name, text) once with the spans of all: merged types may have held the
+        same mention."""
         out: dict[tuple[Any, ...], Item] = {}
         for it in map(item, items):
-            out.setdefault(_item_key(it), it)
+            key = _item_key(it)
+            first = out.setdefault(key, it)
+            if first is not it and isinstance(first, Entity) and isinstance(it, Entity):
+                spans = first.spans + [s for s in it.spans if s not in first.spans]
+                out[key] = dataclasses.replace(first, spans=spans)
         return list(out.values())
 
     items: dict[str, SchemaItem] = {}
     for it in schema.items:
-        items.setdefault(rename.get(it.name, it.name), dataclasses.replace(it, name=rename.get(it.name, it.name)))
+        name = rename.get(it.name, it.name)
+        items.setdefault(name, dataclasses.replace(it, name=name))
     schema = dataclasses.replace(schema, items=tuple(items.values()))
     return schema, [dataclasses.replace(d, items=merged(d.items)) for d in docs]
 
