@@ -30,7 +30,7 @@ from typing import Any
 os.environ.setdefault("RAY_AUTH_MODE", "token")  # as `ray start` sets clusters up; read when ray is imported
 
 from knowlm.batch import ActorPool, Job, run_local, run_ray
-from knowlm.batch.runners import start_ray
+from knowlm.batch.runners import WORKER_NICENESS, start_ray
 from knowlm.config import ExtractConfig, ModelConfig, SamplingParams
 from knowlm.io import atomic_write
 
@@ -107,7 +107,7 @@ def extraction(docs: int, work: Path) -> list[dict[str, Any]]:
 
     ray_cli = str(Path(sys.executable).parent / "ray")
     common = ["--num-cpus=1", "--disable-usage-stats"]
-    env = {**os.environ, "RAY_worker_niceness": "0"}  # as start_ray sets a local Ray up (see docs/scale.md)
+    env = {**os.environ, WORKER_NICENESS: "0"}  # as start_ray sets a local Ray up (see docs/scale.md)
     try:
         subprocess.run(
             [ray_cli, "start", "--head", "--port=26399", "--include-dashboard=false", *common],

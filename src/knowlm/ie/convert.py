@@ -23,7 +23,7 @@ from knowlm.config import IE_DATASET_FORMATS
 from knowlm.errors import InputError
 from knowlm.ie.augment import item_type, make_records
 from knowlm.ie.formats import detect_language, parse_oneke_instruction
-from knowlm.ie.results import Entity, Item, Triple
+from knowlm.ie.results import Entity, Event, Item, Triple
 from knowlm.ie.schema import Schema, SchemaItem
 from knowlm.io import read_jsonl, read_lines
 
@@ -493,14 +493,21 @@ def renamed(schema: Schema, docs: list[Document], rename: dict[str, str]) -> tup
 
     def merged(items: Iterable[Item]) -> list[Item]:
         """``items`` renamed, each (name, text) once with the spans of all: merged types may have held the
-        same mention."""
+        same mention. Events are never merged: two events of one type are two events."""
         out: dict[tuple[Any, ...], Item] = {}
         for it in map(item, items):
-            key = _item_key(it)
+            key = (id(it),) if isinstance(it, Event) else it.key()
             first = out.setdefault(key, it)
-            if first is not it and isinstance(first, Entity) and isinstance(it, Entity):
-                spans = first.spans + [s for s in it.spans if s not in first.spans]
-                out[key] = dataclasses.replace(first, spans=spans)
+            if first is not it:
+                out[key] = dataclasses.replace(
+                    first,
+                    **{
+                        f.name: getattr(first, f.name)
+                        + [s for s in getattr(it, f.name) if s not in getattr(first, f.name)]
+                        for f in dataclasses.fields(first)
+                        if f.name.endswith("spans")
+                    },
+                )
         return list(out.values())
 
     items: dict[str, SchemaItem] = {}
@@ -509,14 +516,6 @@ def renamed(schema: Schema, docs: list[Document], rename: dict[str, str]) -> tup
         items.setdefault(name, dataclasses.replace(it, name=name))
     schema = dataclasses.replace(schema, items=tuple(items.values()))
     return schema, [dataclasses.replace(d, items=merged(d.items)) for d in docs]
-
-
-def _item_key(it: Item) -> tuple[Any, ...]:
-    if isinstance(it, Triple):
-        return ("triple", it.head, it.relation, it.tail)
-    if isinstance(it, Entity):
-        return ("entity", it.type, it.text)
-    return ("other", id(it))  # events are never merged: two events of one type are two events
 
 
 def _split(n: int, holdout: int, limit: int | None, rng: random.Random) -> tuple[list[int], list[int]]:
