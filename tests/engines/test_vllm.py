@@ -72,6 +72,15 @@ def vllm_tiny_dir(tmp_path_factory):
     return save_model(tmp_path_factory.mktemp("tiny-vllm"), hidden_size=128)
 
 
+@pytest.fixture(scope="module")
+def vllm_tiny_engine(vllm_tiny_dir):
+    """One vLLM engine on the tiny model for the tests that only generate (each start costs tens of seconds
+    on CPU)."""
+    from knowlm.engines import create_engine
+
+    return create_engine(ModelConfig(model=str(vllm_tiny_dir), engine="vllm", dtype="float32", n_ctx=512))
+
+
 def llamacpp_extract(model: Path, docs: list[str], tmp: Path, *, task: str, schema: str, tokens: int) -> list:
     """Greedy extraction through llama.cpp, run by the main venv's `knowlm` (it has llama-cpp-python)."""
     knowlm = MAIN_VENV / "bin" / "knowlm"
@@ -113,29 +122,24 @@ def same_text(outputs: list[str]) -> list[str]:
 
 @pytest.mark.requires_vllm
 @requires_vllm
-def test_vllm_generates_like_the_protocol_says(vllm_tiny_dir):
-    from knowlm.engines import create_engine
-
-    engine = create_engine(ModelConfig(model=str(vllm_tiny_dir), engine="vllm", dtype="float32", n_ctx=256))
+def test_vllm_generates_like_the_protocol_says(vllm_tiny_engine):
     params = SamplingParams(max_new_tokens=8)
-    done = engine.generate(["Berlin is the capital of", "北京是"], params)
+    done = vllm_tiny_engine.generate(["Berlin is the capital of", "北京是"], params)
     assert len(done) == 2 and all(c.completion_tokens >= 1 for c in done)
-    assert "".join(engine.stream("Berlin is the capital of", params)) == done[0].text
+    assert "".join(vllm_tiny_engine.stream("Berlin is the capital of", params)) == done[0].text
 
 
 @pytest.mark.requires_vllm
 @requires_vllm
-def test_greedy_extraction_agrees_across_vllm_transformers_and_llamacpp(vllm_tiny_dir, tmp_path):
+def test_greedy_extraction_agrees_across_vllm_transformers_and_llamacpp(
+    vllm_tiny_dir, vllm_tiny_engine, tmp_path
+):
     """The same prompts give the same raw answers on every engine (f16 GGUF for llama.cpp)."""
     from knowlm.engines import create_engine
     from knowlm.weights.gguf_export import export_gguf
 
     kw = {"task": "ner", "schema": "person,organization,location", "tokens": 12}
-    vllm = answers(
-        create_engine(ModelConfig(model=str(vllm_tiny_dir), engine="vllm", dtype="float32", n_ctx=512)),
-        DOCS,
-        **kw,
-    )
+    vllm = answers(vllm_tiny_engine, DOCS, **kw)
     hf = answers(
         create_engine(ModelConfig(model=str(vllm_tiny_dir), engine="transformers", dtype="float32")),
         DOCS,

@@ -1,7 +1,9 @@
 """Run `knowlm` under torchrun, recording which rank calls the Trainer's save_model and the tokenizer's
 save_pretrained (lines "RANK CALL DIRNAME" appended to $KNOWLM_TEST_RECORD): DeepSpeed ZeRO-3 needs save_model on
-every rank, while side files must be written once."""
+every rank, while side files must be written once. A rank still running after 240 s prints every thread's
+stack and exits, so that a hang shows where it is."""
 
+import faulthandler
 import os
 import sys
 from pathlib import Path
@@ -25,6 +27,7 @@ def recording(cls: type, name: str) -> None:
     setattr(cls, name, wrapper)
 
 
+faulthandler.dump_traceback_later(240, exit=True)
 recording(Trainer, "save_model")
 recording(PreTrainedTokenizerBase, "save_pretrained")
 sys.exit(main(sys.argv[1:]))

@@ -121,11 +121,20 @@ def csv_logger(path: Path, extra: tuple[str, ...] = ()) -> Any:
     return CsvLogger()
 
 
+# How long the main thread lets go of the GIL around the last collective (see `save_final`)
+GLOO_SETTLE_S = 0.5
+
+
 def save_final(trainer: Any, tokenizer: Any, out: Path, summary_name: str, summary: dict[str, Any]) -> None:
     """Save the trained weights on every rank (ZeRO-3 gathers them collectively; the Trainer writes on the
     main process only), then the tokenizer and the run summary on the main process. Under torchrun the
     process group is then torn down on every rank: left to interpreter exit, gloo's threads can abort a
-    rank after a successful run ("terminate called without an active exception")."""
+    rank after a successful run ("terminate called without an active exception").
+
+    The teardown waits (GIL released) before and after the last barrier: a gloo worker thread frees a
+    finished collective after the caller has returned from it, and freeing one that holds Python tensors
+    (the Trainer's gathers) needs the GIL. When the DDP model was then freed at once, the process group's
+    destructor joined that thread while holding the GIL: a deadlock, seen on a loaded 2-core machine."""
     import torch.distributed as dist
 
     trainer.save_model(str(out))
@@ -134,5 +143,7 @@ def save_final(trainer: Any, tokenizer: Any, out: Path, summary_name: str, summa
         with atomic_write(out / summary_name) as f:
             json.dump(summary, f, indent=1, ensure_ascii=False, default=str)
     if dist.is_available() and dist.is_initialized():
+        time.sleep(GLOO_SETTLE_S)
         dist.barrier()
+        time.sleep(GLOO_SETTLE_S)
         dist.destroy_process_group()
