@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
+
+# Tests never touch the network: the Hub is reported offline at once. Set before any test module is
+# imported, because huggingface_hub reads HF_HUB_OFFLINE once, when it is first imported (a per-test
+# setting came too late: a Hub download in the full suite waited 23 s for the blocked network).
+os.environ["HF_HUB_OFFLINE"] = "1"
 
 CORPUS = [
     "Knowledge graphs store facts as triples: subject, relation, object.",
@@ -29,8 +35,6 @@ SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Tests marked `expensive` (README blocks that train for minutes) run only with KNOWLM_TEST_EXPENSIVE=1."""
-    import os
-
     if os.environ.get("KNOWLM_TEST_EXPENSIVE"):
         return
     skip = pytest.mark.skip(reason="trains for minutes: set KNOWLM_TEST_EXPENSIVE=1 to run it")
@@ -45,12 +49,6 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"reference data not found at {SHARED_DATA}")
     return SHARED_DATA
-
-
-@pytest.fixture(autouse=True)
-def _offline(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Tests never touch the network; the Hub is reported offline at once."""
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
 
 
 def build_tokenizer(chat_template: str | None = TINY_CHAT_TEMPLATE):

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from knowlm.batch import ActorPool, Job, run_local, run_ray
-from knowlm.batch.runners import start_ray
+from knowlm.batch.runners import WORKER_NICENESS, start_ray
 from knowlm.config import ExtractConfig, ModelConfig, SamplingParams
 from knowlm.errors import InputError
 
@@ -160,7 +160,7 @@ def test_two_ray_nodes_on_this_machine_both_receive_work(tmp_path: Path, tiny_mo
     ray.shutdown()  # the module's local Ray, if one is running: this test starts its own cluster
     bin_dir = Path(sys.executable).parent
     port = "26391"
-    env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_ENABLE_UV_RUN_RUNTIME_ENV": "0"}
+    env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_ENABLE_UV_RUN_RUNTIME_ENV": "0", WORKER_NICENESS: "0"}
     common = ["--num-cpus=1", "--disable-usage-stats"]
     # enough work (16 batches of 48 new tokens) that the second actor has started before the first is done
     corpus = write_corpus(tmp_path / "corpus", files=6, per_file=5)
