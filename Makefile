@@ -19,6 +19,9 @@ UV_FIND_LINKS ?= $(or $(PIP_FIND_LINKS),$(shell $(PYTHON) -m pip config get glob
 ifneq ($(strip $(UV_FIND_LINKS)),)
 export UV_FIND_LINKS
 endif
+# Compile the .pyc files at install, as pip does: where PYTHONDONTWRITEBYTECODE is set, every new process
+# (Ray workers, torchrun ranks) would otherwise compile its imports from source (Ray tests: 2.5x slower).
+export UV_COMPILE_BYTECODE := 1
 UV := $(BIN)/uv
 PYTEST_ARGS ?=
 
@@ -33,7 +36,7 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	touch $@
 
 $(VENV)/.llamacpp: | $(VENV)/.installed
-	@echo "building llama-cpp-python $(LLAMACPP_VERSION) (3-5 minutes on 2 cores, once)"
+	@echo "building llama-cpp-python $(LLAMACPP_VERSION) (about 6 minutes on 2 cores, once)"
 	CMAKE_ARGS="$(LLAMACPP_CMAKE_ARGS)" $(BIN)/pip install -q --no-cache-dir "llama-cpp-python==$(LLAMACPP_VERSION)"
 	touch $@
 
