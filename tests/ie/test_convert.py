@@ -1,6 +1,7 @@
 """Dataset converters: CLUENER / CoNLL-2003 -> OneKE records for training and evaluation."""
 
 import json
+import random
 import re
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from knowlm.ie.convert import (
     Stats,
     convert,
     dataset_schema,
+    joined,
     read_cluener,
     read_conll,
     read_documents,
@@ -443,3 +445,30 @@ def test_rename_merges_types_into_a_coarser_schema(tmp_path: Path):
     docs = list(read_documents("cluener", cluener, Stats(), False))
     _, merged = renamed(dataset_schema("cluener", docs), docs, coarse)
     assert [(e.type, e.text, e.spans) for e in merged[-1].items] == [("组织机构", "商务部", [(0, 3), (4, 7)])]
+
+
+def test_join_makes_two_text_records_that_fill_several_relations(tmp_path: Path, capsys):
+    spert = [*SPERT, {**SPERT[1], "tokens": ["Sony", "is", "based", "in", "Tokyo", "."]}]
+    path = tmp_path / "s.json"
+    path.write_text(json.dumps(spert))
+    docs = list(read_documents("conll04", path, Stats(), True))
+    out = joined(docs, 1.0, random.Random(0))
+    assert [d.id for d in docs] == [d.id.split("+")[0] for d in out]
+    for doc in out:  # every span of both texts still points at its mention
+        assert all(doc.text[s:e] == t.head for t in doc.items for s, e in t.head_spans)
+        assert all(doc.text[s:e] == t.tail for t in doc.items for s, e in t.tail_spans)
+    # a partner holds another relation: the kill sentence joins one of the two based-in sentences, and a
+    # based-in sentence can only join the kill one
+    assert out[0].text.startswith("John Wilkes Booth, who") and " is based in " in out[0].text
+    assert {t.relation for t in out[0].items} == {"kill", "organization based in"}
+    assert all(d.id.endswith("+conll04-5178") for d in out[1:])
+    assert joined(docs, 0.0, random.Random(0)) == docs
+    # through the CLI: one training record answers two relations; eval mode refuses to join
+    records, _, _ = convert("conll04", path, negatives=99, join=1.0, detokenize=True)
+    filled = [sum(1 for v in json.loads(r["output"]).values() if v) for r in records]
+    assert max(filled) == 2
+    with pytest.raises(InputError, match="only in train mode"):
+        convert("conll04", path, mode="eval", join=0.5)
+    out_file = tmp_path / "j.jsonl"
+    assert main(["data", "convert-ie", "conll04", str(path), "--out", str(out_file), "--join", "2"]) == 2
+    assert "join must be between 0 and 1" in capsys.readouterr().err and not out_file.exists()

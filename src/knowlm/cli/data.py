@@ -139,6 +139,15 @@ def register(sub: Any) -> None:
         "'organization based in=headquartered in': train under the names your schemas will use; types "
         "renamed to one name are merged ('公司=组织机构,政府机构=组织机构,组织机构=组织机构')",
     )
+    convert.add_argument(
+        "--join",
+        type=float,
+        default=0.0,
+        metavar="SHARE",
+        help="train mode: join this share of the texts that hold items (0-1) each with another text whose "
+        "items are of another type or relation, as one two-text record; most sentences hold one relation, "
+        "and a model trained only on them fills at most one relation per answer (default 0)",
+    )
     convert.set_defaults(handler=run_convert)
 
 
@@ -213,6 +222,7 @@ def run_convert(args: argparse.Namespace) -> int:
         detokenize=args.detokenize,
         keep_empty=args.keep_empty,
         rename=parse_rename(args.rename) if args.rename else None,
+        join=args.join,
     )
     write_jsonl(args.out, records)
     if args.holdout_out:

@@ -23,7 +23,7 @@ from knowlm.config import IE_DATASET_FORMATS
 from knowlm.errors import InputError
 from knowlm.ie.augment import item_type, make_records
 from knowlm.ie.formats import detect_language, parse_oneke_instruction
-from knowlm.ie.results import Entity, Event, Item, Triple
+from knowlm.ie.results import Entity, Event, Item, Spans, Triple
 from knowlm.ie.schema import Schema, SchemaItem
 from knowlm.io import read_jsonl, read_lines
 
@@ -433,17 +433,21 @@ def convert(
     detokenize: bool = False,
     keep_empty: float = 1.0,
     rename: dict[str, str] | None = None,
+    join: float = 0.0,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], Stats]:
     """Records of a dataset file: (main records, held-out evaluation records, statistics).
 
     ``holdout`` documents, chosen by ``seed``, become evaluation records (a dev split of a set that has
     none); ``limit`` then samples that many of the remaining documents, also by ``seed``. ``keep_empty``
     is the share of all-empty training batches kept (see :func:`knowlm.ie.augment.make_records`).
-    ``rename`` maps type or relation names (as the converter writes them) to the names to use instead."""
+    ``rename`` maps type or relation names (as the converter writes them) to the names to use instead;
+    ``join`` is the share of training texts joined with another (see :func:`joined`)."""
     if mode not in ("train", "eval"):
         raise InputError(f"mode must be train or eval, got {mode!r}")
     if not 0.0 <= keep_empty <= 1.0:
         raise InputError(f"keep_empty must be between 0 and 1, got {keep_empty}")
+    if not 0.0 <= join <= 1.0 or (join and mode != "train"):
+        raise InputError(f"join must be between 0 and 1 and only in train mode, got {join} ({mode} mode)")
     rng = random.Random(seed)
     if fmt == "oneke":
         records = _oneke_records(path)
@@ -458,10 +462,10 @@ def convert(
     if rename:
         schema, docs = renamed(schema, docs, rename)
     main: list[dict[str, Any]] = []
-    for i in rest:
-        stats.count(docs[i])
+    for doc in joined([docs[i] for i in rest], join, rng):
+        stats.count(doc)
         main += to_records(
-            docs[i], schema, mode=mode, rng=rng, negatives=negatives, source=fmt, keep_empty=keep_empty
+            doc, schema, mode=mode, rng=rng, negatives=negatives, source=fmt, keep_empty=keep_empty
         )
     dev: list[dict[str, Any]] = []
     for i in held:
@@ -491,31 +495,79 @@ def renamed(schema: Schema, docs: list[Document], rename: dict[str, str]) -> tup
             return dataclasses.replace(it, relation=rename.get(it.relation, it.relation))
         return dataclasses.replace(it, type=rename.get(it.type, it.type))
 
-    def merged(items: Iterable[Item]) -> list[Item]:
-        """``items`` renamed, each (name, text) once with the spans of all: merged types may have held the
-        same mention. Events are never merged: two events of one type are two events."""
-        out: dict[tuple[Any, ...], Item] = {}
-        for it in map(item, items):
-            key = (id(it),) if isinstance(it, Event) else it.key()
-            first = out.setdefault(key, it)
-            if first is not it:
-                out[key] = dataclasses.replace(
-                    first,
-                    **{
-                        f.name: getattr(first, f.name)
-                        + [s for s in getattr(it, f.name) if s not in getattr(first, f.name)]
-                        for f in dataclasses.fields(first)
-                        if f.name.endswith("spans")
-                    },
-                )
-        return list(out.values())
-
     items: dict[str, SchemaItem] = {}
     for it in schema.items:
         name = rename.get(it.name, it.name)
         items.setdefault(name, dataclasses.replace(it, name=name))
     schema = dataclasses.replace(schema, items=tuple(items.values()))
-    return schema, [dataclasses.replace(d, items=merged(d.items)) for d in docs]
+    return schema, [dataclasses.replace(d, items=_merged(map(item, d.items))) for d in docs]
+
+
+def _merged(items: Iterable[Item]) -> list[Item]:
+    """``items`` with each (name, text) once, holding the spans of all its copies (merged types, or joined
+    texts, may hold the same mention twice). Events are never merged: two events of one type are two."""
+    out: dict[tuple[Any, ...], Item] = {}
+    for it in items:
+        key = (id(it),) if isinstance(it, Event) else it.key()
+        first = out.setdefault(key, it)
+        if first is not it:
+            out[key] = dataclasses.replace(
+                first,
+                **{
+                    f.name: getattr(first, f.name)
+                    + [s for s in getattr(it, f.name) if s not in getattr(first, f.name)]
+                    for f in dataclasses.fields(first)
+                    if f.name.endswith("spans")
+                },
+            )
+    return list(out.values())
+
+
+def _shifted(item: Item, offset: int) -> Item:
+    """``item`` with every span moved ``offset`` characters to the right."""
+
+    def move(spans: Spans) -> Spans:
+        return [(start + offset, end + offset) for start, end in spans]
+
+    if isinstance(item, Entity):
+        return dataclasses.replace(item, spans=move(item.spans))
+    if isinstance(item, Triple):
+        return dataclasses.replace(item, head_spans=move(item.head_spans), tail_spans=move(item.tail_spans))
+    arguments = [dataclasses.replace(a, spans=move(a.spans)) for a in item.arguments]
+    return dataclasses.replace(item, trigger_spans=move(item.trigger_spans), arguments=arguments)
+
+
+def joined(docs: list[Document], share: float, rng: random.Random) -> list[Document]:
+    """``docs`` with ``share`` of those that hold items replaced by two-text documents: the text followed
+    by another text of the same language whose items are of another type or relation, with the items of
+    both (offsets shifted). Most sentences of the public sets hold one type of relation, so a model trained
+    on them learns to fill at most one relation of a schema batch; joined texts teach it to fill more."""
+    if share <= 0:
+        return docs
+    full = [i for i, d in enumerate(docs) if d.items]
+    out = list(docs)
+    for i in rng.sample(full, round(share * len(full))):
+        first = docs[i]
+        types = {item_type(it, first.task) for it in first.items}
+        partners = [
+            j
+            for j in full
+            if j != i
+            and docs[j].lang == first.lang
+            and {item_type(it, first.task) for it in docs[j].items} - types
+        ]
+        if not partners:
+            continue
+        second = docs[rng.choice(partners)]
+        gap = "" if first.lang == "zh" else " "
+        offset = len(first.text) + len(gap)
+        out[i] = dataclasses.replace(
+            first,
+            id=f"{first.id}+{second.id}",
+            text=first.text + gap + second.text,
+            items=_merged([*first.items, *(_shifted(it, offset) for it in second.items)]),
+        )
+    return out
 
 
 def _split(n: int, holdout: int, limit: int | None, rng: random.Random) -> tuple[list[int], list[int]]:
