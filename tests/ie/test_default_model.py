@@ -58,3 +58,30 @@ def test_shipped_adapter_extracts_an_obvious_triple(schema: str, text: str, trip
     result = Extractor("default", "re", schema, constrained=True).extract(text)
     assert triple in [t.key() for t in result.triples], result.outputs
     assert all(t.grounded for t in result.triples)
+
+
+@pytest.mark.requires_llamacpp
+@pytest.mark.skipif(not is_llamacpp_available(), reason="llama-cpp-python is not installed")
+def test_make_demo_finds_the_entities_and_every_triple():
+    """What `make demo` prints (the same options as its commands): every entity and both triples per text."""
+    from knowlm.engines import create_engine
+
+    engine = create_engine(ModelConfig(model="default"))
+
+    def entities(schema: str, text: str) -> set[tuple[str, str]]:
+        result = Extractor(engine, "ner", schema, constrained=True).extract(text)
+        return {(e.type, e.text) for e in result.entities}
+
+    def triples(schema: str, text: str) -> set[tuple[str, str, str]]:
+        result = Extractor(engine, "re", schema, constrained=True, schema_batch_size=1).extract(text)
+        return {t.key() for t in result.triples}
+
+    zh = "马云在杭州创立了阿里巴巴集团。"
+    en = "Steve Jobs founded Apple, which is headquartered in Cupertino."
+    assert {("人物", "马云"), ("地点", "杭州"), ("公司", "阿里巴巴集团")} <= entities("人物,地点,公司", zh)
+    found = entities("person,organization,location", "Tim Cook leads Apple from Cupertino, California.")
+    assert {("person", "Tim Cook"), ("location", "Cupertino"), ("location", "California")} <= found
+    expected_zh = {("马云", "创始人", "阿里巴巴集团"), ("阿里巴巴集团", "总部位于", "杭州")}
+    assert expected_zh <= triples("创始人,总部位于", zh)
+    expected_en = {("Steve Jobs", "founder", "Apple"), ("Apple", "headquartered_in", "Cupertino")}
+    assert expected_en <= triples("founder,headquartered_in", en)

@@ -62,3 +62,18 @@ def test_the_knowledge_graph_tab_shows_an_entitys_relations(tiny_engine, tmp_pat
     table, svg, status = show("马云", 50)
     assert table == [["阿里巴巴", "创始人", "马云", 1]] and "<svg" in svg and status == "1 relations"
     assert show("nobody", 50)[0] == []
+
+
+@pytest.mark.parametrize(("per_prompt", "prompts"), [(0, 1), (1, 2)])
+def test_the_extract_tab_asks_as_many_schema_items_per_prompt_as_told(
+    tiny_engine, monkeypatch, per_prompt, prompts
+):
+    sent: list[str] = []
+    generate = tiny_engine.generate
+    monkeypatch.setattr(tiny_engine, "generate", lambda ps, params: sent.extend(ps) or generate(ps, params))
+    ui = build_ui(tiny_engine)
+    extract = next(f.fn for f in ui.fns.values() if getattr(f.fn, "__name__", "") == "extract")
+    *_, status = extract(
+        "re", "founder,headquartered_in", "Jobs founded Apple.", "auto", False, False, 8, per_prompt
+    )
+    assert len(sent) == prompts and "items" in status
