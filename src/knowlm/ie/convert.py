@@ -545,17 +545,15 @@ def joined(docs: list[Document], share: float, rng: random.Random) -> list[Docum
     if share <= 0:
         return docs
     full = [i for i, d in enumerate(docs) if d.items]
+    kinds = {i: (docs[i].lang, frozenset(item_type(it, docs[i].task) for it in docs[i].items)) for i in full}
+    candidates: dict[tuple[str, frozenset[str]], list[int]] = {}  # the partners of a text, by its kinds
     out = list(docs)
     for i in rng.sample(full, round(share * len(full))):
         first = docs[i]
-        types = {item_type(it, first.task) for it in first.items}
-        partners = [
-            j
-            for j in full
-            if j != i
-            and docs[j].lang == first.lang
-            and {item_type(it, first.task) for it in docs[j].items} - types
-        ]
+        lang, types = kinds[i]
+        if (lang, types) not in candidates:  # a text is never its own partner: it adds no new kind
+            candidates[lang, types] = [j for j in full if kinds[j][0] == lang and kinds[j][1] - types]
+        partners = candidates[lang, types]
         if not partners:
             continue
         second = docs[rng.choice(partners)]
