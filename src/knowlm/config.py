@@ -60,10 +60,18 @@ class ModelConfig:
     revision: str | None = _opt(
         None, "Hub revision (branch, tag or commit) when --model is a Hub id", metavar="REV"
     )
-    n_ctx: int = _opt(4096, "context length for the llamacpp engine (tokens)")
+    n_ctx: int = _opt(
+        4096,
+        "context length of one sequence for the llamacpp engine (tokens); its KV cache holds n_ctx tokens "
+        "for each of the batch_size sequences in flight",
+    )
     threads: int | None = _opt(None, "CPU threads for the llamacpp engine and torch (default: all cores)")
     tensor_parallel_size: int = _opt(1, "GPUs to shard the model over (vllm engine)")
-    batch_size: int = _opt(8, "prompts generated together in one forward pass (transformers engine)")
+    batch_size: int = _opt(
+        8,
+        "sequences decoded together: prompts per forward pass (transformers), sequences in flight with "
+        "continuous batching (llamacpp)",
+    )
 
     def validate(self) -> None:
         problems: list[str] = []
@@ -145,6 +153,13 @@ class SamplingParams:
 
     def replace(self, **changes: Any) -> SamplingParams:
         return dataclasses.replace(self, **changes)
+
+
+def records_per_call(batch_size: int) -> int:
+    """How many records a resumable loop (extract, eval, generate, corpus runs) hands the engine at once:
+    several times ``batch_size``, so sequences that finish early are replaced at once instead of waiting
+    for the slowest of their batch, while an interrupted run loses little."""
+    return 4 * batch_size
 
 
 LANGS = ("auto", "zh", "en")

@@ -49,9 +49,10 @@ def test_a_special_token_stop_ends_generation(engines: dict, name: str):
 def test_sampling_moves_the_markers_probability_to_the_end_token():
     import numpy as np
 
-    from knowlm.engines.llamacpp import StopTokens
+    from knowlm.engines.llamacpp_scheduler import stop_to_eos
 
     scores = np.log(np.array([0.1, 0.2, 0.3, 0.4], dtype=np.float32))
-    out = StopTokens([2, 3], eos=1)(None, scores)
+    out = scores.copy()
+    stop_to_eos(out, [2, 3], eos=1)
     assert out[2] == out[3] == -np.inf and out[0] == scores[0]
     assert np.isclose(np.exp(out[1]), 0.9)  # P(stop) = P(eos) + P(markers)

@@ -85,3 +85,26 @@ def test_make_demo_finds_the_entities_and_every_triple():
     assert expected_zh <= triples("创始人,总部位于", zh)
     expected_en = {("Steve Jobs", "founder", "Apple"), ("Apple", "headquartered_in", "Cupertino")}
     assert expected_en <= triples("founder,headquartered_in", en)
+
+
+@pytest.mark.requires_llamacpp
+@pytest.mark.skipif(not is_llamacpp_available(), reason="llama-cpp-python is not installed")
+def test_default_model_answers_the_same_with_many_sequences_in_flight():
+    """Multi-sequence decoding (8 in flight) gives the greedy answers of one sequence at a time."""
+    from knowlm.engines import create_engine
+
+    texts = [
+        "马云在杭州创立了阿里巴巴集团。",
+        "Tim Cook leads Apple from Cupertino, California.",
+        "Steve Jobs founded Apple, which is headquartered in Cupertino.",
+        "腾讯收购了搜狗。",
+        "John Smith works for IBM in New York.",
+        "北京大学位于北京市海淀区。",
+    ]
+    answers = []
+    for batch_size in (1, 8):
+        engine = create_engine(ModelConfig(model="default", engine="llamacpp", batch_size=batch_size))
+        extractor = Extractor(engine, "re", "founder,headquartered_in,work for,收购", constrained=True)
+        answers.append([r.outputs for r in extractor.extract_many(texts)])
+        engine.close()
+    assert answers[0] == answers[1]

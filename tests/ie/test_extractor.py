@@ -66,8 +66,8 @@ def test_schema_batches_go_to_the_engine_together_and_merge():
     engine = ScriptedEngine(lambda names, text: json.dumps({n: [f"{n}-x"] for n in names}))
     texts = ["first text", "second text"]
     results = Extractor(engine, "ner", "a,b,c,d,e", schema_batch_size=2).extract_many(texts)
-    assert len(engine.calls) == 3  # one engine call per schema batch, both texts in it
-    assert all(len(prompts) == 2 for prompts, _ in engine.calls)
+    assert len(engine.calls) == 1  # one engine call: 3 schema batches x 2 texts, all in flight together
+    assert len(engine.calls[0][0]) == 6
     assert [e.type for e in results[0].entities] == ["a", "b", "c", "d", "e"]
     assert results[0].ungrounded == 5 and results[1].entities[0].grounded is False
 

@@ -1,3 +1,4 @@
+import contextlib
 import socket
 import threading
 import time
@@ -25,12 +26,13 @@ def make_client(tiny_engine):
         service.close()
 
 
-@pytest.fixture
-def live_server(tiny_engine):
-    """A real uvicorn server on 127.0.0.1 and a free port, in a background thread."""
+@contextlib.contextmanager
+def serve_live(engine, **settings):
+    """A real uvicorn server over ``engine`` on 127.0.0.1 and a free port, in a background thread; yields
+    its base URL."""
     import uvicorn
 
-    service = Service(tiny_engine, ServeConfig(api_key="sekret"), model_name="tiny")
+    service = Service(engine, ServeConfig(**settings), model_name="tiny")
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -43,7 +45,15 @@ def live_server(tiny_engine):
     while not server.started and time.monotonic() < deadline:
         time.sleep(0.05)
     assert server.started, "the test server did not start"
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
-    service.close()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        service.close()
+
+
+@pytest.fixture
+def live_server(tiny_engine):
+    with serve_live(tiny_engine, api_key="sekret") as url:
+        yield url

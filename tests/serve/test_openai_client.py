@@ -4,6 +4,7 @@ import openai
 import pytest
 
 from knowlm.config import SamplingParams
+from tests.serve.conftest import serve_live
 
 
 def test_openai_client_end_to_end(live_server, tiny_engine):
@@ -74,3 +75,29 @@ def test_n_sampled_choices_through_the_official_client(live_server):
         for c in chunk.choices:
             streamed[c.index] = streamed.get(c.index, "") + (c.delta.content or "")
     assert streamed == {c.index: c.message.content for c in chat.choices}
+
+
+@pytest.mark.requires_llamacpp
+def test_n_choices_on_the_llamacpp_engine_are_independent_samples(tiny_model_dir, tmp_path):
+    """The default engine once gave n identical choices: the n runs shared one sampling seed."""
+    from knowlm.engines.llamacpp import is_llamacpp_available
+
+    if not is_llamacpp_available():
+        pytest.skip("llama-cpp-python is not installed")
+    from knowlm.config import ModelConfig
+    from knowlm.engines import create_engine
+    from knowlm.weights.gguf_export import export_gguf
+
+    gguf = export_gguf(tiny_model_dir, tmp_path / "tiny.gguf", qtype="f16")
+    engine = create_engine(ModelConfig(model=str(gguf), engine="llamacpp", n_ctx=256, batch_size=4))
+    with serve_live(engine) as url:
+        client = openai.OpenAI(base_url=f"{url}/v1", api_key="none", max_retries=0)
+        kwargs = {"model": "tiny", "max_tokens": 16, "temperature": 1.0, "n": 3}
+        free = client.completions.create(prompt="Berlin is", **kwargs)
+        assert len({c.text for c in free.choices}) == 3
+        chat = client.chat.completions.create(messages=[{"role": "user", "content": "hi"}], **kwargs)
+        assert len({c.message.content for c in chat.choices}) == 3
+        seeded = client.completions.create(prompt="Berlin is", seed=9, **kwargs)
+        again = client.completions.create(prompt="Berlin is", seed=9, **kwargs)
+        assert [c.text for c in again.choices] == [c.text for c in seeded.choices]
+    engine.close()

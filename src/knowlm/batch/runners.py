@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from knowlm.batch.shards import Manifest, Shard, decode_records, list_shards, read_shard
-from knowlm.config import ExtractConfig, ModelConfig, SamplingParams
+from knowlm.config import ExtractConfig, ModelConfig, SamplingParams, records_per_call
 from knowlm.errors import InputError, KnowLMError, MissingDependencyError
 from knowlm.ie.instructions import Instructions, instructions_from_records, load_instructions
 from knowlm.io import ResumableJsonlWriter
@@ -208,8 +208,9 @@ def run_local(
                 id_field=job.id_field,
             )
             writer.write(shard.name, [])
-            for begin in range(0, len(records), job.batch_size):
-                done = extract_records(extractor, records[begin : begin + job.batch_size], job.with_outputs)
+            step = records_per_call(job.batch_size)
+            for begin in range(0, len(records), step):
+                done = extract_records(extractor, records[begin : begin + step], job.with_outputs)
                 writer.write(shard.name, done)
                 report.nodes["local"] += len(done)
                 _tell(progress, shard.name, done, "local", os.getpid())
@@ -255,11 +256,11 @@ class ExtractActor:
 
 
 def _decode_file(row: dict[str, Any], *, names: dict[str, str], job: Job) -> list[dict[str, Any]]:
-    """Ray Data flat_map: one input file's bytes -> its records in batches of ``job.batch_size``, each batch one
+    """Ray Data flat_map: one input file's bytes -> its records in batches (`records_per_call`), each batch one
     row of JSON text (the results' nested shapes differ from record to record, which columnar blocks cannot
     hold as such). A file with no records still gets a row, so its (empty) output is written."""
     records = decode_records(row["path"], row["bytes"], text_field=job.text_field, id_field=job.id_field)
-    size = job.batch_size
+    size = records_per_call(job.batch_size)
     batches = [records[i : i + size] for i in range(0, len(records), size)] or [[]]
     return [{"shard": names[row["path"]], "records": json.dumps(b, ensure_ascii=False)} for b in batches]
 

@@ -12,7 +12,7 @@ from knowlm.batch.runners import RUNNERS, extract_records
 from knowlm.batch.shards import decode_records
 from knowlm.cli.args import add_dataclass_args, from_args
 from knowlm.cli.common import add_model_args, add_sampling_args, load_engine, model_config, sampling_params
-from knowlm.config import ExtractConfig
+from knowlm.config import ExtractConfig, records_per_call
 from knowlm.errors import InputError
 from knowlm.ie.export import EXPORT_FORMATS, export
 from knowlm.io import ResumableJsonlWriter, atomic_write
@@ -160,7 +160,7 @@ def run(args: argparse.Namespace) -> int:
     start = writer.done if writer else 0
     if start:
         print(f"resuming: {start} of {len(records)} records already done", file=sys.stderr)
-    step = args.batch_size
+    step = records_per_call(args.batch_size)
     from tqdm import tqdm
 
     with tqdm(

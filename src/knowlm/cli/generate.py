@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from knowlm.cli.common import add_model_args, add_sampling_args, load_engine, sampling_params
+from knowlm.config import records_per_call
 from knowlm.engines.base import chat_renderer
 from knowlm.errors import InputError
 from knowlm.io import ResumableJsonlWriter, read_jsonl
@@ -103,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     writer = ResumableJsonlWriter(args.output) if args.output else None
     start = writer.done if writer else 0
-    step = getattr(engine, "batch_size", 8)
+    step = records_per_call(getattr(engine, "batch_size", 8))
     from tqdm import tqdm
 
     with tqdm(total=len(records), initial=start, unit="prompt", disable=len(records) <= step) as bar:

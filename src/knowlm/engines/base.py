@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import json
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
@@ -51,6 +52,30 @@ class Engine(Protocol):
 
 
 EngineFactory = Callable[[ModelConfig], Engine]
+
+
+def generate_each(
+    engine: Engine, prompts: Sequence[str], params: Sequence[SamplingParams]
+) -> list[Completion]:
+    """Complete every prompt with its own settings (e.g. its own grounded grammar), in the order given.
+
+    An engine that decodes differently-configured prompts together (llama.cpp's scheduler) gets them all
+    in one call through its ``generate_each``; any other engine gets one ``generate`` call per distinct
+    setting."""
+    if len(prompts) != len(params):
+        raise ValueError(f"generate_each: {len(prompts)} prompts but {len(params)} settings")
+    native = getattr(engine, "generate_each", None)
+    if native is not None:
+        return list(native(prompts, params))
+    groups: dict[str, list[int]] = {}
+    for i, p in enumerate(params):
+        groups.setdefault(json.dumps(dataclasses.asdict(p), sort_keys=True), []).append(i)
+    out: dict[int, Completion] = {}
+    for indices in groups.values():
+        done = engine.generate([prompts[i] for i in indices], params[indices[0]])
+        out.update(zip(indices, done, strict=True))
+    return [out[i] for i in range(len(prompts))]
+
 
 # name -> "module:attribute", imported only when the engine is used, so extras stay optional
 _ENGINES: dict[str, str] = {

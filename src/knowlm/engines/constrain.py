@@ -4,7 +4,8 @@ A constraint is a JSON schema (``SamplingParams.json_schema``) or a Lark grammar
 (``SamplingParams.grammar``, e.g. the grounded answer grammars of `knowlm.ie.grammar`). At every step
 llguidance computes the set of allowed next tokens as a bitmask (tens of microseconds, even over Gemma's
 262k-word vocabulary); the engines apply it to the logits before sampling: `TorchMaskProcessor` for
-transformers (one matcher per row of a batch), `NumpyMaskProcessor` for llama.cpp.
+transformers (one matcher per row of a batch); llama.cpp's scheduler keeps one matcher per sequence
+(`knowlm.engines.llamacpp_scheduler`).
 """
 
 from __future__ import annotations
@@ -85,23 +86,3 @@ class TorchMaskProcessor:
             self._fill(self.rows.advance(row, input_ids[row]), self.bitmask, row)
         self._apply(scores, self.bitmask.to(scores.device))
         return scores
-
-
-class NumpyMaskProcessor:
-    """llama-cpp-python logits processor (one sequence): disallowed tokens get -inf."""
-
-    def __init__(self, ll_tokenizer: Any, grammar: str) -> None:
-        import numpy as np
-
-        self.rows = _Rows(ll_tokenizer, grammar, 1)
-        self.words = np.zeros((self.rows.vocab_size + 31) // 32, dtype=np.int32)
-        self._np = np
-
-    def __call__(self, input_ids: Any, scores: Any) -> Any:
-        np = self._np
-        matcher = self.rows.advance(0, input_ids)
-        matcher.unsafe_compute_mask_ptr(self.words.ctypes.data, self.words.nbytes)
-        allowed = np.unpackbits(self.words.view(np.uint8), bitorder="little")[: len(scores)].astype(bool)
-        if len(scores) > len(allowed):  # the model's output layer may be wider than the vocabulary
-            allowed = np.concatenate([allowed, np.zeros(len(scores) - len(allowed), dtype=bool)])
-        return np.where(allowed, scores, -np.inf).astype(scores.dtype, copy=False)

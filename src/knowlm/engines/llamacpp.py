@@ -7,20 +7,19 @@ import importlib.util
 import json
 import logging
 import os
-import secrets
-import threading
+import queue
 import warnings
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, Any, cast
+from concurrent.futures import Future, wait
+from typing import TYPE_CHECKING, Any
 
 from knowlm.config import ModelConfig, SamplingParams
-from knowlm.engines.base import Completion, FinishReason, special_stop_ids
+from knowlm.engines.base import Completion
+from knowlm.engines.llamacpp_scheduler import OnText, Request, Scheduler, check_request
 from knowlm.errors import InputError, MissingDependencyError, ModelLoadError
 from knowlm.models.resolve import resolve_model
 
 if TYPE_CHECKING:
-    from llama_cpp.llama_types import CreateCompletionResponse, CreateCompletionStreamResponse
-
     from knowlm.ie.instructions import Instructions
 
 log = logging.getLogger(__name__)
@@ -61,7 +60,7 @@ class LlamaCppEngine:
         try:
             self.llm = Llama(
                 model_path=str(resolved.path),
-                n_ctx=config.n_ctx,
+                n_ctx=256,  # this context stays unused: the scheduler decodes in its own (below)
                 n_threads=config.threads or os.cpu_count() or 1,
                 n_gpu_layers=-1 if config.device.startswith("cuda") else 0,
                 verbose=False,
@@ -71,8 +70,16 @@ class LlamaCppEngine:
         self.model_name = config.model
         self.chat_template = self._chat_template(resolved.kind == "default")
         self.ie_instructions = self._instructions()
-        self._lock = threading.Lock()  # a llama.cpp context serves one request at a time
         self._llg_tokenizer: Any = None
+        self.n_ctx, self.batch_size = config.n_ctx, config.batch_size
+        self.scheduler = Scheduler(
+            self.llm.model,
+            slots=config.batch_size,
+            n_ctx=config.n_ctx,
+            threads=config.threads or os.cpu_count() or 1,
+            ll_tokenizer=self._ll_tokenizer,
+            special_token=self._special_token,
+        )
 
     def _instructions(self) -> Instructions | None:
         """The IE instruction texts a GGUF export carries in its metadata (`knowlm.ie.instructions`)."""
@@ -95,49 +102,6 @@ class LlamaCppEngine:
             template = GEMMA_CHAT_TEMPLATE
         return template
 
-    def _kwargs(self, params: SamplingParams) -> dict[str, Any]:
-        params.validate()
-        if params.num_beams > 1:
-            raise InputError(
-                "the llamacpp engine has no beam search; use num_beams 1 or --engine transformers"
-            )
-        return {
-            "max_tokens": params.max_new_tokens,
-            "temperature": params.temperature,
-            "top_p": params.top_p,
-            "top_k": params.top_k,
-            "repeat_penalty": params.repetition_penalty,
-            "stop": list(params.stop),
-            # no seed: fresh randomness every call (llama.cpp would otherwise reuse its last seed)
-            "seed": params.seed if params.seed is not None else secrets.randbits(31),
-        }
-
-    def _constraint(self, params: SamplingParams) -> dict[str, Any]:
-        """Sampler arguments: stops on special tokens (`StopTokens`) and a constraint — llguidance's token
-        mask as a logits processor (fast on large vocabularies), or llama.cpp's own GBNF grammar for a
-        JSON schema when llguidance is missing."""
-        from llama_cpp import LogitsProcessorList
-
-        processors: list[Any] = []
-        extra: dict[str, Any] = {}
-        if params.json_schema is not None or params.grammar is not None:
-            if params.grammar is None and importlib.util.find_spec("llguidance") is None:
-                from llama_cpp.llama_grammar import LlamaGrammar
-
-                extra["grammar"] = LlamaGrammar.from_json_schema(
-                    json.dumps(params.json_schema), verbose=False
-                )
-            else:
-                from knowlm.engines.constrain import NumpyMaskProcessor, compiled_grammar
-
-                grammar = compiled_grammar(params)
-                assert grammar is not None
-                processors.append(NumpyMaskProcessor(self._ll_tokenizer(), grammar))
-        stop_ids = special_stop_ids(params.stop, self._special_token)
-        if stop_ids:
-            processors.append(StopTokens(stop_ids, self.llm.token_eos()))
-        return {**extra, **({"logits_processor": LogitsProcessorList(processors)} if processors else {})}
-
     def _special_token(self, text: str) -> int | None:
         """The id of ``text`` when it is one special token (one that detokenizes to nothing)."""
         ids = self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=True)
@@ -156,35 +120,59 @@ class LlamaCppEngine:
                 self._llg_tokenizer = lltokenizer_from_vocab(vocab, eos_token=eog or None)
         return self._llg_tokenizer
 
-    def generate(self, prompts: Sequence[str], params: SamplingParams) -> list[Completion]:
-        kwargs = self._kwargs(params)
-        results = []
-        for prompt in prompts:
-            self._check_length(prompt, params)
-            with self._lock:  # llama.cpp reuses the KV cache of the prefix shared with the last prompt
-                out = cast(
-                    "CreateCompletionResponse",
-                    self.llm.create_completion(prompt, **kwargs, **self._constraint(params)),
-                )
-            choice, usage = out["choices"][0], out["usage"]
-            finish: FinishReason = "length" if choice.get("finish_reason") == "length" else "stop"
-            results.append(
-                Completion(choice["text"], usage["prompt_tokens"], usage["completion_tokens"], finish)
+    def _request(self, prompt: str, params: SamplingParams, on_text: OnText | None = None) -> Request:
+        """A scheduler request for ``prompt``, checked: the settings, the length, the constraint."""
+        params.validate()
+        if params.num_beams > 1:
+            raise InputError(
+                "the llamacpp engine has no beam search; use num_beams 1 or --engine transformers"
             )
-        return results
+        tokens = self.llm.tokenize(prompt.encode("utf-8"), add_bos=True, special=True) or [
+            self.llm.token_bos()
+        ]
+        check_request(tokens, params, self.n_ctx)
+        from knowlm.engines.constrain import compiled_grammar
+
+        return Request(tokens, params, Future(), grammar=compiled_grammar(params), on_text=on_text)
+
+    def submit(
+        self, prompt: str, params: SamplingParams, on_text: OnText | None = None
+    ) -> Future[Completion]:
+        """Queue one prompt; its future resolves to the Completion (or to this prompt's own error).
+        ``on_text`` receives the completion's text piece by piece as it is generated."""
+        try:
+            request = self._request(prompt, params, on_text)
+        except Exception as exc:
+            failed: Future[Completion] = Future()
+            failed.set_exception(exc)
+            return failed
+        return self.scheduler.submit(request)
+
+    def generate(self, prompts: Sequence[str], params: SamplingParams) -> list[Completion]:
+        return self.generate_each(prompts, [params] * len(prompts))
+
+    def generate_each(self, prompts: Sequence[str], params: Sequence[SamplingParams]) -> list[Completion]:
+        """Complete every prompt with its own settings, all in flight together (``batch_size`` at a time);
+        the first failing prompt's error is raised once the others are done."""
+        futures = [self.submit(p, q) for p, q in zip(prompts, params, strict=True)]
+        wait(futures)
+        return [f.result() for f in futures]
 
     def stream(self, prompt: str, params: SamplingParams) -> Iterator[str]:
-        kwargs = self._kwargs(params)
-        self._check_length(prompt, params)
-        with self._lock:
-            chunks = cast(
-                "Iterator[CreateCompletionStreamResponse]",
-                self.llm.create_completion(prompt, stream=True, **kwargs, **self._constraint(params)),
-            )
-            for chunk in chunks:
-                text = chunk["choices"][0]["text"]
-                if text:
-                    yield text
+        pieces: queue.Queue[str | None] = queue.Queue()
+        request = self._request(prompt, params, pieces.put)
+        future = self.scheduler.submit(request)
+        future.add_done_callback(lambda _: pieces.put(None))
+        try:
+            while (piece := pieces.get()) is not None:
+                yield piece
+            future.result()  # a failed decode is raised, not ended quietly
+        finally:
+            request.cancelled.set()  # the caller stopped reading: the sequence stops at the next step
+
+    def close(self) -> None:
+        """Stop the decoding thread and free the context (the engine cannot generate afterwards)."""
+        self.scheduler.close()
 
     def render_chat(self, messages: list[dict[str, str]]) -> str | None:
         if self.chat_template is None:
@@ -199,34 +187,6 @@ class LlamaCppEngine:
 
     def count_tokens(self, text: str) -> int:
         return len(self.llm.tokenize(text.encode("utf-8"), add_bos=True, special=True))
-
-    def _check_length(self, prompt: str, params: SamplingParams) -> None:
-        n = self.count_tokens(prompt)
-        if n + params.max_new_tokens > self.llm.n_ctx():
-            raise InputError(
-                f"prompt ({n} tokens) + max_new_tokens ({params.max_new_tokens}) exceed the context of "
-                f"{self.llm.n_ctx()} tokens; shorten the prompt or raise --n-ctx"
-            )
-
-
-class StopTokens:
-    """llama-cpp-python logits processor: sampling one of ``ids`` (special tokens that end the answer, such
-    as a chat template's turn markers) means stopping, so their probability goes to the end-of-generation
-    token ``eos`` (log-sum-exp: the chance of stopping is exactly theirs plus its own) and they are never
-    emitted. llama.cpp drops special tokens from the text it returns, so a stop string could not see them."""
-
-    def __init__(self, ids: list[int], eos: int) -> None:
-        self.ids, self.eos = [i for i in ids if i != eos], eos
-
-    def __call__(self, input_ids: Any, scores: Any) -> Any:
-        import numpy as np
-
-        if not self.ids:
-            return scores
-        scores = scores.copy()
-        scores[self.eos] = np.logaddexp.reduce(np.append(scores[self.ids], scores[self.eos]))
-        scores[self.ids] = -np.inf
-        return scores
 
 
 def _route_native_logs() -> None:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from knowlm.config import records_per_call
 from knowlm.errors import InputError
 from knowlm.ie.formats import parse_oneke_instruction
 from knowlm.ie.parse import read_json
@@ -353,13 +354,15 @@ def generate_answers(
     interrupted run resumes from them."""
     from tqdm import tqdm
 
-    from knowlm.ie.grammar import answer_grammar
+    from knowlm.engines.base import generate_each
+    from knowlm.ie.grammar import answer_params
 
-    def constraint(line: EvalLine) -> SamplingParams:
+    def line_params(line: EvalLine) -> SamplingParams:
+        """Each line has its own schema batch and input, so its own constraint."""
+        if not constrained:
+            return params
         shape = get_task(line.task).answer_json_schema(line.schema)
-        if not grounded:
-            return params.replace(json_schema=shape)
-        return params.replace(grammar=answer_grammar(shape, json.loads(line.instruction)["input"]))
+        return answer_params(params, shape, json.loads(line.instruction)["input"], grounded=grounded)
 
     def prompt(line: EvalLine) -> str:
         return template.format(line.instruction, shots=shots(line) if shots else ())
@@ -373,12 +376,12 @@ def generate_answers(
     with tqdm(
         total=len(lines), initial=len(answers), unit="line", file=sys.stderr, disable=not progress
     ) as bar:
-        for begin in range(0, len(todo), batch_size):
-            chunk = todo[begin : begin + batch_size]
-            if constrained:  # each line has its own schema batch and input, so its own constraint
-                done = [engine.generate([prompt(line)], constraint(line))[0] for line in chunk]
-            else:
-                done = engine.generate([prompt(line) for line in chunk], params)
+        step = records_per_call(batch_size)
+        for begin in range(0, len(todo), step):
+            chunk = todo[begin : begin + step]
+            done = generate_each(
+                engine, [prompt(line) for line in chunk], [line_params(line) for line in chunk]
+            )
             for line, completion in zip(chunk, done, strict=True):
                 answers[line.number] = completion.text
                 if writer:

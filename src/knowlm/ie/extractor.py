@@ -8,10 +8,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from knowlm.config import ExtractConfig, ModelConfig, SamplingParams
-from knowlm.engines.base import Engine, chat_renderer
+from knowlm.engines.base import Engine, chat_renderer, generate_each
 from knowlm.errors import InputError
 from knowlm.ie.formats import detect_language, get_format
-from knowlm.ie.grammar import answer_grammar
+from knowlm.ie.grammar import answer_params
 from knowlm.ie.ground import ground
 from knowlm.ie.instructions import Instructions, instructions_from_records, load_instructions, lookup
 from knowlm.ie.results import Entity, Event, Item, Triple, item_to_dict
@@ -146,32 +146,29 @@ class Extractor:
         return prompts
 
     def extract_many(self, texts: Sequence[str]) -> list[ExtractionResult]:
-        """Extract from several texts; the prompts of one schema batch go to the engine together."""
+        """Extract from several texts: every prompt (each chunk of each text under each schema batch) goes
+        to the engine in one call, so an engine that decodes many sequences at once has them all in flight."""
         for i, text in enumerate(texts):
             if not isinstance(text, str) or not text.strip():
                 raise InputError(f"text {i}: expected a non-empty string")
         jobs = [(d, b, p, chunk) for d, text in enumerate(texts) for b, p, chunk in self.prompts_for(text)]
-        outputs: dict[int, str] = {}
-        for b, batch in enumerate(self.batches):
-            indices = [j for j, job in enumerate(jobs) if job[1] == b]
-            if not self.config.constrained:
-                groups = [(indices, self.params)]
-            elif not self.config.grounded:
-                groups = [(indices, self.params.replace(json_schema=self.task.answer_json_schema(batch)))]
-            else:  # one grammar per chunk: its strings must be pieces of that chunk
-                shape = self.task.answer_json_schema(batch)
-                groups = [
-                    ([j], self.params.replace(grammar=answer_grammar(shape, jobs[j][3]))) for j in indices
-                ]
-            for group, params in groups:
-                done = self.engine.generate([jobs[j][2] for j in group], params)
-                outputs.update(zip(group, (c.text for c in done), strict=True))
+        shapes = [self.task.answer_json_schema(batch) for batch in self.batches]
+        params = [self._params(shapes[b], chunk) for _, b, _, chunk in jobs]
+        done = generate_each(self.engine, [prompt for _, _, prompt, _ in jobs], params)
+        outputs = [c.text for c in done]
         results = [ExtractionResult(text, self.task.name) for text in texts]
         for j, (d, b, _, _) in enumerate(jobs):
             self._read(results[d], outputs[j], self.batches[b])
         for result in results:
             self._finish(result)
         return results
+
+    def _params(self, shape: dict[str, Any], chunk: str) -> SamplingParams:
+        """The decoding settings of one prompt: free, constrained to the answer's JSON shape, or grounded
+        (a grammar whose strings must be pieces of ``chunk``)."""
+        if not self.config.constrained:
+            return self.params
+        return answer_params(self.params, shape, chunk, grounded=self.config.grounded)
 
     def _read(self, result: ExtractionResult, output: str, batch: Schema) -> None:
         result.outputs.append(output)

@@ -16,6 +16,7 @@ import json
 import re
 from typing import Any
 
+from knowlm.config import SamplingParams
 from knowlm.errors import InputError
 
 _WORD = re.compile(r"[^\W_]+|.", re.S)
@@ -130,3 +131,13 @@ def answer_grammar(json_schema: dict[str, Any], text: str | None = None) -> str:
         lines.append(f'gnone: gstr | "\\"{NONE_VALUE}\\""')
         lines.append(f"SPAN: %regex {json.dumps({'substring_chunks': chunks}, ensure_ascii=False)}")
     return "\n".join(lines) + "\n"
+
+
+def answer_params(
+    params: SamplingParams, shape: dict[str, Any], text: str, *, grounded: bool
+) -> SamplingParams:
+    """``params`` constrained to an answer of JSON shape ``shape``; ``grounded``: every string of it a
+    piece of ``text`` (the prompt's input)."""
+    if not grounded:
+        return params.replace(json_schema=shape)
+    return params.replace(grammar=answer_grammar(shape, text))

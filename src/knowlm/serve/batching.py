@@ -3,7 +3,11 @@
 Requests wait in a bounded queue; a worker thread takes the first, gathers more for up to ``wait_s`` (or
 until ``max_batch_size`` prompts), groups them by decoding settings and runs each group as one
 ``engine.generate`` call. A full queue is refused at once (the server answers 503 with Retry-After), and a
-request cancelled before its batch starts (the client went away) is dropped.
+request cancelled before its batch starts (the client went away) is dropped. When a merged call fails, its
+prompts run again one by one, so a failing prompt fails alone.
+
+An engine that schedules sequences itself (``submit(prompt, params)``: llama.cpp's continuous batching)
+gets every request at once instead: a request that arrives while others decode joins their next step.
 """
 
 from __future__ import annotations
@@ -44,23 +48,32 @@ class BatchingEngine:
         self.engine_calls = 0
         self.batched_prompts = 0
         self._stop = threading.Event()
+        self._native = getattr(engine, "submit", None)
         self._worker = threading.Thread(target=self._run, name="knowlm-batcher", daemon=True)
-        self._worker.start()
+        if self._native is None:
+            self._worker.start()
 
     # -- protocol -----------------------------------------------------------------------------
 
     def submit(self, prompts: Sequence[str], params: SamplingParams) -> list[Future[Completion]]:
         """Queue the prompts; each future resolves to its Completion. Raises QueueFullError when full."""
         params.validate()
-        pending = [_Pending(p, params, Future()) for p in prompts]
-        if self._queue.maxsize and self._queue.qsize() + len(pending) > self._queue.maxsize:
+        if self._queue.maxsize and self.queue_depth + len(prompts) > self._queue.maxsize:
             raise QueueFullError(f"the server queue is full ({self._queue.maxsize} waiting); retry shortly")
+        if self._native is not None:
+            self.batched_prompts += len(prompts)
+            return [self._native(p, params) for p in prompts]
+        pending = [_Pending(p, params, Future()) for p in prompts]
         for item in pending:
             self._queue.put_nowait(item)
         return [item.future for item in pending]
 
     def generate(self, prompts: Sequence[str], params: SamplingParams) -> list[Completion]:
         return [f.result() for f in self.submit(prompts, params)]
+
+    def generate_each(self, prompts: Sequence[str], params: Sequence[SamplingParams]) -> list[Completion]:
+        futures = [self.submit([p], q)[0] for p, q in zip(prompts, params, strict=True)]
+        return [f.result() for f in futures]
 
     def stream(self, prompt: str, params: SamplingParams) -> Iterator[str]:
         return self.engine.stream(prompt, params)
@@ -73,11 +86,15 @@ class BatchingEngine:
 
     @property
     def queue_depth(self) -> int:
+        """Prompts waiting for the engine."""
+        if self._native is not None:
+            return int(getattr(self.engine, "queue_depth", 0))
         return self._queue.qsize()
 
     def close(self) -> None:
         self._stop.set()
-        self._worker.join(timeout=5)
+        if self._worker.is_alive():
+            self._worker.join(timeout=5)
 
     # -- worker -------------------------------------------------------------------------------
 
@@ -106,11 +123,18 @@ class BatchingEngine:
             for group in groups.values():
                 self.engine_calls += 1
                 self.batched_prompts += len(group)
-                try:
-                    results = self.engine.generate([p.prompt for p in group], group[0].params)
-                except BaseException as exc:  # every waiting caller learns what went wrong
-                    for item in group:
-                        item.future.set_exception(exc)
-                    continue
-                for item, result in zip(group, results, strict=True):
-                    item.future.set_result(result)
+                self._complete(group)
+
+    def _complete(self, group: list[_Pending]) -> None:
+        """One engine call for ``group``; if it fails, each prompt alone, so only a failing one fails."""
+        try:
+            results = self.engine.generate([p.prompt for p in group], group[0].params)
+        except BaseException as exc:
+            if len(group) > 1:
+                for item in group:
+                    self._complete([item])
+            else:  # the caller learns what went wrong
+                group[0].future.set_exception(exc)
+            return
+        for item, result in zip(group, results, strict=True):
+            item.future.set_result(result)
