@@ -8,13 +8,17 @@
    base model (--no-adapter) and the shipped IE adapter.
 3. The adapter's extraction throughput (documents/s, generated tokens/s) on each CPU path: transformers
    (the adapter merged into the weights on load), and llama.cpp on the merged model as f16 and q8_0 GGUF.
-4. The cost of constrained decoding on the default engine (llama.cpp, adapter): the same documents free,
-   constrained to the answer's JSON shape, and grounded (every string a piece of the text), both through
-   llguidance's token mask; and, as the baseline, llama.cpp's own GBNF sampler for the JSON shape. Run on
-   the CLUENER texts and on as many English CoNLL-2003 sentences (short texts and answers: where a fixed
-   cost per document would show most).
+4. The cost of constrained decoding on the default engine (llama.cpp, adapter, its default sequences in
+   flight): the same documents free, constrained to the answer's JSON shape, and grounded (every string a
+   piece of the text), both through llguidance's token mask (one matcher per sequence). Run on the
+   CLUENER texts and on as many English CoNLL-2003 sentences (short texts and answers: where a fixed cost
+   per document would show most).
+5. Multi-sequence decoding on the default engine: held-out CLUENER NER and CoNLL04 RE documents through
+   `knowlm eval`'s pipeline with N sequences in flight against N = 1 (one at a time): documents/s, ratio,
+   F1 and the share of greedy answers identical to N = 1's.
 
-    python bench/extract.py [--docs 16] [--new-tokens 64] [--parts throughput,parse,paths,constrained]
+    python bench/extract.py [--docs 16] [--new-tokens 64] [--parts throughput,parse,paths,constrained,multiseq]
+                            [--multiseq-docs 200] [--sizes 2,4,8,16]
 """
 
 from __future__ import annotations
@@ -146,29 +150,20 @@ def adapter_paths(docs: list[str], params: SamplingParams) -> list[dict]:
 def constrained_cost(
     docs: list[str], params: SamplingParams, schema: str = SCHEMA, lang: str = "zh", engine: Any = None
 ) -> dict:
-    """Seconds for the same documents free and under each constraint, one engine, in one run."""
-    from llama_cpp import LlamaGrammar
-
+    """Seconds for the same documents free and under each constraint (llguidance's token mask, one
+    matcher per sequence), one engine with its default sequences in flight, in one run."""
     engine = engine or create_engine(ModelConfig(engine="llamacpp"))
-    own_constraint = engine._constraint
     modes: dict[str, dict] = {
         "free": {},
         "json shape, llguidance mask": {"constrained": True, "grounded": False},
         "grounded, llguidance mask": {"constrained": True},
-        "json shape, llama.cpp GBNF (before)": {"constrained": True, "grounded": False},
     }
     rows = {}
     for name, options in modes.items():
-        if "GBNF" in name:  # the path llama.cpp took before llguidance: its own grammar sampler
-            engine._constraint = lambda p: (  # type: ignore[attr-defined]
-                {"grammar": LlamaGrammar.from_json_schema(json.dumps(p.json_schema), verbose=False)}
-                if p.json_schema
-                else {}
-            )
         extractor = Extractor(engine, "ner", schema, params=params, lang=lang, **options)
         extractor.extract(docs[0])  # warm-up (builds llguidance's tokenizer view once)
         start = time.perf_counter()
-        results = [extractor.extract(doc) for doc in docs]
+        results = extractor.extract_many(docs)
         seconds = time.perf_counter() - start
         strings = [e for r in results for e in r.entities]
         rows[name] = {
@@ -180,13 +175,71 @@ def constrained_cost(
             if strings
             else 1.0,
         }
-    engine._constraint = own_constraint  # type: ignore[attr-defined]
     free = rows["free"]["seconds"]
     for row in rows.values():
         row["time_vs_free"] = round(row["seconds"] / free, 2)
     for name, row in rows.items():
         print(f"constrained cost ({lang}), {name}: {row['docs_per_s']} docs/s, {row['time_vs_free']}x free")
-    return {"engine": "llamacpp (default model + IE adapter, q8_0)", "docs": len(docs), "modes": rows}
+    return {
+        "engine": f"llamacpp (default model + IE adapter, q8_0), {engine.batch_size} sequences in flight",
+        "docs": len(docs),
+        "modes": rows,
+    }
+
+
+MULTISEQ_SETS = {"cluener": "ner", "conll04": "re"}
+
+
+def multi_sequence(n_docs: int, sizes: list[int], new_tokens: int) -> dict:
+    """Held-out CLUENER NER and CoNLL04 RE documents (bench/ie_quality.py's evaluation files) through
+    `knowlm eval`'s pipeline on the default engine with N sequences in flight, N = 1 (one at a time, the
+    baseline) and each of ``sizes``: documents/s, the ratio to N = 1, F1, and the share of answers
+    identical to N = 1's (greedy decoding)."""
+    import ie_quality
+    from knowlm.engines.base import chat_renderer
+    from knowlm.ie import evaluate
+    from knowlm.prompts import get_template
+
+    files = ie_quality.prepare(Path(__file__).parent / "results" / "eval-data", n_docs, None)
+    params = SamplingParams(max_new_tokens=new_tokens)
+    out: dict[str, Any] = {"docs": n_docs, "new_tokens": new_tokens, "sets": {}}
+    for name, task in MULTISEQ_SETS.items():
+        lines = evaluate.first_documents(evaluate.read_eval_file(files[name], task), n_docs)
+        rows: list[dict[str, Any]] = []
+        answers: dict[int, dict[int, str]] = {}
+        for n in [1, *sizes]:
+            engine = create_engine(ModelConfig(engine="llamacpp", batch_size=n))
+            template = get_template("auto", chat_renderer(engine))
+            evaluate.generate_answers(engine, lines[:1], params, template, batch_size=n, progress=False)
+            start = time.perf_counter()
+            answers[n] = evaluate.generate_answers(
+                engine, lines, params, template, batch_size=n, progress=False
+            )
+            seconds = time.perf_counter() - start
+            report = evaluate.score(task, evaluate.documents_from_lines(lines, answers[n]))
+            same = sum(answers[n][k] == v for k, v in answers[1].items())
+            stats = engine.scheduler.stats
+            rows.append(
+                {
+                    "sequences": n,
+                    "seconds": round(seconds, 1),
+                    "docs_per_s": round(report["documents"] / seconds, 3),
+                    "vs_one_at_a_time": round(rows[0]["seconds"] / seconds, 2) if rows else 1.0,
+                    "f1": report["f1"],
+                    "f1_ci95": report["f1_ci95"],
+                    "identical_answers": round(same / len(answers[1]), 4),
+                    "prompt_tokens_reused": round(stats["reused_tokens"] / max(stats["prompt_tokens"], 1), 3),
+                }
+            )
+            engine.close()
+            r = rows[-1]
+            print(
+                f"multi-sequence {name}, N={n}: {r['docs_per_s']} docs/s ({r['vs_one_at_a_time']}x), "
+                f"F1 {r['f1']:.3f}, {r['identical_answers']:.1%} answers as N=1",
+                flush=True,
+            )
+        out["sets"][name] = {"task": task, "documents": len({line.id for line in lines}), "rows": rows}
+    return out
 
 
 def main() -> None:
@@ -196,7 +249,15 @@ def main() -> None:
     parser.add_argument("--docs", type=int, default=16)
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--new-tokens", type=int, default=64)
-    parser.add_argument("--parts", default="throughput,parse,paths,constrained", help="which parts to run")
+    parser.add_argument(
+        "--parts", default="throughput,parse,paths,constrained,multiseq", help="which parts to run"
+    )
+    parser.add_argument(
+        "--multiseq-docs", type=int, default=200, help="held-out documents per set (multiseq)"
+    )
+    parser.add_argument(
+        "--sizes", default="2,4,8,16", help="sequences in flight to compare with 1 (multiseq)"
+    )
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "extract.json")
     args = parser.parse_args()
     if not DATA.exists():
@@ -240,6 +301,9 @@ def main() -> None:
             "schema": CONLL_SCHEMA,
             **constrained_cost(english, params, CONLL_SCHEMA, "en", engine=engine),
         }
+    if "multiseq" in parts:
+        sizes = [int(n) for n in args.sizes.split(",")]
+        result["multi_sequence"] = multi_sequence(args.multiseq_docs, sizes, args.new_tokens)
     with atomic_write(args.out) as f:
         json.dump(result, f, indent=2, ensure_ascii=False)
     print(f"wrote {args.out}")

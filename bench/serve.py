@@ -1,18 +1,23 @@
 """Benchmark: the HTTP server under load, batched versus unbatched, in the same run.
 
-Starts `knowlm serve`'s app on 127.0.0.1 (the default model, transformers engine in bfloat16) twice —
-dynamic batching on (max batch 8) and off (max batch 1) — and drives each with 1, 8 and 32 concurrent
-clients sending /v1/completions requests (greedy, 16 new tokens). The load is bounded: at most
-``--requests`` requests per level and no new request after ``--seconds``. Reports requests/s, generated
-tokens/s, p50/p99 latency and errors, and writes bench/results/serve.json.
+1. ``completions``: `knowlm serve`'s app on 127.0.0.1 (the default model, transformers engine in bfloat16)
+   twice — dynamic batching on (max batch 8) and off (max batch 1) — driven by 1, 8 and 32 concurrent
+   clients sending /v1/completions requests (greedy, 16 new tokens).
+2. ``extract``: the default engine (llama.cpp, the default model with its IE adapter) serving /v1/extract
+   (CLUENER texts, grounded NER, one text a request) to 8 concurrent clients, with 8 sequences in flight
+   (multi-sequence decoding) against 1 (one sequence at a time: the server before multi-sequence
+   decoding, which ran each request's grounded prompt alone).
+The load is bounded: at most ``--requests`` requests per level and no new request after ``--seconds``.
+Reports requests/s, generated tokens/s, p50/p99 latency and errors, and writes bench/results/serve.json.
 
-    python bench/serve.py [--requests 48] [--seconds 90]
+    python bench/serve.py [--requests 48] [--seconds 90] [--parts completions,extract]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import os
 import platform
@@ -20,6 +25,7 @@ import socket
 import statistics
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -30,6 +36,7 @@ from knowlm.engines import create_engine
 from knowlm.io import atomic_write
 from knowlm.serve import Service, create_app
 
+CLUENER = Path(__file__).resolve().parents[2] / "shared" / "data" / "cluener" / "train.json"
 PROMPTS = [
     "The capital of France is",
     "Knowledge graphs store facts as",
@@ -56,7 +63,19 @@ def start(service: Service) -> tuple[uvicorn.Server, threading.Thread, str]:
     return server, thread, f"http://127.0.0.1:{port}"
 
 
-async def load(url: str, clients: int, total: int, seconds: float, new_tokens: int) -> dict:
+def completion_request(i: int, new_tokens: int) -> tuple[str, dict]:
+    prompt = {"prompt": PROMPTS[i % len(PROMPTS)], "max_tokens": new_tokens, "temperature": 0}
+    return "/v1/completions", prompt
+
+
+def cluener_texts(n: int) -> list[str]:
+    with CLUENER.open(encoding="utf-8") as f:
+        return [json.loads(line)["text"] for line, _ in zip(f, range(n), strict=False)]
+
+
+async def load(
+    url: str, clients: int, total: int, seconds: float, request: Callable[[int], tuple[str, dict]]
+) -> dict:
     latencies: list[float] = []
     tokens = errors = 0
     sent = 0
@@ -65,15 +84,13 @@ async def load(url: str, clients: int, total: int, seconds: float, new_tokens: i
     async def client(http: httpx.AsyncClient) -> None:
         nonlocal tokens, errors, sent
         while sent < total and time.monotonic() < deadline:
-            prompt = PROMPTS[sent % len(PROMPTS)]
+            path, body = request(sent)
             sent += 1
             start = time.perf_counter()
             try:
-                r = await http.post(
-                    "/v1/completions", json={"prompt": prompt, "max_tokens": new_tokens, "temperature": 0}
-                )
+                r = await http.post(path, json=body)
                 r.raise_for_status()
-                tokens += r.json()["usage"]["completion_tokens"]
+                tokens += r.json().get("usage", {}).get("completion_tokens", 0)
                 latencies.append(time.perf_counter() - start)
             except httpx.HTTPError:
                 errors += 1
@@ -96,34 +113,22 @@ async def load(url: str, clients: int, total: int, seconds: float, new_tokens: i
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--requests", type=int, default=48, help="most requests per concurrency level")
-    parser.add_argument("--seconds", type=float, default=90, help="no new requests after this long per level")
-    parser.add_argument("--new-tokens", type=int, default=16)
-    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "serve.json")
-    args = parser.parse_args()
-
+def completions(args: argparse.Namespace) -> dict:
     engine = create_engine(ModelConfig(engine="transformers", dtype="bfloat16", batch_size=8))
     rows = []
+    request = functools.partial(completion_request, new_tokens=args.new_tokens)
     for label, batch in (("batched (max 8)", 8), ("unbatched", 1)):
         service = Service(
             engine, ServeConfig(max_batch_size=batch, batch_wait_ms=10, max_queue=256), model_name="default"
         )
         server, thread, url = start(service)
-        asyncio.run(load(url, 1, 2, 30, args.new_tokens))  # warm-up
+        asyncio.run(load(url, 1, 2, 30, request))  # warm-up
         for clients in (1, 8, 32):
             total = max(8, min(args.requests, 2 * clients))
-            row = {"server": label, **asyncio.run(load(url, clients, total, args.seconds, args.new_tokens))}
+            row = {"server": label, **asyncio.run(load(url, clients, total, args.seconds, request))}
             row["engine_calls"] = service.engine.engine_calls
             rows.append(row)
-            print(
-                f"{label:<16} {clients:>2} clients: {row['requests_per_s']:6.2f} req/s {row['tokens_per_s']:7.1f} tok/s "
-                f"p50 {row['p50_s']}s p99 {row['p99_s']}s errors {row['errors']}",
-                flush=True,
-            )
+            report(label, row)
         server.should_exit = True
         thread.join(timeout=10)
         service.close()
@@ -132,14 +137,82 @@ def main() -> None:
         row["ratio_vs_unbatched"] = (
             round(row["tokens_per_s"] / unbatched[row["clients"]], 2) if unbatched[row["clients"]] else None
         )
-    result = {
-        "benchmark": "serve",
-        "model": "default (Gemma 3 270M), transformers bfloat16",
+    return {
+        "engine": "transformers bfloat16",
         "new_tokens": args.new_tokens,
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
         "baseline": "unbatched",
         "rows": rows,
     }
+
+
+def extraction(args: argparse.Namespace) -> dict:
+    """8 concurrent /v1/extract clients on the default engine, 8 sequences in flight vs 1."""
+    texts = cluener_texts(64)
+
+    def request(i: int) -> tuple[str, dict]:
+        body = {
+            "task": "ner",
+            "schema": "name,organization,address,company",
+            "text": texts[i % len(texts)],
+            "options": {"constrained": True, "lang": "zh"},
+            "parameters": {"max_new_tokens": 64},
+        }
+        return "/v1/extract", body
+
+    rows = []
+    for label, sequences in (("8 sequences in flight", 8), ("one sequence at a time (before)", 1)):
+        engine = create_engine(ModelConfig(engine="llamacpp", batch_size=sequences))
+        service = Service(engine, ServeConfig(max_batch_size=sequences, max_queue=256), model_name="default")
+        server, thread, url = start(service)
+        asyncio.run(load(url, 1, 2, 30, request))  # warm-up
+        row = {"server": label, **asyncio.run(load(url, 8, args.requests, args.seconds, request))}
+        rows.append(row)
+        report(label, row)
+        server.should_exit = True
+        thread.join(timeout=10)
+        service.close()
+        engine.close()
+    ratio = (
+        round(rows[0]["requests_per_s"] / rows[1]["requests_per_s"], 2) if rows[1]["requests_per_s"] else None
+    )
+    print(f"/v1/extract, 8 clients: {ratio}x the requests/s of one sequence at a time")
+    return {
+        "engine": "llamacpp (default model + IE adapter, q8_0), grounded NER, CLUENER texts",
+        "clients": 8,
+        "rows": rows,
+        "ratio_vs_one_at_a_time": ratio,
+    }
+
+
+def report(label: str, row: dict) -> None:
+    print(
+        f"{label:<32} {row['clients']:>2} clients: {row['requests_per_s']:6.2f} req/s "
+        f"{row['tokens_per_s']:7.1f} tok/s p50 {row['p50_s']}s p99 {row['p99_s']}s errors {row['errors']}",
+        flush=True,
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--requests", type=int, default=48, help="most requests per concurrency level")
+    parser.add_argument("--seconds", type=float, default=90, help="no new requests after this long per level")
+    parser.add_argument("--new-tokens", type=int, default=16)
+    parser.add_argument("--parts", default="completions,extract", help="which parts to run")
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "serve.json")
+    args = parser.parse_args()
+
+    parts = set(args.parts.split(","))
+    result: dict = {
+        "benchmark": "serve",
+        "model": "default (Gemma 3 270M)",
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+    }
+    if "completions" in parts:
+        result["completions"] = completions(args)
+    if "extract" in parts:
+        result["extract"] = extraction(args)
     with atomic_write(args.out) as f:
         json.dump(result, f, indent=2)
     print(f"wrote {args.out}")

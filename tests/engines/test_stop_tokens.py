@@ -56,3 +56,20 @@ def test_sampling_moves_the_markers_probability_to_the_end_token():
     stop_to_eos(out, [2, 3], eos=1)
     assert out[2] == out[3] == -np.inf and out[0] == scores[0]
     assert np.isclose(np.exp(out[1]), 0.9)  # P(stop) = P(eos) + P(markers)
+
+
+def test_a_grammar_bitmask_keeps_exactly_its_tokens():
+    import numpy as np
+
+    from knowlm.engines.llamacpp_scheduler import allowed_tokens, keep_only
+
+    rng = np.random.default_rng(0)
+    for density in (0.0, 0.001, 0.5):
+        bits = rng.random(1000) < density
+        words = np.packbits(np.append(bits, np.zeros(24, bool)), bitorder="little").view(np.int32)
+        assert allowed_tokens(words).tolist() == np.flatnonzero(bits).tolist()
+        row = rng.standard_normal(990).astype(np.float32)  # a row narrower than the mask
+        kept = row.copy()
+        keep_only(row, allowed_tokens(words))
+        expect = np.where(bits[:990], kept, -np.inf)
+        assert np.array_equal(row, expect)

@@ -6,8 +6,8 @@ One llama.cpp context with ``slots`` sequence ids and a unified KV cache. A work
    request) or another's, shared with ``llama_memory_seq_cp`` — so a prompt prefix is computed once;
 2. one ``llama_decode`` holds the next token of every decoding sequence plus prompt tokens of the new ones
    (chunked prefill, at most ``n_batch`` tokens a step);
-3. every sequence samples from its own logits row with its own llama.cpp sampler chain (greedy or
-   top-k/top-p/temperature with its own seed), after its own constraint mask (an llguidance matcher) and
+3. every sequence samples from its own logits row — an argmax when greedy, else its own llama.cpp sampler
+   chain (repetition penalty, top-k/top-p/temperature with its own seed) — after its own constraint mask (an llguidance matcher) and
    its stop-token rule are applied to that row; stop strings, max tokens and the finish reason are per
    sequence too.
 A request's problem (too long, a grammar llguidance refuses) fails that request alone.
@@ -62,6 +62,7 @@ class _Sequence:
     request: Request
     slot: int
     sampler: Any
+    """llama.cpp sampler chain; None for greedy decoding (an argmax)."""
     matcher: Any
     stop_ids: list[int]
     streamer: StopStreamer
@@ -219,10 +220,19 @@ class Scheduler:
         return own, shared
 
     def _sampling(self, request: Request) -> tuple[Any, Any, list[int]]:
-        """The request's sampler chain, constraint matcher (or None) and special stop-token ids."""
+        """The request's sampler chain (None: greedy, an argmax), constraint matcher (or None) and
+        special stop-token ids."""
         from knowlm.engines.base import special_stop_ids
 
         L, params = self.L, request.params
+        stop_ids = [t for t in special_stop_ids(params.stop, self._special_token) if t != self.eos]
+        matcher = None
+        if request.grammar is not None:
+            from knowlm.engines.constrain import new_matcher
+
+            matcher = new_matcher(self._ll_tokenizer(), request.grammar)
+        if params.greedy and params.repetition_penalty == 1.0:
+            return None, matcher, stop_ids
         chain = L.llama_sampler_chain_init(L.llama_sampler_chain_default_params())
         if params.repetition_penalty != 1.0:  # over the last 64 tokens, the prompt's included
             L.llama_sampler_chain_add(
@@ -241,20 +251,7 @@ class Scheduler:
             # no seed: fresh randomness for every sequence (n choices of one prompt differ)
             seed = params.seed if params.seed is not None else secrets.randbits(32)
             L.llama_sampler_chain_add(chain, L.llama_sampler_init_dist(seed & 0xFFFFFFFF))
-        matcher = None
-        if request.grammar is not None:
-            from knowlm.engines.constrain import new_matcher
-
-            try:
-                matcher = new_matcher(self._ll_tokenizer(), request.grammar)
-            except Exception:
-                L.llama_sampler_free(chain)
-                raise
-        return (
-            chain,
-            matcher,
-            [t for t in special_stop_ids(params.stop, self._special_token) if t != self.eos],
-        )
+        return chain, matcher, stop_ids
 
     def _step(self) -> None:
         """One llama_decode over every active sequence, then a token sampled for each that has logits."""
@@ -299,10 +296,12 @@ class Scheduler:
         row = np.ctypeslib.as_array(L.llama_get_logits_ith(self.ctx, seq.logits_index), shape=(self.n_vocab,))
         if seq.matcher is not None:
             seq.matcher.unsafe_compute_mask_ptr(self._mask_words.ctypes.data, self._mask_words.nbytes)
-            allowed = np.unpackbits(self._mask_words.view(np.uint8), bitorder="little")[: self.n_vocab]
-            row[allowed == 0] = -np.inf
+            keep_only(row, allowed_tokens(self._mask_words))
         stop_to_eos(row, seq.stop_ids, self.eos)
-        token = int(L.llama_sampler_sample(seq.sampler, self.ctx, seq.logits_index))
+        if seq.sampler is None:
+            token = int(np.argmax(row))  # greedy: the first most likely token, as llama.cpp's greedy sampler
+        else:
+            token = int(L.llama_sampler_sample(seq.sampler, self.ctx, seq.logits_index))
         if L.llama_vocab_is_eog(self.vocab, token):
             self._finish(seq, "stop")
             return
@@ -331,7 +330,8 @@ class Scheduler:
         self, seq: _Sequence, reason: FinishReason | None, error: BaseException | None = None
     ) -> None:
         del self.active[seq.slot]
-        self.L.llama_sampler_free(seq.sampler)
+        if seq.sampler is not None:
+            self.L.llama_sampler_free(seq.sampler)
         if seq.pending:  # stopped during prefill: what the cache holds is only a prefix of the prompt
             seq.pending = []
         if error is not None or reason is None:
@@ -342,6 +342,22 @@ class Scheduler:
         seq.request.future.set_result(
             Completion("".join(seq.text), len(seq.request.tokens), seq.generated, reason)
         )
+
+
+def allowed_tokens(words: np.ndarray) -> np.ndarray:
+    """The token ids set in an llguidance bitmask (32 tokens an int32 word, lowest bit first). Only the
+    words with a bit set are unpacked: a grammar usually allows few tokens of a large vocabulary."""
+    nonzero = np.flatnonzero(words)
+    bits = np.unpackbits(words[nonzero].view(np.uint8), bitorder="little").reshape(len(nonzero), 32)
+    return (nonzero[:, None] * 32 + np.arange(32))[bits.astype(bool)]
+
+
+def keep_only(row: np.ndarray, tokens: np.ndarray) -> None:
+    """In place: every logit but those of ``tokens`` becomes -inf."""
+    tokens = tokens[tokens < len(row)]
+    kept = row[tokens]
+    row.fill(-np.inf)
+    row[tokens] = kept
 
 
 def stop_to_eos(row: np.ndarray, ids: list[int], eos: int) -> None:
