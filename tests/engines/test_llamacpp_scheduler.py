@@ -151,3 +151,20 @@ def test_a_stream_closed_early_frees_its_slot(engine, alone):
 def test_no_beam_search_on_llamacpp(engine):
     with pytest.raises(InputError, match="beam"):
         engine.generate([PROMPTS[0]], GREEDY.replace(num_beams=2))
+
+
+def test_an_idle_engine_holds_no_thread_and_is_freed_when_dropped(gguf):
+    import gc
+    import weakref
+
+    engine = engine_of(gguf, batch_size=2)
+    engine.generate(PROMPTS[:3], GREEDY)
+    scheduler = weakref.ref(engine.scheduler)
+    worker = engine.scheduler._worker
+    if worker is not None:  # the loop ends by itself once nothing is queued or running
+        worker.join(timeout=10)
+        assert not worker.is_alive()
+    del engine
+    gc.collect()
+    assert scheduler() is None  # its context was freed with it (before the model)
+    assert not [t for t in threading.enumerate() if t.name == "knowlm-llamacpp" and t.is_alive()]

@@ -9,9 +9,10 @@ import logging
 import os
 import queue
 import warnings
-from collections.abc import Iterator, Sequence
+import weakref
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, wait
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from knowlm.config import ModelConfig, SamplingParams
 from knowlm.engines.base import Completion
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
     from knowlm.ie.instructions import Instructions
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 _LOG_CALLBACK: Any = None  # kept referenced: llama.cpp holds a raw pointer to it
 
 INSTALL_HINT = "install it with `make install-llamacpp` (builds llama-cpp-python with portable CPU flags)"
@@ -73,12 +75,13 @@ class LlamaCppEngine:
         self._llg_tokenizer: Any = None
         self.n_ctx, self.batch_size = config.n_ctx, config.batch_size
         self.scheduler = Scheduler(
-            self.llm.model,
+            self.llm,
             slots=config.batch_size,
             n_ctx=config.n_ctx,
             threads=config.threads or os.cpu_count() or 1,
-            ll_tokenizer=self._ll_tokenizer,
-            special_token=self._special_token,
+            # weakly: the scheduler must not keep the engine alive (it frees its context when collected)
+            ll_tokenizer=_weak(self._ll_tokenizer),
+            special_token=_weak(self._special_token),
         )
 
     def _instructions(self) -> Instructions | None:
@@ -140,13 +143,20 @@ class LlamaCppEngine:
     ) -> Future[Completion]:
         """Queue one prompt; its future resolves to the Completion (or to this prompt's own error).
         ``on_text`` receives the completion's text piece by piece as it is generated."""
-        try:
-            request = self._request(prompt, params, on_text)
-        except Exception as exc:
-            failed: Future[Completion] = Future()
-            failed.set_exception(exc)
-            return failed
-        return self.scheduler.submit(request)
+        return self._submit([(prompt, params, on_text)])[0]
+
+    def _submit(self, items: Sequence[tuple[str, SamplingParams, OnText | None]]) -> list[Future[Completion]]:
+        futures: list[Future[Completion]] = []
+        requests = []
+        for prompt, params, on_text in items:
+            try:
+                requests.append(self._request(prompt, params, on_text))
+                futures.append(requests[-1].future)
+            except Exception as exc:  # this prompt fails alone
+                futures.append(Future())
+                futures[-1].set_exception(exc)
+        self.scheduler.submit(*requests)
+        return futures
 
     def generate(self, prompts: Sequence[str], params: SamplingParams) -> list[Completion]:
         return self.generate_each(prompts, [params] * len(prompts))
@@ -154,14 +164,15 @@ class LlamaCppEngine:
     def generate_each(self, prompts: Sequence[str], params: Sequence[SamplingParams]) -> list[Completion]:
         """Complete every prompt with its own settings, all in flight together (``batch_size`` at a time);
         the first failing prompt's error is raised once the others are done."""
-        futures = [self.submit(p, q) for p, q in zip(prompts, params, strict=True)]
+        futures = self._submit([(p, q, None) for p, q in zip(prompts, params, strict=True)])
         wait(futures)
         return [f.result() for f in futures]
 
     def stream(self, prompt: str, params: SamplingParams) -> Iterator[str]:
         pieces: queue.Queue[str | None] = queue.Queue()
         request = self._request(prompt, params, pieces.put)
-        future = self.scheduler.submit(request)
+        future = request.future
+        self.scheduler.submit(request)
         future.add_done_callback(lambda _: pieces.put(None))
         try:
             while (piece := pieces.get()) is not None:
@@ -170,8 +181,14 @@ class LlamaCppEngine:
         finally:
             request.cancelled.set()  # the caller stopped reading: the sequence stops at the next step
 
+    @property
+    def queue_depth(self) -> int:
+        """Prompts waiting for a free sequence slot."""
+        return self.scheduler.queue_depth
+
     def close(self) -> None:
-        """Stop the decoding thread and free the context (the engine cannot generate afterwards)."""
+        """Free the decoding context now (the engine cannot generate afterwards); otherwise that happens when
+        the engine is garbage-collected, before the model is freed."""
         self.scheduler.close()
 
     def render_chat(self, messages: list[dict[str, str]]) -> str | None:
@@ -187,6 +204,19 @@ class LlamaCppEngine:
 
     def count_tokens(self, text: str) -> int:
         return len(self.llm.tokenize(text.encode("utf-8"), add_bos=True, special=True))
+
+
+def _weak(method: Callable[..., T]) -> Callable[..., T]:
+    """``method`` without a strong reference to its object."""
+    ref = weakref.WeakMethod(method)
+
+    def call(*args: Any) -> T:
+        bound = ref()
+        if bound is None:
+            raise ReferenceError("the llama.cpp engine is gone")
+        return bound(*args)
+
+    return call
 
 
 def _route_native_logs() -> None:

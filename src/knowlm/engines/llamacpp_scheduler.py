@@ -81,7 +81,7 @@ class Scheduler:
 
     def __init__(
         self,
-        model: Any,
+        llm: Any,
         *,
         slots: int,
         n_ctx: int,
@@ -104,59 +104,70 @@ class Scheduler:
         params.no_perf = True
         # as llama-cpp-python's Llama: one sequence at a time decodes exactly as the engine did before
         params.flash_attn_type = L.LLAMA_FLASH_ATTN_TYPE_DISABLED
-        self.ctx = L.llama_init_from_model(model, params)
+        self.llm = llm  # llama-cpp-python's Llama: keeps the model alive until this context is freed
+        self.ctx = L.llama_init_from_model(llm.model, params)
         if not self.ctx:
             raise DecodeError(f"llama.cpp could not create a context of {n_ctx} x {slots} tokens")
         self.memory = L.llama_get_memory(self.ctx)
-        self.vocab = L.llama_model_get_vocab(model)
+        self.vocab = L.llama_model_get_vocab(llm.model)
         self.n_vocab = L.llama_vocab_n_tokens(self.vocab)
         self.eos = L.llama_vocab_eos(self.vocab)
         self._ll_tokenizer, self._special_token = ll_tokenizer, special_token
+        self._closed = False
         self.batch = L.llama_batch_init(n_batch, 0, 1)
         self.cached: list[list[int]] = [[] for _ in range(slots)]
         self.active: dict[int, _Sequence] = {}
         self.waiting: deque[Request] = deque()
         self._cond = threading.Condition()
-        self._closed = False
         self.stats = {"prompt_tokens": 0, "reused_tokens": 0, "decode_calls": 0, "generated_tokens": 0}
         """Counters since start: prompt tokens asked for and those taken from the cache, llama_decode calls,
         tokens generated."""
         self._piece = ctypes.create_string_buffer(256)
         self._mask_words = np.zeros((self.n_vocab + 31) // 32, dtype=np.int32)
-        self._worker = threading.Thread(target=self._run, name="knowlm-llamacpp", daemon=True)
-        self._worker.start()
+        self._worker: threading.Thread | None = None
 
     # -- caller side ------------------------------------------------------------------------
 
-    def submit(self, request: Request) -> Future[Completion]:
+    def submit(self, *requests: Request) -> None:
+        """Queue requests, all at once: the loop sees them together, so one caller's batch is composed the
+        same way on every run (greedy answers repeat exactly)."""
         with self._cond:
             if self._closed:
                 raise DecodeError("the llama.cpp engine is closed")
-            self.waiting.append(request)
-            self._cond.notify()
-        return request.future
+            self.waiting.extend(requests)
+            if self._worker is None:  # the loop runs while there is work, so an idle engine holds no thread
+                self._worker = threading.Thread(target=self._run, name="knowlm-llamacpp", daemon=True)
+                self._worker.start()
 
     @property
     def queue_depth(self) -> int:
         return len(self.waiting)
 
     def close(self) -> None:
+        """Fail what is still queued or running and free the context (idempotent)."""
         with self._cond:
+            if self._closed:
+                return
             self._closed = True
-            self._cond.notify()
-        self._worker.join(timeout=10)
-        if not self._worker.is_alive():
-            self.L.llama_batch_free(self.batch)
-            self.L.llama_free(self.ctx)
+            worker = self._worker
+        if worker is not None:
+            worker.join(timeout=30)
+            if worker.is_alive():  # still inside llama_decode: leave the context to the process' end
+                return
+        self.L.llama_batch_free(self.batch)
+        self.L.llama_free(self.ctx)
+
+    def __del__(self) -> None:
+        if hasattr(self, "ctx"):
+            self.close()
 
     # -- the loop ---------------------------------------------------------------------------
 
     def _run(self) -> None:
         while True:
             with self._cond:
-                while not self._closed and not self.waiting and not self.active:
-                    self._cond.wait()
-                if self._closed:
+                if self._closed or (not self.waiting and not self.active):
+                    self._worker = None
                     break
                 admitted: list[Request] = []
                 while self.waiting and len(self.active) + len(admitted) < self.slots:
@@ -173,8 +184,8 @@ class Scheduler:
                 self.cached = [[] for _ in range(self.slots)]
         for seq in list(self.active.values()):
             self._finish(seq, None, DecodeError("the llama.cpp engine was closed"))
-        for request in self.waiting:
-            request.future.cancel()
+        while self.waiting:
+            self.waiting.popleft().future.cancel()
 
     def _admit(self, request: Request) -> None:
         if not request.future.set_running_or_notify_cancel():
