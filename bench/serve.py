@@ -155,7 +155,7 @@ def extraction(args: argparse.Namespace) -> dict:
             "schema": "name,organization,address,company",
             "text": texts[i % len(texts)],
             "options": {"constrained": True, "lang": "zh"},
-            "parameters": {"max_new_tokens": 64},
+            "parameters": {"max_tokens": 64},
         }
         return "/v1/extract", body
 
