@@ -360,7 +360,8 @@ def allowed_tokens(words: np.ndarray) -> np.ndarray:
     words with a bit set are unpacked: a grammar usually allows few tokens of a large vocabulary."""
     nonzero = np.flatnonzero(words)
     bits = np.unpackbits(words[nonzero].view(np.uint8), bitorder="little").reshape(len(nonzero), 32)
-    return (nonzero[:, None] * 32 + np.arange(32))[bits.astype(bool)]
+    ids: np.ndarray = (nonzero[:, None] * 32 + np.arange(32))[bits.astype(bool)]
+    return ids
 
 
 def keep_only(row: np.ndarray, tokens: np.ndarray) -> None:
