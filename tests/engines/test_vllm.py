@@ -127,6 +127,10 @@ def test_vllm_generates_like_the_protocol_says(vllm_tiny_engine):
     done = vllm_tiny_engine.generate(["Berlin is the capital of", "北京是"], params)
     assert len(done) == 2 and all(c.completion_tokens >= 1 for c in done)
     assert "".join(vllm_tiny_engine.stream("Berlin is the capital of", params)) == done[0].text
+    each = vllm_tiny_engine.generate_each(
+        ["Berlin is the capital of", "北京是"], [params, params.replace(max_new_tokens=2)]
+    )  # one call, each prompt with its own settings
+    assert each[0].text == done[0].text and each[1].completion_tokens <= 2
 
 
 @pytest.mark.requires_vllm

@@ -113,8 +113,17 @@ class VllmEngine:
         )
 
     def generate(self, prompts: Sequence[str], params: SamplingParams) -> list[Completion]:
+        return self.generate_each(prompts, [params] * len(prompts))
+
+    def generate_each(self, prompts: Sequence[str], params: Sequence[SamplingParams]) -> list[Completion]:
+        """Every prompt with its own settings (e.g. its own grounded grammar) in one vLLM call, which
+        schedules them together."""
+        made: dict[int, Any] = {}
+        for p in params:
+            if id(p) not in made:
+                made[id(p)] = self._params(p)
         outputs = self.llm.generate(
-            list(prompts), self._params(params), lora_request=self.adapter, use_tqdm=False
+            list(prompts), [made[id(p)] for p in params], lora_request=self.adapter, use_tqdm=False
         )
         results = []
         for out in outputs:
