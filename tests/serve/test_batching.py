@@ -65,3 +65,43 @@ def test_engine_errors_reach_every_caller():
         with pytest.raises(RuntimeError, match="boom"):
             f.result(5)
     batcher.close()
+
+
+def test_a_failing_prompt_in_a_merged_call_fails_alone():
+    class Picky(GatedEngine):
+        def generate(self, prompts, params):
+            if "bad" in prompts:
+                raise ValueError("bad prompt")
+            return super().generate(prompts, params)
+
+    engine = Picky()
+    engine.gate.set()
+    batcher = BatchingEngine(engine, max_batch_size=8, wait_s=0.2)
+    good, bad, other = batcher.submit(["a", "bad", "c"], SamplingParams())
+    assert good.result(5).text == "answer to a" and other.result(5).text == "answer to c"
+    with pytest.raises(ValueError, match="bad prompt"):
+        bad.result(5)
+    batcher.close()
+
+
+def test_an_engine_that_schedules_itself_gets_every_request_directly(tiny_model_dir, tmp_path):
+    from knowlm.engines.llamacpp import is_llamacpp_available
+
+    if not is_llamacpp_available():
+        pytest.skip("llama-cpp-python is not installed")
+    from knowlm.config import ModelConfig
+    from knowlm.engines import create_engine
+    from knowlm.weights.gguf_export import export_gguf
+
+    gguf = export_gguf(tiny_model_dir, tmp_path / "tiny.gguf", qtype="f16")
+    engine = create_engine(ModelConfig(model=str(gguf), engine="llamacpp", n_ctx=256, batch_size=4))
+    batcher = BatchingEngine(engine, max_batch_size=4, wait_s=0.2)
+    params = SamplingParams(max_new_tokens=6)
+    futures = batcher.submit(["Berlin is", "Paris is"], params)
+    futures += batcher.submit(["Rome is"], params.replace(max_new_tokens=3))  # other settings, same steps
+    done = [f.result(30) for f in futures]
+    assert [c.completion_tokens for c in done] == [6, 6, 3]
+    assert batcher.engine_calls == 0 and not batcher._worker.is_alive()  # no merging thread in between
+    assert [c.text for c in batcher.generate_each(["Berlin is"], [params])] == [done[0].text]
+    batcher.close()
+    engine.close()

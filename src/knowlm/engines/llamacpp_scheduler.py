@@ -1,6 +1,7 @@
 """Multi-sequence decoding for the llama.cpp engine: many prompts share every forward pass.
 
-One llama.cpp context with ``slots`` sequence ids and a unified KV cache. A worker thread runs the loop:
+One llama.cpp context with ``slots`` sequence ids and a unified KV cache. A thread runs this loop while
+there is work:
 1. a waiting request takes a free slot at once (continuous batching). The slot's KV cache starts from the
    longest prefix the new prompt shares with any slot's cached tokens — its own (kept from its last
    request) or another's, shared with ``llama_memory_seq_cp`` — so a prompt prefix is computed once;
@@ -118,7 +119,7 @@ class Scheduler:
         self.cached: list[list[int]] = [[] for _ in range(slots)]
         self.active: dict[int, _Sequence] = {}
         self.waiting: deque[Request] = deque()
-        self._cond = threading.Condition()
+        self._lock = threading.Lock()
         self.stats = {"prompt_tokens": 0, "reused_tokens": 0, "decode_calls": 0, "generated_tokens": 0}
         """Counters since start: prompt tokens asked for and those taken from the cache, llama_decode calls,
         tokens generated."""
@@ -131,7 +132,7 @@ class Scheduler:
     def submit(self, *requests: Request) -> None:
         """Queue requests, all at once: the loop sees them together, so one caller's batch is composed the
         same way on every run (greedy answers repeat exactly)."""
-        with self._cond:
+        with self._lock:
             if self._closed:
                 raise DecodeError("the llama.cpp engine is closed")
             self.waiting.extend(requests)
@@ -145,7 +146,7 @@ class Scheduler:
 
     def close(self) -> None:
         """Fail what is still queued or running and free the context (idempotent)."""
-        with self._cond:
+        with self._lock:
             if self._closed:
                 return
             self._closed = True
@@ -165,7 +166,7 @@ class Scheduler:
 
     def _run(self) -> None:
         while True:
-            with self._cond:
+            with self._lock:
                 if self._closed or (not self.waiting and not self.active):
                     self._worker = None
                     break
@@ -313,15 +314,14 @@ class Scheduler:
             token = int(np.argmax(row))  # greedy: the first most likely token, as llama.cpp's greedy sampler
         else:
             token = int(L.llama_sampler_sample(seq.sampler, self.ctx, seq.logits_index))
-        if L.llama_vocab_is_eog(self.vocab, token):
+        if L.llama_vocab_is_eog(self.vocab, token) or token in seq.stop_ids:
             self._finish(seq, "stop")
             return
         seq.generated += 1
         self.stats["generated_tokens"] += 1
         if seq.matcher is not None:
             seq.matcher.consume_token(token)
-        n = L.llama_token_to_piece(self.vocab, token, self._piece, len(self._piece), 0, False)
-        piece = seq.decoder.decode(self._piece.raw[: max(n, 0)])
+        piece = seq.decoder.decode(self._bytes_of(token))
         out = seq.streamer.feed(piece)
         self._emit(seq, out)
         if seq.streamer.stopped or (seq.matcher is not None and seq.matcher.is_stopped()):
@@ -330,6 +330,14 @@ class Scheduler:
             self._finish(seq, "length")
         else:
             seq.next_token = token
+
+    def _bytes_of(self, token: int) -> bytes:
+        """The bytes ``token`` stands for (special tokens: none, as the text leaves them out)."""
+        n = self.L.llama_token_to_piece(self.vocab, token, self._piece, len(self._piece), 0, False)
+        if n < 0:  # a longer piece than the buffer: -n bytes are needed
+            self._piece = ctypes.create_string_buffer(-n)
+            n = self.L.llama_token_to_piece(self.vocab, token, self._piece, len(self._piece), 0, False)
+        return self._piece.raw[: max(n, 0)]
 
     def _emit(self, seq: _Sequence, text: str) -> None:
         if text:
@@ -377,7 +385,7 @@ def stop_to_eos(row: np.ndarray, ids: list[int], eos: int) -> None:
     turn markers) means stopping, so their probability goes to the end-of-generation token (log-sum-exp:
     the chance of stopping is exactly theirs plus its own) and they are never emitted. llama.cpp leaves
     special tokens out of the text, so a stop string could not see them."""
-    if ids:
+    if ids and eos >= 0:  # (a vocabulary without EOS: a sampled stop token ends the answer itself)
         row[eos] = np.logaddexp.reduce(np.append(row[ids], row[eos]))
         row[ids] = -np.inf
 
