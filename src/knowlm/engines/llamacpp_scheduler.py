@@ -4,7 +4,8 @@ One llama.cpp context with ``slots`` sequence ids and a unified KV cache. A thre
 there is work:
 1. a waiting request takes a free slot at once (continuous batching). The slot's KV cache starts from the
    longest prefix the new prompt shares with any slot's cached tokens — its own (kept from its last
-   request) or another's, shared with ``llama_memory_seq_cp`` — so a prompt prefix is computed once;
+   request) or another's, shared with ``llama_memory_seq_cp`` — so a prompt prefix is computed once (a
+   request whose prefix another sequence is computing right now waits for it a step);
 2. one ``llama_decode`` holds the next token of every decoding sequence plus prompt tokens of the new ones
    (chunked prefill, at most ``n_batch`` tokens a step);
 3. every sequence samples from its own logits row — an argmax when greedy, else its own llama.cpp sampler
@@ -40,6 +41,8 @@ log = logging.getLogger(__name__)
 
 OnText = Callable[[str], None]
 PENALTY_WINDOW = 64
+MIN_SHARED = 16
+"""Prompt tokens worth waiting a step for (see `Scheduler._admit_waiting`)."""
 
 
 class DecodeError(KnowLMError, RuntimeError):
@@ -170,11 +173,7 @@ class Scheduler:
                 if self._closed or (not self.waiting and not self.active):
                     self._worker = None
                     break
-                admitted: list[Request] = []
-                while self.waiting and len(self.active) + len(admitted) < self.slots:
-                    admitted.append(self.waiting.popleft())
-            for request in admitted:
-                self._admit(request)
+            self._admit_waiting()
             try:
                 self._step()
             except Exception as exc:  # a failed decode: fail what was running, start from a clean cache
@@ -187,6 +186,33 @@ class Scheduler:
             self._finish(seq, None, DecodeError("the llama.cpp engine was closed"))
         while self.waiting:
             self.waiting.popleft().future.cancel()
+
+    def _admit_waiting(self) -> None:
+        """Admit waiting requests into free slots, in order. One whose prompt shares a longer prefix with
+        a sequence still being prefilled than with any cached tokens waits a step, to share it (the
+        schema batches of one text admitted together would otherwise each compute the text)."""
+        deferred: list[Request] = []
+        while len(self.active) < self.slots:
+            with self._lock:
+                if not self.waiting:
+                    break
+                request = self.waiting.popleft()
+            if self._soon_shared(request.tokens) > self._shared(request.tokens) + MIN_SHARED:
+                deferred.append(request)
+            else:
+                self._admit(request)
+        if deferred:
+            with self._lock:
+                self.waiting.extendleft(reversed(deferred))
+
+    def _shared(self, tokens: list[int]) -> int:
+        """The longest prefix of ``tokens`` some slot's KV cache holds now."""
+        return max(min(_common_prefix(c, tokens), len(tokens) - 1) for c in self.cached)
+
+    def _soon_shared(self, tokens: list[int]) -> int:
+        """The longest prefix of ``tokens`` that a sequence being prefilled will hold once prefilled."""
+        planned = [self.cached[s.slot] + s.pending for s in self.active.values() if s.pending]
+        return max((min(_common_prefix(p, tokens), len(tokens) - 1) for p in planned), default=0)
 
     def _admit(self, request: Request) -> None:
         if not request.future.set_running_or_notify_cancel():
@@ -212,10 +238,9 @@ class Scheduler:
         slot and how many tokens it already holds. At least the last prompt token is always decoded again
         (its logits are needed)."""
         free = [s for s in range(self.slots) if s not in self.active]
-        limit = len(tokens) - 1
 
         def common(s: int) -> int:
-            return min(_common_prefix(self.cached[s], tokens), limit)
+            return min(_common_prefix(self.cached[s], tokens), len(tokens) - 1)
 
         own = max(free, key=common)
         source = max(range(self.slots), key=common)
