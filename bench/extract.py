@@ -20,7 +20,7 @@
    compares OneKE's prompt layout with the text before the schema on CoNLL04 (speed and F1).
 
     python bench/extract.py [--docs 16] [--new-tokens 64] [--parts throughput,parse,paths,constrained,multiseq]
-                            [--multiseq-docs 200] [--sizes 2,4,8,16]
+                            [--multiseq-docs 200] [--sizes 4,8,16]
 """
 
 from __future__ import annotations
@@ -304,7 +304,7 @@ def main() -> None:
         "--multiseq-docs", type=int, default=200, help="held-out documents per set (multiseq)"
     )
     parser.add_argument(
-        "--sizes", default="2,4,8,16", help="sequences in flight to compare with 1 (multiseq)"
+        "--sizes", default="4,8,16", help="sequences in flight to compare with 1 (multiseq)"
     )
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "extract.json")
     args = parser.parse_args()
