@@ -303,9 +303,7 @@ def main() -> None:
     parser.add_argument(
         "--multiseq-docs", type=int, default=200, help="held-out documents per set (multiseq)"
     )
-    parser.add_argument(
-        "--sizes", default="4,8,16", help="sequences in flight to compare with 1 (multiseq)"
-    )
+    parser.add_argument("--sizes", default="4,8,16", help="sequences in flight to compare with 1 (multiseq)")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "extract.json")
     args = parser.parse_args()
     if not DATA.exists():
