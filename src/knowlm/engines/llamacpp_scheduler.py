@@ -173,8 +173,8 @@ class Scheduler:
                 if self._closed or (not self.waiting and not self.active):
                     self._worker = None
                     break
-            self._admit_waiting()
             try:
+                self._admit_waiting()
                 self._step()
             except Exception as exc:  # a failed decode: fail what was running, start from a clean cache
                 log.exception("llama.cpp decode failed")
