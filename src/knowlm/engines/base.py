@@ -56,6 +56,11 @@ class Engine(Protocol):
 EngineFactory = Callable[[ModelConfig], Engine]
 
 
+def settings_key(params: SamplingParams) -> str:
+    """A key equal for equal decoding settings: prompts with one key can share an engine call."""
+    return json.dumps(dataclasses.asdict(params), sort_keys=True)
+
+
 def generate_each(
     engine: Engine, prompts: Sequence[str], params: Sequence[SamplingParams]
 ) -> list[Completion]:
@@ -71,7 +76,7 @@ def generate_each(
         return list(native(prompts, params))
     groups: dict[str, list[int]] = {}
     for i, p in enumerate(params):
-        groups.setdefault(json.dumps(dataclasses.asdict(p), sort_keys=True), []).append(i)
+        groups.setdefault(settings_key(p), []).append(i)
     out: dict[int, Completion] = {}
     for indices in groups.values():
         done = engine.generate([prompts[i] for i in indices], params[indices[0]])

@@ -130,9 +130,7 @@ class LlamaCppEngine:
             raise InputError(
                 "the llamacpp engine has no beam search; use num_beams 1 or --engine transformers"
             )
-        tokens = self.llm.tokenize(prompt.encode("utf-8"), add_bos=True, special=True) or [
-            self.llm.token_bos()
-        ]
+        tokens = self._tokens(prompt) or [self.llm.token_bos()]
         check_request(tokens, params, self.n_ctx)
         from knowlm.engines.constrain import compiled_grammar
 
@@ -203,7 +201,11 @@ class LlamaCppEngine:
         )
 
     def count_tokens(self, text: str) -> int:
-        return len(self.llm.tokenize(text.encode("utf-8"), add_bos=True, special=True))
+        return len(self._tokens(text))
+
+    def _tokens(self, text: str) -> list[int]:
+        """``text`` as the model reads it: BOS added, special tokens parsed."""
+        return self.llm.tokenize(text.encode("utf-8"), add_bos=True, special=True)
 
 
 def _weak(method: Callable[..., T]) -> Callable[..., T]:

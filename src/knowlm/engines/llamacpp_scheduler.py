@@ -9,9 +9,9 @@ there is work:
 2. one ``llama_decode`` holds the next token of every decoding sequence plus prompt tokens of the new ones
    (chunked prefill, at most ``n_batch`` tokens a step);
 3. every sequence samples from its own logits row — an argmax when greedy, else its own llama.cpp sampler
-   chain (repetition penalty, top-k/top-p/temperature with its own seed) — after its own constraint mask (an llguidance matcher) and
-   its stop-token rule are applied to that row; stop strings, max tokens and the finish reason are per
-   sequence too.
+   chain (repetition penalty, top-k/top-p/temperature with its own seed) — after its own constraint mask
+   (an llguidance matcher) and its stop-token rule are applied to that row; stop strings, max tokens and
+   the finish reason are per sequence too.
 A request's problem (too long, a grammar llguidance refuses) fails that request alone.
 
 The KV pool holds ``n_ctx`` tokens per slot, so every slot can hold a full-length sequence at once and a
@@ -97,7 +97,7 @@ class Scheduler:
         import llama_cpp as L
 
         self.L = L
-        self.slots, self.n_ctx, self.n_batch = slots, n_ctx, n_batch
+        self.slots, self.n_batch = slots, n_batch
         params = L.llama_context_default_params()
         params.n_ctx = n_ctx * slots
         params.n_batch = params.n_ubatch = n_batch
@@ -207,12 +207,12 @@ class Scheduler:
 
     def _shared(self, tokens: list[int]) -> int:
         """The longest prefix of ``tokens`` some slot's KV cache holds now."""
-        return max(min(_common_prefix(c, tokens), len(tokens) - 1) for c in self.cached)
+        return max(_reusable(c, tokens) for c in self.cached)
 
     def _soon_shared(self, tokens: list[int]) -> int:
         """The longest prefix of ``tokens`` that a sequence being prefilled will hold once prefilled."""
         planned = [self.cached[s.slot] + s.pending for s in self.active.values() if s.pending]
-        return max((min(_common_prefix(p, tokens), len(tokens) - 1) for p in planned), default=0)
+        return max((_reusable(p, tokens) for p in planned), default=0)
 
     def _admit(self, request: Request) -> None:
         if not request.future.set_running_or_notify_cancel():
@@ -235,12 +235,11 @@ class Scheduler:
 
     def _place(self, tokens: list[int]) -> tuple[int, int]:
         """A free slot for ``tokens`` with its KV cache holding their longest cached prefix; returns the
-        slot and how many tokens it already holds. At least the last prompt token is always decoded again
-        (its logits are needed)."""
+        slot and how many tokens it already holds."""
         free = [s for s in range(self.slots) if s not in self.active]
 
         def common(s: int) -> int:
-            return min(_common_prefix(self.cached[s], tokens), len(tokens) - 1)
+            return _reusable(self.cached[s], tokens)
 
         own = max(free, key=common)
         source = max(range(self.slots), key=common)
@@ -267,7 +266,11 @@ class Scheduler:
         if request.grammar is not None:
             from knowlm.engines.constrain import new_matcher
 
-            matcher = new_matcher(self._ll_tokenizer(), request.grammar)
+            tokenizer = self._ll_tokenizer()
+            matcher = new_matcher(tokenizer, request.grammar)
+            words = (tokenizer.vocab_size + 31) // 32  # llguidance's vocabulary may be the wider one
+            if len(self._mask_words) < words:
+                self._mask_words = np.zeros(words, dtype=np.int32)
         if params.greedy and params.repetition_penalty == 1.0:
             return None, matcher, stop_ids
         chain = L.llama_sampler_chain_init(L.llama_sampler_chain_default_params())
@@ -376,8 +379,6 @@ class Scheduler:
         del self.active[seq.slot]
         if seq.sampler is not None:
             self.L.llama_sampler_free(seq.sampler)
-        if seq.pending:  # stopped during prefill: what the cache holds is only a prefix of the prompt
-            seq.pending = []
         if error is not None or reason is None:
             seq.request.future.set_exception(error or DecodeError("no result"))
             return
@@ -415,10 +416,12 @@ def stop_to_eos(row: np.ndarray, ids: list[int], eos: int) -> None:
         row[ids] = -np.inf
 
 
-def _common_prefix(a: list[int], b: list[int]) -> int:
-    n = min(len(a), len(b))
+def _reusable(cached: list[int], tokens: list[int]) -> int:
+    """How many leading ``tokens`` a cache holding ``cached`` can skip: their common prefix, less the last
+    prompt token, which is always decoded again (its logits are needed)."""
+    n = min(len(cached), len(tokens) - 1)
     for i in range(n):
-        if a[i] != b[i]:
+        if cached[i] != tokens[i]:
             return i
     return n
 

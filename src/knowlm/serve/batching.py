@@ -12,16 +12,15 @@ gets every request at once instead: a request that arrives while others decode j
 
 from __future__ import annotations
 
-import json
 import queue
 import threading
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 from knowlm.config import SamplingParams
-from knowlm.engines.base import Completion, Engine
+from knowlm.engines.base import Completion, Engine, settings_key
 from knowlm.errors import KnowLMError
 
 
@@ -119,7 +118,7 @@ class BatchingEngine:
             batch = [p for p in self._gather() if p.future.set_running_or_notify_cancel()]
             groups: dict[str, list[_Pending]] = {}
             for item in batch:
-                groups.setdefault(json.dumps(asdict(item.params), sort_keys=True), []).append(item)
+                groups.setdefault(settings_key(item.params), []).append(item)
             for group in groups.values():
                 self.engine_calls += 1
                 self.batched_prompts += len(group)
