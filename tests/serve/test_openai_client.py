@@ -101,3 +101,31 @@ def test_n_choices_on_the_llamacpp_engine_are_independent_samples(tiny_model_dir
         again = client.completions.create(prompt="Berlin is", seed=9, **kwargs)
         assert [c.text for c in again.choices] == [c.text for c in seeded.choices]
     engine.close()
+
+
+@pytest.mark.slow
+@pytest.mark.requires_llamacpp
+def test_n_choices_on_the_default_model_differ_and_a_seed_repeats_them():
+    """On the default engine and model: a request's n choices go to the engine together, so a seeded
+    request composes its batch alike and repeats exactly; unseeded choices differ."""
+    from knowlm.engines.llamacpp import is_llamacpp_available
+
+    if not is_llamacpp_available():
+        pytest.skip("llama-cpp-python is not installed")
+    from knowlm.config import ModelConfig
+    from knowlm.engines import create_engine
+
+    engine = create_engine(ModelConfig(model="default", engine="llamacpp"))
+    with serve_live(engine) as url:
+        client = openai.OpenAI(base_url=f"{url}/v1", api_key="none", max_retries=0)
+        kwargs = {
+            "model": "tiny",
+            "prompt": "Knowledge graphs are",
+            "max_tokens": 16,
+            "temperature": 1.0,
+            "n": 3,
+        }
+        assert len({c.text for c in client.completions.create(**kwargs).choices}) == 3
+        seeded = [[c.text for c in client.completions.create(seed=4, **kwargs).choices] for _ in range(3)]
+        assert seeded[0] == seeded[1] == seeded[2] and len(set(seeded[0])) == 3
+    engine.close()

@@ -30,8 +30,9 @@ class Engine(Protocol):
 
     An engine may also carry ``ie_instructions``: the IE instruction texts its model was trained with
     (`knowlm.ie.instructions`; None or absent: the built-in texts); ``generate_each(prompts, params)``,
-    every prompt with its own settings in one call (see `generate_each`); and ``submit(prompt, params)``,
-    a future per prompt, when it schedules sequences itself (the server then hands it every request)."""
+    every prompt with its own settings in one call (see `generate_each`); and
+    ``submit_each(prompts, params)``, a future per prompt, when it schedules sequences itself (the server
+    then hands it every request)."""
 
     name: str
     model_name: str

@@ -143,6 +143,13 @@ class LlamaCppEngine:
         ``on_text`` receives the completion's text piece by piece as it is generated."""
         return self._submit([(prompt, params, on_text)])[0]
 
+    def submit_each(
+        self, prompts: Sequence[str], params: Sequence[SamplingParams]
+    ) -> list[Future[Completion]]:
+        """Queue every prompt with its own settings, together: one caller's prompts are composed into
+        batches alike on every run, so greedy answers and seeded samples repeat."""
+        return self._submit([(p, q, None) for p, q in zip(prompts, params, strict=True)])
+
     def _submit(self, items: Sequence[tuple[str, SamplingParams, OnText | None]]) -> list[Future[Completion]]:
         futures: list[Future[Completion]] = []
         requests = []
@@ -162,7 +169,7 @@ class LlamaCppEngine:
     def generate_each(self, prompts: Sequence[str], params: Sequence[SamplingParams]) -> list[Completion]:
         """Complete every prompt with its own settings, all in flight together (``batch_size`` at a time);
         the first failing prompt's error is raised once the others are done."""
-        futures = self._submit([(p, q, None) for p, q in zip(prompts, params, strict=True)])
+        futures = self.submit_each(prompts, params)
         wait(futures)
         return [f.result() for f in futures]
 

@@ -6,8 +6,8 @@ until ``max_batch_size`` prompts), groups them by decoding settings and runs eac
 request cancelled before its batch starts (the client went away) is dropped. When a merged call fails, its
 prompts run again one by one, so a failing prompt fails alone.
 
-An engine that schedules sequences itself (``submit(prompt, params)``: llama.cpp's continuous batching)
-gets every request at once instead: a request that arrives while others decode joins their next step.
+An engine that schedules sequences itself (``submit_each(prompts, params)``: llama.cpp's continuous
+batching) gets every request at once instead: a request that arrives while others decode joins their next step.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ class BatchingEngine:
         self.engine_calls = 0
         self.batched_prompts = 0
         self._stop = threading.Event()
-        self._native = getattr(engine, "submit", None)
+        self._native = getattr(engine, "submit_each", None)
         self._worker = threading.Thread(target=self._run, name="knowlm-batcher", daemon=True)
         if self._native is None:
             self._worker.start()
@@ -56,13 +56,20 @@ class BatchingEngine:
 
     def submit(self, prompts: Sequence[str], params: SamplingParams) -> list[Future[Completion]]:
         """Queue the prompts; each future resolves to its Completion. Raises QueueFullError when full."""
-        params.validate()
+        return self.submit_each(prompts, [params] * len(prompts))
+
+    def submit_each(
+        self, prompts: Sequence[str], params: Sequence[SamplingParams]
+    ) -> list[Future[Completion]]:
+        """Queue every prompt with its own settings, all at once."""
+        for p in params:
+            p.validate()
         if self._queue.maxsize and self.queue_depth + len(prompts) > self._queue.maxsize:
             raise QueueFullError(f"the server queue is full ({self._queue.maxsize} waiting); retry shortly")
         if self._native is not None:
             self.batched_prompts += len(prompts)
-            return [self._native(p, params) for p in prompts]
-        pending = [_Pending(p, params, Future()) for p in prompts]
+            return list(self._native(prompts, params))
+        pending = [_Pending(p, q, Future()) for p, q in zip(prompts, params, strict=True)]
         for item in pending:
             self._queue.put_nowait(item)
         return [item.future for item in pending]
@@ -71,8 +78,7 @@ class BatchingEngine:
         return [f.result() for f in self.submit(prompts, params)]
 
     def generate_each(self, prompts: Sequence[str], params: Sequence[SamplingParams]) -> list[Completion]:
-        futures = [self.submit([p], q)[0] for p, q in zip(prompts, params, strict=True)]
-        return [f.result() for f in futures]
+        return [f.result() for f in self.submit_each(prompts, params)]
 
     def stream(self, prompt: str, params: SamplingParams) -> Iterator[str]:
         return self.engine.stream(prompt, params)

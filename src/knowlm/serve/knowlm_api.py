@@ -17,7 +17,7 @@ async def generate(body: GenerateRequest, request: Request) -> GenerateResponse:
     service = service_of(request)
     prompt = AlpacaTemplate().format(body.instruction, body.input)
     params = body.parameters.to_sampling_params()
-    (done,) = await service.complete([prompt], params, request.is_disconnected)
+    (done,) = await service.complete([prompt], [params], request.is_disconnected)
     return GenerateResponse(generated_text=done.text, num_output_tokens_cf=done.completion_tokens)
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 import uuid
@@ -55,10 +54,13 @@ async def _sample(
     request: Request,
     extra_stop: list[str] | None = None,
 ) -> list[list[Completion]]:
-    """``body.n`` completions of every prompt: [prompt][choice]. Each choice samples with its own seed."""
+    """``body.n`` completions of every prompt: [prompt][choice]. Each choice samples with its own seed;
+    all of them go to the engine in one call."""
     runs = [_params(body, max_tokens, j, extra_stop) for j in range(body.n)]
-    done = await asyncio.gather(*(service.complete(prompts, p, request.is_disconnected) for p in runs))
-    return [[done[j][i] for j in range(body.n)] for i in range(len(prompts))]
+    done = await service.complete(
+        [p for p in prompts for _ in runs], [r for _ in prompts for r in runs], request.is_disconnected
+    )
+    return [done[i * body.n : (i + 1) * body.n] for i in range(len(prompts))]
 
 
 def _params(

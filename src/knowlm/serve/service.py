@@ -91,13 +91,16 @@ class Service:
     # -- generation ---------------------------------------------------------------------------
 
     async def complete(
-        self, prompts: Sequence[str], params: SamplingParams, is_disconnected: Any
+        self, prompts: Sequence[str], params: Sequence[SamplingParams], is_disconnected: Any
     ) -> list[Completion]:
-        """Generate through the batching engine; cancel the queued work if the client goes away."""
+        """Generate every prompt with its settings through the batching engine, queued together (so an
+        idle server composes a request's batch alike every time); cancel the queued work if the client
+        goes away."""
         for prompt in prompts:
             self.metrics.prompt_tokens.inc(self.check_prompt(prompt))
-        self.check_max_tokens(params.max_new_tokens)
-        futures = self.engine.submit(prompts, params)
+        for p in params:
+            self.check_max_tokens(p.max_new_tokens)
+        futures = self.engine.submit_each(prompts, params)
         results = await _wait(futures, is_disconnected)
         self.metrics.generated_tokens.inc(sum(c.completion_tokens for c in results))
         return results
