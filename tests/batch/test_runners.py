@@ -162,14 +162,15 @@ def test_two_ray_nodes_on_this_machine_both_receive_work(tmp_path: Path, tiny_mo
     port = "26391"
     env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_ENABLE_UV_RUN_RUNTIME_ENV": "0", WORKER_NICENESS: "0"}
     common = ["--num-cpus=1", "--disable-usage-stats"]
-    # enough work (16 batches of 48 new tokens) that the second actor has started before the first is done
-    corpus = write_corpus(tmp_path / "corpus", files=6, per_file=5)
+    # enough work (16 calls of 4 records, 48 new tokens each: `records_per_call(1)`) that the second actor has
+    # started before the first is done
+    corpus = write_corpus(tmp_path / "corpus", files=8, per_file=8)
     try:
         start = [str(bin_dir / "ray"), "start", *common]
         subprocess.run([*start, "--head", f"--port={port}", "--include-dashboard=false"], check=True, env=env)
         subprocess.run([*start, f"--address=127.0.0.1:{port}"], check=True, env=env)
         args = ["extract", "--task", "ner", "--schema", "person", "--model", str(tiny_model_dir)]
-        args += ["--engine", "transformers", "--max-new-tokens", "48", "--batch-size", "2"]
+        args += ["--engine", "transformers", "--max-new-tokens", "48", "--batch-size", "1"]
         args += ["--input", str(corpus), "--output", str(tmp_path / "out"), "--runner", "ray"]
         args += ["--ray-address", f"127.0.0.1:{port}", "--num-actors", "2"]
         run = subprocess.run([str(bin_dir / "knowlm"), *args], env=env, capture_output=True, text=True)
@@ -179,7 +180,7 @@ def test_two_ray_nodes_on_this_machine_both_receive_work(tmp_path: Path, tiny_mo
     manifest = json.loads((tmp_path / "out" / "knowlm-run.json").read_text(encoding="utf-8"))
     nodes = manifest["last_run"]["nodes"]
     assert len(nodes) == 2 and all(n > 0 for n in nodes.values()), nodes
-    assert manifest["last_run"]["records"] == 31
+    assert manifest["last_run"]["records"] == 65
 
 
 def test_the_cli_runs_a_glob_into_a_directory(
