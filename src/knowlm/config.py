@@ -443,7 +443,6 @@ class FinetuneConfig(TrainingSchedule):
 
 
 # the dataset formats `knowlm data convert-ie` (knowlm.ie.convert) reads
-IE_DATASET_FORMATS = ("cluener", "conll2003", "conll04", "spert", "finre", "duie", "oneke")
 DEDUP_MODES = ("near", "exact", "none")
 NORMALIZATIONS = ("NFC", "NFKC", "none")
 

@@ -16,11 +16,15 @@ from knowlm.ie.convert import (
     joined,
     read_cluener,
     read_conll,
+    read_docred,
     read_documents,
     read_duie,
+    read_fewrel,
     read_finre,
+    read_sanwen,
     read_spert,
     renamed,
+    windows,
 )
 from knowlm.ie.evaluate import documents_from_lines, read_eval_file, score
 from knowlm.ie.results import Triple
@@ -472,3 +476,220 @@ def test_join_makes_two_text_records_that_fill_several_relations(tmp_path: Path,
     out_file = tmp_path / "j.jsonl"
     assert main(["data", "convert-ie", "conll04", str(path), "--out", str(out_file), "--join", "2"]) == 2
     assert "join must be between 0 and 1" in capsys.readouterr().err and not out_file.exists()
+
+
+# ---- SanWen, DocRED, FewRel -------------------------------------------------------------------------
+
+SANWEN = "".join(
+    f"{h}\t{t}\t{r}\t{s}\n"
+    for h, t, r, s in [
+        ("幽兰", "山谷", "Located", "幽兰在山谷，本自无人识。"),
+        ("奶奶", "母亲", "Family", "母亲<N>岁时，奶奶也去世了。"),
+        ("母亲", "岁时", "unknown", "母亲<N>岁时，奶奶也去世了。"),
+        ("树叶", "树", "Part-Whole", "风吹过，树上的树叶沙沙作响。"),
+    ]
+)
+
+
+def test_sanwen_names_relations_in_chinese_and_keeps_direction(tmp_path: Path):
+    path = tmp_path / "s.txt"
+    path.write_text(SANWEN, encoding="utf-8")
+    docs = list(read_sanwen(path))
+    assert [d.id for d in docs] == ["sanwen-1", "sanwen-2", "sanwen-4"]
+    assert [[t.key() for t in d.items] for d in docs] == [
+        [("幽兰", "位于", "山谷")],
+        [("母亲", "亲属", "奶奶")],  # symmetric: text order; the unknown pair adds nothing
+        [("树叶", "部分", "树")],  # directed: as given, though the tail comes first in the text
+    ]
+    schema = dataset_schema("sanwen", docs)
+    assert len(schema.items) == 9 and "位于" in schema.names
+    path.write_text("甲\t乙\tFriend\t甲和乙。\n", encoding="utf-8")
+    with pytest.raises(InputError, match=r"line 1: unknown SanWen relation 'Friend'"):
+        list(read_sanwen(path))
+
+
+DOCRED = [
+    {
+        "title": "Apple",
+        "sents": [
+            ["Apple", "Inc.", "(", "Apple", ")", "was", "founded", "by", "Steve", "Jobs", "."],
+            ["It", "is", "based", "in", "Cupertino", ",", "California", "."],
+            ["Jobs", "died", "in", "2011", "."],
+        ],
+        "vertexSet": [
+            [{"name": "Apple Inc.", "sent_id": 0, "pos": [0, 2], "type": "ORG"},
+             {"name": "Apple", "sent_id": 0, "pos": [3, 4], "type": "ORG"}],
+            [{"name": "Steve Jobs", "sent_id": 0, "pos": [8, 10], "type": "PER"},
+             {"name": "Jobs", "sent_id": 2, "pos": [0, 1], "type": "PER"}],
+            [{"name": "Cupertino", "sent_id": 1, "pos": [4, 5], "type": "LOC"}],
+            [{"name": "2011", "sent_id": 2, "pos": [3, 4], "type": "TIME"}],
+        ],
+        "labels": [
+            {"h": 0, "t": 1, "r": "P112", "evidence": [0]},
+            {"h": 0, "t": 2, "r": "P159", "evidence": [1]},
+            {"h": 1, "t": 3, "r": "P570", "evidence": [2]},
+        ],
+    }
+]  # fmt: skip
+REL_INFO = {"P112": "founded by", "P159": "headquarters location", "P570": "date of death", "P17": "country"}
+
+
+def write_docred(tmp_path: Path, data: list | None = None) -> Path:
+    path = tmp_path / "dev.json"
+    path.write_text(json.dumps(data or DOCRED), encoding="utf-8")
+    (tmp_path / "rel_info.json").write_text(json.dumps(REL_INFO), encoding="utf-8")
+    return path
+
+
+def test_docred_gives_running_text_every_mention_and_other_names(tmp_path: Path):
+    (doc,) = read_docred(write_docred(tmp_path))
+    assert doc.text == (
+        "Apple Inc. (Apple) was founded by Steve Jobs. It is based in Cupertino, California. Jobs died in 2011."
+    )
+    assert [t.key() for t in doc.items] == [
+        ("Apple Inc.", "founded by", "Steve Jobs"),
+        ("Apple Inc.", "headquarters location", "Cupertino"),
+        ("Steve Jobs", "date of death", "2011"),
+    ]
+    founder = doc.items[0]
+    assert [doc.text[s:e] for s, e in founder.head_spans] == ["Apple Inc.", "Apple"]  # type: ignore[union-attr]
+    assert [doc.text[s:e] for s, e in founder.tail_spans] == ["Steve Jobs", "Jobs"]  # type: ignore[union-attr]
+    assert (founder.head_type, founder.tail_type) == ("organization", "person")  # type: ignore[union-attr]
+    assert doc.names == {"Apple": "Apple Inc.", "Jobs": "Steve Jobs"}
+    # every relation label is in the schema, in rel_info's order, found in a document or not
+    assert dataset_schema("docred", [doc], tmp_path / "dev.json").names == list(REL_INFO.values())
+
+
+def test_docred_errors_name_the_document_and_the_missing_labels(tmp_path: Path):
+    bad = [{**DOCRED[0], "labels": [{"h": 0, "t": 9, "r": "P112"}]}]
+    with pytest.raises(
+        InputError, match=r"document 1: a label needs 'h' and 't' indices into its 4 entities"
+    ):
+        list(read_docred(write_docred(tmp_path, bad)))
+    bad = [{**DOCRED[0], "labels": [{"h": 0, "t": 1, "r": "P999"}]}]
+    with pytest.raises(InputError, match=r"relation 'P999' is not in .*rel_info.json"):
+        list(read_docred(write_docred(tmp_path, bad)))
+    (tmp_path / "rel_info.json").unlink()
+    with pytest.raises(InputError, match=r"rel_info.json: no such file .*keep it next to dev.json"):
+        list(read_docred(tmp_path / "dev.json"))
+
+
+def test_docred_eval_records_score_any_name_of_an_entity(tmp_path: Path):
+    path = write_docred(tmp_path)
+    _, held, _ = convert("docred", path, holdout=1)
+    assert held and all(r["names"] == {"Apple": "Apple Inc.", "Jobs": "Steve Jobs"} for r in held)
+    eval_file = tmp_path / "eval.jsonl"
+    eval_file.write_text("".join(json.dumps(r) + "\n" for r in held), encoding="utf-8")
+    lines = read_eval_file(eval_file)
+    answers = {}
+    for line in lines:  # the model names the company by its short name, and the founder by his surname
+        schema = json.loads(line.instruction)["schema"]
+        found = {
+            "founded by": [{"head": "Apple", "tail": "Jobs"}],
+            "headquarters location": [{"head": "Apple", "tail": "Cupertino"}],
+        }
+        answers[line.number] = json.dumps({name: found.get(name, []) for name in schema})
+    report = score("re", documents_from_lines(lines, answers))
+    assert (report["tp"], report["predicted"], report["gold"]) == (2, 2, 3)
+
+
+def test_windows_keep_the_items_each_piece_names(tmp_path: Path):
+    (doc,) = read_docred(write_docred(tmp_path))
+    stats = Stats()
+    pieces = windows(doc, 50, stats)
+    assert [p.text for p in pieces] == [
+        "Apple Inc. (Apple) was founded by Steve Jobs.",
+        "It is based in Cupertino, California.",
+        "Jobs died in 2011.",
+    ]
+    assert [[t.key() for t in p.items] for p in pieces] == [
+        [("Apple Inc.", "founded by", "Steve Jobs")],
+        [],  # "It": the company is not named in this piece
+        [("Jobs", "date of death", "2011")],  # named as the piece names him
+    ]
+    assert stats.skipped == {"across_windows": 1}
+    for piece in pieces:
+        for t in piece.items:
+            assert all(piece.text[s:e] == t.head for s, e in t.head_spans[:1])  # type: ignore[union-attr]
+    assert windows(doc, 1000) == [doc]
+    with pytest.raises(InputError, match="only in train mode"):
+        convert("docred", tmp_path / "dev.json", mode="eval", window=100)
+
+
+def test_exclude_and_only_hold_out_whole_relation_types(tmp_path: Path, capsys):
+    path = write_docred(tmp_path)
+    seen, _, _ = convert("docred", path, negatives=99, exclude=["founded by"])
+    assert all("founded by" not in json.loads(r["instruction"])["schema"] for r in seen)
+    assert "Steve Jobs" not in "".join(r["output"] for r in seen if "date of death" not in r["output"])
+    unseen, _, _ = convert("docred", path, negatives=99, only=["founded by"])
+    assert [json.loads(r["instruction"])["schema"] for r in unseen] == [["founded by"]]
+    with pytest.raises(InputError, match="founder: not among the dataset's types"):
+        convert("docred", path, exclude=["founder"])
+    out = tmp_path / "o.jsonl"
+    argv = ["data", "convert-ie", "docred", str(path), "--out", str(out)]
+    assert main([*argv, "--exclude-types", "founded by", "--only-types", "country"]) == 2
+    assert "not both" in capsys.readouterr().err and not out.exists()
+
+
+def test_text_first_puts_the_input_before_the_schema_in_a_share_of_records(tmp_path: Path):
+    path = write_docred(tmp_path)
+    records, _, _ = convert("docred", path, negatives=99, text_first=1.0)
+    assert records and all(
+        list(json.loads(r["instruction"])) == ["instruction", "input", "schema"] for r in records
+    )
+    plain, _, _ = convert("docred", path, negatives=99)
+    assert all(list(json.loads(r["instruction"])) == ["instruction", "schema", "input"] for r in plain)
+    assert [r["output"] for r in records] == [r["output"] for r in plain]
+
+
+FEWREL = {
+    "P26": [
+        {"tokens": ["Marie", "Curie", "married", "Pierre", "Curie", "in", "1895", "."],
+         "h": ["marie curie", "Q7186", [[0, 1]]], "t": ["pierre curie", "Q37463", [[3, 4]]]},
+    ],
+    "P40": [
+        {"tokens": ["Irène", "was", "the", "daughter", "of", "Marie", "Curie", "."],
+         "h": ["marie curie", "Q7186", [[5, 6]]], "t": ["irène", "Q7504", [[0]]]},
+    ],
+}  # fmt: skip
+
+
+def test_fewrel_asks_each_sentence_only_for_its_annotated_relation(tmp_path: Path):
+    path = tmp_path / "val_wiki.json"
+    path.write_text(json.dumps(FEWREL), encoding="utf-8")
+    (tmp_path / "pid2name.json").write_text(
+        json.dumps({"P26": ["spouse", "the subject has the object as their spouse"], "P40": ["child", "..."]})
+    )
+    docs = list(read_fewrel(path))
+    assert [(d.id, [t.key() for t in d.items]) for d in docs] == [
+        ("fewrel-P26-1", [("Marie Curie", "spouse", "Pierre Curie")]),
+        ("fewrel-P40-1", [("Marie Curie", "child", "Irène")]),
+    ]
+    records, _, _ = convert("fewrel", path, negatives=5)
+    # the sentence's other pairs are not annotated, so no other relation is asked (and answered empty)
+    assert [json.loads(r["instruction"])["schema"] for r in records] == [["spouse"], ["child"]]
+    bad = {"P26": [{**FEWREL["P26"][0], "t": ["x", "Q1", [[12]]]}]}
+    path.write_text(json.dumps(bad), encoding="utf-8")
+    with pytest.raises(InputError, match="P26 sentence 1: a token index outside its 8 tokens"):
+        list(read_fewrel(path))
+
+
+def test_docred_sanwen_and_fewrel_shared_data_counts(shared_data: Path):
+    docs = list(read_docred(shared_data / "redocred" / "dev.json"))
+    assert len(docs) == 500 and sum(len(d.items) for d in docs) > 17_000
+    # every span of a triple reads one of its entity's names, but for the few names two entities share
+    # (Sacramento, the city, and The Sacramento Bee), which map to neither
+    spans = [
+        (doc.names.get(doc.text[s:e], doc.text[s:e]) == name, doc.text[s:e] in doc.names)
+        for doc in docs
+        for t in doc.items
+        for name, spans in ((t.head, t.head_spans), (t.tail, t.tail_spans))  # type: ignore[union-attr]
+        for s, e in spans
+    ]
+    assert sum(ok for ok, _ in spans) / len(spans) > 0.99
+    assert not any(aliased and not ok for ok, aliased in spans)
+    assert len(dataset_schema("docred", docs, shared_data / "redocred" / "dev.json").items) == 96
+    sanwen = list(read_sanwen(shared_data / "sanwen" / "valid.txt"))
+    assert sum(len(d.items) for d in sanwen) > 1200
+    fewrel = list(read_fewrel(shared_data / "fewrel" / "val_wiki.json"))
+    assert len(fewrel) == 16 * 700

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from knowlm.cli.args import add_dataclass_args, config_from
-from knowlm.config import IE_DATASET_FORMATS, PrepareConfig
+from knowlm.config import PrepareConfig
 
 PREPARE_EXAMPLES = """examples:
   # the sample corpus, a document a line, with the default model's tokenizer
@@ -90,15 +90,20 @@ def register(sub: Any) -> None:
     merge.add_argument("inputs", type=Path, nargs="+", help="dataset PREFIXes, in order")
     merge.set_defaults(handler=run_merge)
 
+    from knowlm.ie.convert import dataset_formats
+
+    formats = dataset_formats()
     convert = ops.add_parser(
         "convert-ie",
-        help="CLUENER / CoNLL-2003 / CoNLL04 / SpERT / FinRE / DuIE / OneKE files -> OneKE records (JSONL)",
+        help="public IE datasets (CLUENER, CoNLL, FinRE, SanWen, DocRED, FewRel, ...) -> OneKE records (JSONL)",
         description="Convert an IE dataset into OneKE instruction records for `knowlm finetune` and "
-        "`knowlm eval`: Chinese instructions for Chinese data, English for English.",
+        "`knowlm eval`: Chinese instructions for Chinese data, English for English. Formats: "
+        + "; ".join(f"{name}: {text}" for name, text in formats.items())
+        + ".",
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    convert.add_argument("format", choices=IE_DATASET_FORMATS, help="the dataset's format")
+    convert.add_argument("format", choices=list(formats), help="the dataset's format")
     convert.add_argument(
         "input", help="the dataset file, or a file of a Hub dataset: hf://datasets/OWNER/NAME[@REVISION]/PATH"
     )
@@ -147,6 +152,32 @@ def register(sub: Any) -> None:
         help="train mode: join this share of the texts that hold items (0-1) each with another text whose "
         "items are of another type or relation, as one two-text record; most sentences hold one relation, "
         "and a model trained only on them fills at most one relation per answer (default 0)",
+    )
+    convert.add_argument(
+        "--window",
+        type=int,
+        metavar="CHARS",
+        help="train mode: cut longer texts (DocRED's documents) at sentence boundaries into pieces of at most "
+        "CHARS characters, each with the items whose names it holds",
+    )
+    convert.add_argument(
+        "--exclude-types",
+        metavar="NAME[,NAME...]",
+        help="leave these types or relations (as the converter names them) out of every record, schemas "
+        "included: train without them, then measure them unseen with --only-types",
+    )
+    convert.add_argument(
+        "--only-types",
+        metavar="NAME[,NAME...]",
+        help="keep only these types or relations (see --exclude-types)",
+    )
+    convert.add_argument(
+        "--text-first",
+        type=float,
+        default=0.0,
+        metavar="SHARE",
+        help="train mode: this share of the records (0-1) put the input before the schema in the instruction, "
+        "so that the model also reads that layout, whose prompts share the text's prefill (default 0)",
     )
     convert.set_defaults(handler=run_convert)
 
@@ -207,9 +238,10 @@ def run_convert(args: argparse.Namespace) -> int:
 
     if args.holdout and not args.holdout_out:
         raise InputError("--holdout needs --holdout-out FILE for the held-out records")
-    if args.holdout < 0 or args.negatives < 0 or (args.limit is not None and args.limit < 1):
-        raise InputError("--holdout and --negatives must be >= 0, --limit >= 1")
     from knowlm.models.resolve import dataset_file
+
+    def names(spec: str | None) -> list[str]:
+        return [n.strip() for n in spec.split(",") if n.strip()] if spec else []
 
     records, held, stats = convert(
         args.format,
@@ -223,6 +255,10 @@ def run_convert(args: argparse.Namespace) -> int:
         keep_empty=args.keep_empty,
         rename=parse_rename(args.rename) if args.rename else None,
         join=args.join,
+        window=args.window,
+        exclude=names(args.exclude_types),
+        only=names(args.only_types),
+        text_first=args.text_first,
     )
     write_jsonl(args.out, records)
     if args.holdout_out:

@@ -2,8 +2,10 @@
 
 Readers turn CLUENER (Chinese NER, JSON lines with inclusive character offsets), CoNLL-2003 (English NER,
 IOB column files), SpERT-style token JSON (CoNLL04 and any dataset in that form: entities and relations by
-token offsets), FinRE (Chinese relations, TSV pairs in both directions) and DuIE-style JSON lines
-(``text`` + ``spo_list``) into ``(id, text, items)`` documents; `to_records` makes OneKE records of them:
+token offsets), FinRE (Chinese relations, TSV pairs in both directions), SanWen (Chinese literary prose,
+FinRE's layout, one direction), DocRED / Re-DocRED (English document-level relations, every entity with all
+its names), FewRel (one annotated pair a sentence) and DuIE-style JSON lines (``text`` + ``spo_list``) into
+``(id, text, items)`` documents, each reader registered as a `DatasetFormat`; `to_records` makes OneKE records of them:
 ``train`` mode samples schemas with negative types as IEPile does, ``eval`` mode asks for the whole schema
 in a fixed order (one ``id`` per document, so `knowlm eval` merges its batches). OneKE/InstructKGC files
 are already records and pass through unchanged.
@@ -14,17 +16,17 @@ from __future__ import annotations
 import dataclasses
 import json
 import random
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from knowlm.config import IE_DATASET_FORMATS
 from knowlm.errors import InputError
 from knowlm.ie.augment import item_type, make_records
 from knowlm.ie.formats import detect_language, parse_oneke_instruction
 from knowlm.ie.results import Entity, Event, Item, Spans, Triple
 from knowlm.ie.schema import Schema, SchemaItem
+from knowlm.ie.split import chunk_text
 from knowlm.io import read_jsonl, read_lines
 
 # CLUENER's labels (with the data's own spelling "goverment") -> Chinese entity types for Chinese prompts
@@ -54,7 +56,27 @@ CONLL04_TYPES = {"Peop": "person", "Org": "organization", "Loc": "location", "Ot
 # FinRE: `自己` pairs an entity with another name of it (上海建工 / 建工集团). Kept, as the relation 别名
 # ("alias"): a knowledge graph needs exactly this to merge the two names, and the pair is stated by the text.
 FINRE_ALIAS = "别名"
-FORMATS = IE_DATASET_FORMATS
+# SanWen's relation labels -> the Chinese names a Chinese schema uses
+SANWEN_RELATIONS = {
+    "Located": "位于",
+    "Part-Whole": "部分",
+    "Family": "亲属",
+    "General-Special": "类属",
+    "Social": "社会关系",
+    "Ownership": "拥有",
+    "Use": "使用",
+    "Near": "邻近",
+    "Create": "创作",
+}
+SANWEN_SYMMETRIC = {"Family", "Social", "Near"}
+DOCRED_TYPES = {
+    "PER": "person",
+    "ORG": "organization",
+    "LOC": "location",
+    "TIME": "time",
+    "NUM": "number",
+    "MISC": "miscellaneous",
+}
 
 
 @dataclass
@@ -64,6 +86,9 @@ class Document:
     items: Sequence[Item]
     lang: str
     task: str = "ner"
+    names: dict[str, str] = field(default_factory=dict)
+    """Other names of an entity in the text -> the name its items use (DocRED's aliases), so that an
+    answer naming an entity by any of its names is scored as that entity."""
 
 
 @dataclass
@@ -364,34 +389,286 @@ def _duie_value(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
+def read_sanwen(path: str | Path, stats: Stats | None = None) -> Iterator[Document]:
+    """SanWen TSV (FinRE's layout: ``head, tail, relation, sentence``; each pair in one direction).
+
+    Pairs are grouped by sentence into one document, relations named in Chinese (`SANWEN_RELATIONS`);
+    a symmetric relation (亲属, 社会关系, 邻近) keeps the direction in which the names appear in the
+    sentence; ``unknown`` pairs add no triple. ``<N>`` (a number in the source) stays in the text."""
+    path = Path(path)
+    sentences: dict[str, list[tuple[str, str, str]]] = {}
+    first_line: dict[str, int] = {}
+    for number, head, tail, label, sentence in _finre_rows(path):
+        first_line.setdefault(sentence, number)
+        pairs = sentences.setdefault(sentence, [])
+        if label == "unknown":
+            continue
+        if label not in SANWEN_RELATIONS:
+            raise InputError(
+                f"{path} line {number}: unknown SanWen relation {label!r} (known: {', '.join(SANWEN_RELATIONS)})"
+            )
+        if label in SANWEN_SYMMETRIC and _position(sentence, tail) < _position(sentence, head):
+            head, tail = tail, head
+        if (head, SANWEN_RELATIONS[label], tail) not in pairs:
+            pairs.append((head, SANWEN_RELATIONS[label], tail))
+    for sentence, pairs in sentences.items():
+        triples: list[Item] = []
+        for head, relation, tail in pairs:
+            triple = _located(sentence, head, relation, tail)
+            if triple is None:
+                if stats is not None:
+                    stats.skip("name_not_in_sentence")
+                continue
+            triples.append(triple)
+        yield Document(f"sanwen-{first_line[sentence]}", sentence, triples, "zh", "re")
+
+
+def _json_file(path: Path, what: str) -> Any:
+    if not path.is_file():
+        raise InputError(f"{path}: no such file ({what})")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{path}: not JSON ({exc.msg}, line {exc.lineno})") from None
+
+
+def _labels(path: Path, name: str, what: str) -> dict[str, str]:
+    """Relation id -> label from the file ``name`` next to ``path`` (rel_info.json, pid2name.json)."""
+    table = _json_file(path.with_name(name), f"{what}: keep it next to {path.name}")
+    if not isinstance(table, dict):
+        raise InputError(f"{path.with_name(name)}: expected an object of relation id -> label")
+    return {str(k): str(v[0] if isinstance(v, list) else v) for k, v in table.items()}
+
+
+def _token_span(starts: list[int], tokens: list[str], first: int, last: int) -> tuple[int, int]:
+    """Character span of tokens ``first..last`` (inclusive)."""
+    return starts[first], starts[last] + len(tokens[last])
+
+
+def read_docred(path: str | Path) -> Iterator[Document]:
+    """DocRED / Re-DocRED JSON: an array of ``{"sents": [[token]], "vertexSet": [[{"name", "sent_id", "pos",
+    "type"}]], "labels": [{"h", "t", "r"}]}``; relation ids are named by ``rel_info.json`` next to the file.
+
+    Sentences become running text (`join_tokens`, detokenized) joined by spaces. An entity's items use the
+    name of its first mention in the text and hold the spans of all its mentions; its other names go to
+    ``Document.names``, so an answer that uses any of them scores. A file without ``labels`` (a test split)
+    gives documents without items."""
+    path = Path(path)
+    relations = _labels(path, "rel_info.json", "DocRED's relation labels, {'P17': 'country', ...}")
+    data = _json_file(path, "a DocRED-format JSON array")
+    if not isinstance(data, list):
+        raise InputError(f"{path}: expected a JSON array of documents")
+    for number, record in enumerate(data, 1):
+        where = f"{path} document {number}"
+        sents, vertices = record.get("sents"), record.get("vertexSet")
+        if not isinstance(sents, list) or not all(isinstance(s, list) and s for s in sents):
+            raise InputError(f"{where}: expected 'sents' (a list of token lists)")
+        if not isinstance(vertices, list):
+            raise InputError(f"{where}: expected 'vertexSet' (a list of entities, each a list of mentions)")
+        pieces: list[str] = []
+        starts: list[list[int]] = []
+        offset = 0
+        for sent in sents:
+            piece, token_starts = join_tokens([str(t) for t in sent], detokenize=True)
+            pieces.append(piece)
+            starts.append([offset + s for s in token_starts])
+            offset += len(piece) + 1
+        text = " ".join(pieces)
+        entities: list[tuple[str, str | None, Spans]] = []
+        names: dict[str, str] = {}
+        for index, mentions in enumerate(vertices):
+            spans: set[tuple[int, int]] = set()
+            for m in mentions if isinstance(mentions, list) else []:
+                try:
+                    sid, (begin, end) = int(m["sent_id"]), (int(m["pos"][0]), int(m["pos"][1]))
+                    tokens = sents[sid]
+                except (KeyError, TypeError, ValueError, IndexError):
+                    raise InputError(
+                        f"{where}: entity {index}: a mention needs 'sent_id' and 'pos', got {m!r}"
+                    ) from None
+                if not 0 <= begin < end <= len(tokens):
+                    raise InputError(
+                        f"{where}: entity {index}: pos {[begin, end]} outside sentence {sid}'s {len(tokens)} tokens"
+                    )
+                spans.add(_token_span(starts[sid], tokens, begin, end - 1))
+            if not spans:
+                raise InputError(f"{where}: entity {index} has no mentions")
+            ordered = sorted(spans)
+            name = text[slice(*ordered[0])]
+            kind = str(mentions[0].get("type", ""))
+            entities.append((name, DOCRED_TYPES.get(kind, kind or None), ordered))
+            for s, e in ordered:
+                if text[s:e] != name:
+                    names.setdefault(text[s:e], name)
+        triples: list[Item] = []
+        for label in record.get("labels", []):
+            try:
+                head, tail, relation = entities[int(label["h"])], entities[int(label["t"])], str(label["r"])
+            except (KeyError, TypeError, ValueError, IndexError):
+                raise InputError(
+                    f"{where}: a label needs 'h' and 't' indices into its {len(entities)} entities and 'r', "
+                    f"got {label!r}"
+                ) from None
+            if relation not in relations:
+                raise InputError(
+                    f"{where}: relation {relation!r} is not in {path.with_name('rel_info.json')}"
+                )
+            triples.append(Triple(head[0], relations[relation], tail[0], head[1], tail[1], head[2], tail[2]))
+        triples = sorted(_unique(triples), key=lambda t: t.head_spans[0])  # type: ignore[union-attr]
+        names = {alias: name for alias, name in names.items() if alias not in {e[0] for e in entities}}
+        yield Document(f"docred-{number}", text, triples, "en", "re", names)
+
+
+def read_fewrel(path: str | Path) -> Iterator[Document]:
+    """FewRel JSON ``{relation id: [{"tokens", "h": [name, id, [[token index, ...]]], "t": [...]}]}`` with
+    relation labels from ``pid2name.json`` next to the file: one document a sentence, holding its one
+    annotated triple (the sentence's other pairs are not annotated)."""
+    path = Path(path)
+    relations = _labels(path, "pid2name.json", "FewRel's relation names, {'P26': ['spouse', ...], ...}")
+    data = _json_file(path, "a FewRel-format JSON object")
+    if not isinstance(data, dict):
+        raise InputError(f"{path}: expected a JSON object of relation id -> sentences")
+    for pid, instances in data.items():
+        if pid not in relations:
+            raise InputError(f"{path}: relation {pid!r} is not in {path.with_name('pid2name.json')}")
+        for number, record in enumerate(instances, 1):
+            where = f"{path} {pid} sentence {number}"
+            try:
+                tokens = [str(t) for t in record["tokens"]]
+                positions = [[list(map(int, p)) for p in record[end][2]] for end in ("h", "t")]
+            except (KeyError, TypeError, ValueError, IndexError):
+                raise InputError(
+                    f"{where}: expected 'tokens' and 'h'/'t' as [name, id, [[index, ...]]]"
+                ) from None
+            if not all(p and 0 <= min(p) <= max(p) < len(tokens) for ps in positions for p in ps):
+                raise InputError(f"{where}: a token index outside its {len(tokens)} tokens")
+            text, starts = join_tokens(tokens, detokenize=True)
+            head, tail = ([_token_span(starts, tokens, min(p), max(p)) for p in ps] for ps in positions)
+            triple = Triple(
+                text[slice(*head[0])], relations[pid], text[slice(*tail[0])], None, None, head, tail
+            )
+            yield Document(f"fewrel-{pid}-{number}", text, [triple], "en", "re")
+
+
+@dataclass(frozen=True)
+class DatasetFormat:
+    """A dataset reader `convert` knows by name (`knowlm data convert-ie FORMAT`)."""
+
+    name: str
+    read: Callable[[Path, Stats, bool], Iterator[Document]]
+    """(path, statistics, detokenize) -> documents."""
+    help: str
+    schema: Callable[[Path], Schema] | None = None
+    """The dataset's schema, from the dataset's path (DocRED's relation labels sit next to it); None: the
+    names its documents use."""
+    tokens: bool = False
+    """Token-based: ``detokenize`` applies."""
+    complete: bool = True
+    """Every pair of a text that holds no annotated relation is a negative. False (FewRel: one annotated
+    pair a sentence) asks each text only for the relations annotated in it."""
+
+
+_DATASETS: dict[str, DatasetFormat] = {}
+
+
+def register_dataset(fmt: DatasetFormat) -> None:
+    if fmt.name in _DATASETS or fmt.name == "oneke":
+        raise ValueError(f"dataset format {fmt.name!r} is already registered")
+    _DATASETS[fmt.name] = fmt
+
+
+def dataset_formats() -> dict[str, str]:
+    """Format name -> one line of help, ``oneke`` (records passed through) included."""
+    return {
+        **{n: f.help for n, f in _DATASETS.items()},
+        "oneke": "OneKE / InstructKGC records (passed through)",
+    }
+
+
+def get_dataset(name: str) -> DatasetFormat:
+    if name not in _DATASETS:
+        raise InputError(f"unknown dataset format {name!r}; choose one of {', '.join(dataset_formats())}")
+    return _DATASETS[name]
+
+
+def _names(names: Iterable[str], task: str = "re") -> Schema:
+    return Schema(task, tuple(SchemaItem(n) for n in dict.fromkeys(names)))
+
+
+register_dataset(
+    DatasetFormat(
+        "cluener",
+        lambda p, s, d: read_cluener(p),
+        "CLUENER (Chinese NER)",
+        lambda p: _names(CLUENER_TYPES.values(), "ner"),
+    )
+)
+register_dataset(
+    DatasetFormat(
+        "conll2003",
+        lambda p, s, d: read_conll(p, d),
+        "CoNLL-2003 column files (English NER)",
+        lambda p: _names(CONLL_TYPES.values(), "ner"),
+        tokens=True,
+    )
+)
+register_dataset(
+    DatasetFormat(
+        "conll04",
+        lambda p, s, d: read_spert(p, CONLL04_RELATIONS, CONLL04_TYPES, prefix="conll04", detokenize=d),
+        "CoNLL04 in SpERT's JSON (English relations)",
+        lambda p: _names(CONLL04_RELATIONS.values()),
+        tokens=True,
+    )
+)
+register_dataset(
+    DatasetFormat("spert", lambda p, s, d: read_spert(p, detokenize=d), "SpERT-style token JSON", tokens=True)
+)
+register_dataset(DatasetFormat("finre", lambda p, s, d: read_finre(p, s), "FinRE TSV (Chinese relations)"))
+register_dataset(
+    DatasetFormat(
+        "sanwen",
+        lambda p, s, d: read_sanwen(p, s),
+        "SanWen TSV (Chinese literary relations)",
+        lambda p: _names(SANWEN_RELATIONS.values()),
+    )
+)
+register_dataset(
+    DatasetFormat(
+        "docred",
+        lambda p, s, d: read_docred(p),
+        "DocRED / Re-DocRED JSON (document-level relations)",
+        lambda p: _names(_labels(p, "rel_info.json", "DocRED's relation labels").values()),
+    )
+)
+register_dataset(
+    DatasetFormat(
+        "fewrel",
+        lambda p, s, d: read_fewrel(p),
+        "FewRel JSON (one annotated pair a sentence)",
+        complete=False,
+    )
+)
+register_dataset(
+    DatasetFormat("duie", lambda p, s, d: read_duie(p, s), "DuIE-style JSON lines (text + spo_list)")
+)
+
+
 def read_documents(
     fmt: str, path: str | Path, stats: Stats | None = None, detokenize: bool = False
 ) -> Iterator[Document]:
-    if detokenize and fmt not in ("conll2003", "conll04", "spert"):
-        raise InputError(f"--detokenize applies to token formats (conll2003, conll04, spert), not {fmt}")
-    if fmt == "cluener":
-        return read_cluener(path)
-    if fmt == "conll2003":
-        return read_conll(path, detokenize)
-    if fmt == "conll04":
-        return read_spert(path, CONLL04_RELATIONS, CONLL04_TYPES, prefix="conll04", detokenize=detokenize)
-    if fmt == "spert":
-        return read_spert(path, detokenize=detokenize)
-    if fmt == "finre":
-        return read_finre(path, stats)
-    if fmt == "duie":
-        return read_duie(path, stats)
-    raise InputError(f"unknown dataset format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    dataset = get_dataset(fmt)
+    if detokenize and not dataset.tokens:
+        tokens = ", ".join(n for n, f in _DATASETS.items() if f.tokens)
+        raise InputError(f"--detokenize applies to token formats ({tokens}), not {fmt}")
+    return dataset.read(Path(path), stats if stats is not None else Stats(), detokenize)
 
 
-def dataset_schema(fmt: str, docs: list[Document]) -> Schema:
-    """The schema a dataset's records ask about: its fixed type set, or the names its documents use."""
-    if fmt == "cluener":
-        return Schema("ner", tuple(SchemaItem(n) for n in dict.fromkeys(CLUENER_TYPES.values())))
-    if fmt == "conll2003":
-        return Schema("ner", tuple(SchemaItem(n) for n in CONLL_TYPES.values()))
-    if fmt == "conll04":
-        return Schema("re", tuple(SchemaItem(n) for n in CONLL04_RELATIONS.values()))
+def dataset_schema(fmt: str, docs: list[Document], path: str | Path = "") -> Schema:
+    """The schema a dataset's records ask about: its own type set, or the names its documents use."""
+    own = get_dataset(fmt).schema
+    if own is not None:
+        return own(Path(path))
     names = sorted({item_type(i, d.task) for d in docs for i in d.items})
     return Schema(docs[0].task if docs else "re", tuple(SchemaItem(n) for n in names))
 
@@ -406,7 +683,8 @@ def to_records(
     source: str,
     keep_empty: float = 1.0,
 ) -> list[dict[str, Any]]:
-    """OneKE records for one document: sampled schema with negatives (train) or the whole schema (eval)."""
+    """OneKE records for one document: sampled schema with negatives (train) or the whole schema (eval).
+    Evaluation records carry the document's other entity names (``names``) for scoring."""
     records = make_records(
         doc.text,
         list(doc.items),
@@ -418,7 +696,8 @@ def to_records(
         full_schema=mode == "eval",
         keep_empty=keep_empty,
     )
-    return [{"id": doc.id, **r} for r in records]
+    extra = {"names": doc.names} if mode == "eval" and doc.names else {}
+    return [{"id": doc.id, **r, **extra} for r in records]
 
 
 def convert(
@@ -434,6 +713,10 @@ def convert(
     keep_empty: float = 1.0,
     rename: dict[str, str] | None = None,
     join: float = 0.0,
+    window: int | None = None,
+    exclude: Collection[str] = (),
+    only: Collection[str] = (),
+    text_first: float = 0.0,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], Stats]:
     """Records of a dataset file: (main records, held-out evaluation records, statistics).
 
@@ -441,9 +724,23 @@ def convert(
     none); ``limit`` then samples that many of the remaining documents, also by ``seed``. ``keep_empty``
     is the share of all-empty training batches kept (see :func:`knowlm.ie.augment.make_records`).
     ``rename`` maps type or relation names (as the converter writes them) to the names to use instead;
-    ``join`` is the share of training texts joined with another (see :func:`joined`)."""
+    ``join`` is the share of training texts joined with another (see :func:`joined`); ``window`` cuts
+    longer training texts into pieces of at most that many characters (see :func:`windows`).
+    ``exclude`` leaves types or relations (as the converter names them) out of every record, schema
+    included, and ``only`` keeps just those: convert a set twice with one seed and holdout, once with
+    ``exclude`` and once with ``only``, to train without some relation types and measure them unseen."""
     if mode not in ("train", "eval"):
         raise InputError(f"mode must be train or eval, got {mode!r}")
+    if holdout < 0 or negatives < 0 or (limit is not None and limit < 1):
+        raise InputError("holdout and negatives must be >= 0, limit >= 1")
+    if window is not None and (window < 1 or mode != "train"):
+        raise InputError(
+            f"window must be at least 1 character and only in train mode, got {window} ({mode} mode)"
+        )
+    if exclude and only:
+        raise InputError("give either the types to exclude or the only types to keep, not both")
+    if not 0.0 <= text_first <= 1.0 or (text_first and mode != "train"):
+        raise InputError(f"text_first must be between 0 and 1 and only in train mode, got {text_first}")
     if not 0.0 <= keep_empty <= 1.0:
         raise InputError(f"keep_empty must be between 0 and 1, got {keep_empty}")
     if not 0.0 <= join <= 1.0 or (join and mode != "train"):
@@ -454,23 +751,112 @@ def convert(
         rest, held = _split(len(records), holdout, limit, rng)
         return [records[i] for i in rest], [records[i] for i in held], Stats()
     stats = Stats()
+    dataset = get_dataset(fmt)
     docs = list(read_documents(fmt, path, stats, detokenize))
     if not docs:
         raise InputError(f"{path}: no documents")
     rest, held = _split(len(docs), holdout, limit, rng)
-    schema = dataset_schema(fmt, docs)
+    schema = dataset_schema(fmt, docs, path)
+    if exclude or only:
+        schema, docs = selected(schema, docs, set(exclude), set(only))
     if rename:
         schema, docs = renamed(schema, docs, rename)
+
+    def records_of(doc: Document, mode: str) -> list[dict[str, Any]]:
+        own = schema if dataset.complete else _names((item_type(i, doc.task) for i in doc.items), schema.task)
+        return to_records(
+            doc, own, mode=mode, rng=rng, negatives=negatives, source=fmt, keep_empty=keep_empty
+        )
+
     main: list[dict[str, Any]] = []
     for doc in joined([docs[i] for i in rest], join, rng):
-        stats.count(doc)
-        main += to_records(
-            doc, schema, mode=mode, rng=rng, negatives=negatives, source=fmt, keep_empty=keep_empty
-        )
+        for piece in windows(doc, window, stats) if window else [doc]:
+            stats.count(piece)
+            main += records_of(piece, mode)
+    for record in main:
+        if text_first and rng.random() < text_first:
+            record["instruction"] = text_first_instruction(record["instruction"])
     dev: list[dict[str, Any]] = []
     for i in held:
-        dev += to_records(docs[i], schema, mode="eval", rng=rng, negatives=negatives, source=fmt)
+        dev += records_of(docs[i], "eval")
     return main, dev, stats
+
+
+def text_first_instruction(instruction: str) -> str:
+    """A OneKE instruction (JSON string) with its input before its schema: the prompts of one text's schema
+    batches then begin alike, and an engine that reuses a shared prompt prefix computes the text once."""
+    body = json.loads(instruction)
+    order = ("instruction", "input", "schema")
+    return json.dumps({**{k: body[k] for k in order if k in body}, **body}, ensure_ascii=False)
+
+
+def selected(
+    schema: Schema, docs: list[Document], exclude: set[str], only: set[str]
+) -> tuple[Schema, list[Document]]:
+    """``schema`` and ``docs`` without the ``exclude`` types, or with the ``only`` types alone; a name not
+    in the schema is an error."""
+    names = set(schema.names)
+    unknown = sorted((exclude | only) - names)
+    if unknown:
+        raise InputError(f"{', '.join(unknown)}: not among the dataset's types ({', '.join(schema.names)})")
+
+    def keep(name: str) -> bool:
+        return name in only if only else name not in exclude
+
+    schema = dataclasses.replace(schema, items=tuple(i for i in schema.items if keep(i.name)))
+    return schema, [
+        dataclasses.replace(d, items=[i for i in d.items if keep(item_type(i, d.task))]) for d in docs
+    ]
+
+
+def windows(doc: Document, size: int, stats: Stats | None = None) -> list[Document]:
+    """``doc`` cut at sentence boundaries into texts of at most ``size`` characters (`chunk_text`), each
+    with the items whose mentions it holds: an entity with a span in the piece, a triple with a head and a
+    tail span in it (named as the piece names them), an event whose spans all lie in it. Items of no
+    single piece are counted in ``stats`` (``across_windows``)."""
+    if len(doc.text) <= size:
+        return [doc]
+    pieces = chunk_text(doc.text, size, len, overlap=0)
+    kept: set[int] = set()
+    out = []
+    for number, chunk in enumerate(pieces):
+        piece = chunk.text.strip()
+        lo = chunk.start + chunk.text.index(piece[:1])
+        hi = lo + len(piece)
+        items = []
+        for index, item in enumerate(doc.items):
+            inside = _inside(item, lo, hi, doc.text)
+            if inside is not None:
+                items.append(inside)
+                kept.add(index)
+        out.append(dataclasses.replace(doc, id=f"{doc.id}#{number}", text=piece, items=_unique(items)))
+    if stats is not None:
+        for _ in range(len(doc.items) - len(kept)):
+            stats.skip("across_windows")
+    return out
+
+
+def _inside(item: Item, lo: int, hi: int, text: str) -> Item | None:
+    """``item`` as seen in ``text[lo:hi]`` (spans shifted to the piece), or None."""
+
+    def within(spans: Spans) -> Spans:
+        return [(s - lo, e - lo) for s, e in spans if lo <= s and e <= hi]
+
+    if isinstance(item, Entity):
+        spans = within(item.spans)
+        return dataclasses.replace(item, text=text[lo:hi][slice(*spans[0])], spans=spans) if spans else None
+    if isinstance(item, Triple):
+        head, tail = within(item.head_spans), within(item.tail_spans)
+        if not head or not tail:
+            return None
+        piece = text[lo:hi]
+        return dataclasses.replace(
+            item, head=piece[slice(*head[0])], tail=piece[slice(*tail[0])], head_spans=head, tail_spans=tail
+        )
+    every = [item.trigger_spans, *(a.spans for a in item.arguments)]
+    if not all(len(within(spans)) == len(spans) for spans in every):
+        return None
+    return _shifted(item, -lo)
 
 
 def renamed(schema: Schema, docs: list[Document], rename: dict[str, str]) -> tuple[Schema, list[Document]]:

@@ -12,7 +12,7 @@ import json
 import sys
 from collections import defaultdict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -69,6 +69,7 @@ class Document:
     pred: list[Item] = field(default_factory=list)
     outputs: int = 0
     parse_failures: int = 0
+    names: dict[str, str] = field(default_factory=dict)
 
 
 def score(task: str, documents: Iterable[Document], *, rounds: int = 1000) -> dict[str, Any]:
@@ -215,6 +216,17 @@ class EvalLine:
     """The line's instruction field as given (the prompt OneKE models take)."""
     label: Any
     output: str | None
+    names: dict[str, str] = field(default_factory=dict)
+    """Other names of the document's entities -> the names its gold uses (DocRED's aliases)."""
+
+
+def canonical(item: Item, names: dict[str, str]) -> Item:
+    """``item`` with every entity name replaced by the name the gold uses for that entity."""
+    if isinstance(item, Triple) and (item.head in names or item.tail in names):
+        return replace(item, head=names.get(item.head, item.head), tail=names.get(item.tail, item.tail))
+    if isinstance(item, Entity) and item.text in names:
+        return replace(item, text=names[item.text])
+    return item
 
 
 def read_eval_file(path: str | Path, task: str | None = None) -> list[EvalLine]:
@@ -240,6 +252,9 @@ def read_eval_file(path: str | Path, task: str | None = None) -> list[EvalLine]:
         schema = parse_schema(get_task(line_task).name, body["schema"], source=f"{where} schema")
         text = instruction if isinstance(instruction, str) else json.dumps(instruction, ensure_ascii=False)
         output = record.get("output")
+        names = record.get("names", {})
+        if not isinstance(names, dict) or not all(isinstance(v, str) for v in names.values()):
+            raise InputError(f"{where}: 'names' must be an object of name -> the gold's name for it")
         lines.append(
             EvalLine(
                 number,
@@ -249,6 +264,7 @@ def read_eval_file(path: str | Path, task: str | None = None) -> list[EvalLine]:
                 text,
                 record["label"],
                 output if isinstance(output, str) else None,
+                names,
             )
         )
     if not lines:
@@ -269,7 +285,8 @@ def documents_from_lines(lines: list[EvalLine], outputs: dict[int, str] | None =
             doc = docs[line.id] = Document(line.id, [])
         # each line's label holds (at least) the gold of its schema batch; scoring works on sets, so a
         # label repeated on every line of a document counts once
-        doc.gold.extend(read_gold(line.task, line.label))
+        doc.names.update(line.names)
+        doc.gold.extend(canonical(i, line.names) for i in read_gold(line.task, line.label))
         output = outputs.get(line.number) if outputs is not None else line.output
         if output is None:
             continue
@@ -278,7 +295,7 @@ def documents_from_lines(lines: list[EvalLine], outputs: dict[int, str] | None =
         items, reading = task.read_answer(read.value, line.schema) if read.value is not None else ([], None)
         if not (read.found and read.complete and reading is not None and reading.matched):
             doc.parse_failures += 1
-        doc.pred.extend(items)
+        doc.pred.extend(canonical(i, line.names) for i in items)
     return list(docs.values())
 
 
@@ -306,7 +323,7 @@ def apply_predictions(path: str | Path, lines: list[EvalLine]) -> list[Document]
         key = str(record.get("id", ""))
         if key not in docs:
             raise InputError(f"{path} line {number}: id {key!r} is not in the evaluation file")
-        docs[key].pred = [item_from_dict(r) for r in record["results"]]
+        docs[key].pred = [canonical(item_from_dict(r), docs[key].names) for r in record["results"]]
         docs[key].outputs += 1
         docs[key].parse_failures += 0 if record.get("parse", {}).get("ok", True) else 1
     return list(docs.values())
