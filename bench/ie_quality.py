@@ -9,6 +9,11 @@ convert-ie` from ../shared/data:
   CoNLL04 (en RE)       --docs sentences of dev, sampled with seed 0
   (both as running text, `--detokenize`: "in Dallas." rather than "in Dallas .", as users write)
   FinRE (zh RE)         --docs sentences of valid, sampled with seed 0
+  SanWen (zh RE)        --docs sentences of valid, sampled with seed 0
+  Re-DocRED (en RE)     the first --docs of the 150 dev documents held out of the v7 adapter's training
+                        (seed 21), whole documents with the schema of the 82 relation types it trained on
+  Re-DocRED unseen      the same documents with the 14 relation types no adapter trained on
+                        (recipes/data/redocred-unseen-relations.txt); an entity's other names score as it
 Sentences that also occur in the adapter's training records (--train-data; the public sets repeat a few
 between their splits) are left out before the --docs are taken.
 Each setting runs `knowlm eval --data` (llama.cpp, greedy) on the adapter merged into the default model
@@ -45,7 +50,12 @@ SETS = {
     "conll2003": ("CoNLL-2003 valid (en NER, 4 types)", "ner"),
     "conll04": ("CoNLL04 dev (en RE, 5 relations)", "re"),
     "finre": ("FinRE valid (zh RE, 27 relations)", "re"),
+    "sanwen": ("SanWen valid (zh RE, 9 relations)", "re"),
+    "redocred": ("Re-DocRED held-out documents (en RE, 82 relations)", "re"),
+    "redocred-unseen": ("Re-DocRED held-out documents, unseen relations (en RE, 14)", "re"),
 }
+NEW_TOKENS = {"redocred": 384, "redocred-unseen": 256}  # whole documents: long answers
+UNSEEN = ROOT / "recipes" / "data" / "redocred-unseen-relations.txt"
 # setting -> (adapter: "new" = this package's, "old" = --old-adapter, None = base model; constrained)
 SETTINGS: dict[str, tuple[str | None, bool]] = {
     "adapter": ("new", False),
@@ -80,7 +90,14 @@ def prepare(work: Path, docs: int, train: Path | None) -> dict[str, Path]:
                     "--limit", spare, "--detokenize"],
         "finre": ["finre", DATA / "finre" / "valid.txt", "--out", raw["finre"], "--mode", "eval",
                   "--limit", spare],
+        "sanwen": ["sanwen", DATA / "sanwen" / "valid.txt", "--out", raw["sanwen"], "--mode", "eval",
+                   "--limit", spare],
     }  # fmt: skip
+    unseen = ",".join(UNSEEN.read_text(encoding="utf-8").split("\n")).strip(",")
+    for name, option in (("redocred", "--exclude-types"), ("redocred-unseen", "--only-types")):
+        commands[name] = ["docred", DATA / "redocred" / "dev.json", "--out", work / "redocred-rest.jsonl",
+                          "--holdout", "150", "--holdout-out", raw[name], "--seed", "21", "--limit", "1",
+                          option, unseen]  # fmt: skip
     seen = _inputs(train) if train else set()
     for name, args in commands.items():
         if files[name].exists():
@@ -132,7 +149,7 @@ def measure(
     tag = f"{setting}-{name}-{args.docs}"
     report, answers = work / f"report-{tag}.json", work / f"answers-{tag}.jsonl"
     command = [*KNOWLM, "eval", "--task", SETS[name][1], "--data", str(path), "--limit", str(args.docs),
-               "--max-new-tokens", str(args.new_tokens), "--report", str(report), "--output", str(answers),
+               "--max-new-tokens", str(NEW_TOKENS.get(name, args.new_tokens)), "--report", str(report), "--output", str(answers),
                "--json", *model, *(["--constrained"] if constrained else [])]  # fmt: skip
     timing = work / f"timing-{tag}.json"  # wall time of a run that was not resumed (docs/s)
     if not report.exists():

@@ -3,12 +3,12 @@
 # names, several relations per answer, and both prompt layouts. Run from the repository root:
 #   bash recipes/data/ie-adapter-v7.sh [../shared/data] [runs/ie-v7]
 # Held out (never trained on): 150 Re-DocRED dev documents (seed 21) and, in every document, the relation
-# types in UNSEEN; the evaluation files of bench/ie_quality.py are made with the same seed and holdout.
+# types of redocred-unseen-relations.txt (UNSEEN); the evaluation files of bench/ie_quality.py are made with the same seed and holdout.
 set -euo pipefail
 S=${1:-../shared/data}
 D=${2:-runs/ie-v7}
 K="python -m knowlm.cli.main data convert-ie"
-UNSEEN="educated at,author,director,place of death,publisher,capital,composer,award received,member of political party,father,religion,screenwriter,producer,developer"
+UNSEEN=$(paste -sd, "$(dirname "$0")/redocred-unseen-relations.txt")
 mkdir -p "$D"
 pick() { shuf -n "$1" --random-source=<(yes) "$2"; }
 

@@ -20,6 +20,7 @@ def default_engine():
 
 
 def test_transformers_engine_generates_text(default_engine):
+    assert default_engine.model_name == "default"  # not the cache path of the files behind it
     (done,) = default_engine.generate([PROMPT], SamplingParams(max_new_tokens=12))
     assert done.completion_tokens >= 3
     assert sum(ch.isalpha() for ch in done.text) >= 5, done.text

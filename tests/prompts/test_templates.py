@@ -104,8 +104,14 @@ def test_chat_prompts_stop_at_the_templates_turn_markers():
     hello = [{"role": "user", "content": "Say hello"}]
     prompt, stops = chat_prompt(_jinja(GEMMA_CHAT_TEMPLATE), hello)
     assert prompt.endswith("<start_of_turn>model\n")
-    assert stops == ["<end_of_turn>", "<start_of_turn>user", "<start_of_turn>"]
-    assert chat_prompt(_jinja(CHATML), hello)[1] == ["<|im_end|>", "<|im_start|>user", "<|im_start|>"]
+    # the special markers, and the next turn's role line as plain text (a base model writes it so)
+    assert stops == ["<end_of_turn>", "<start_of_turn>user", "<start_of_turn>", "user\n"]
+    assert chat_prompt(_jinja(CHATML), hello)[1] == [
+        "<|im_end|>",
+        "<|im_start|>user",
+        "<|im_start|>",
+        "user\n",
+    ]
     # no template: the Alpaca fallback and its own stop
     assert chat_prompt(lambda m: None, hello)[1] == ["### Instruction:"]
 

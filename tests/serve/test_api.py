@@ -23,6 +23,15 @@ def test_health_and_models(make_client):
     assert client.get("/health").json() == {"status": "ok", "model": "tiny", "engine": "transformers"}
     models = client.get("/v1/models").json()
     assert models["object"] == "list" and models["data"][0]["id"] == "tiny"
+    assert models["data"][0]["description"] is None
+
+
+def test_models_says_what_the_default_model_is_for(make_client, tiny_engine, monkeypatch):
+    from knowlm.models.default import DEFAULT_MODEL_NOTE
+
+    monkeypatch.setattr(tiny_engine, "model_name", "default")  # create_engine names the default model so
+    (card,) = make_client().get("/v1/models").json()["data"]
+    assert card["description"] == DEFAULT_MODEL_NOTE and "extraction" in card["description"]
 
 
 def test_knowlm_generate_uses_alpaca(make_client, tiny_engine):

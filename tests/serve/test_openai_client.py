@@ -128,4 +128,20 @@ def test_n_choices_on_the_default_model_differ_and_a_seed_repeats_them():
         assert len({c.text for c in client.completions.create(**kwargs).choices}) == 3
         seeded = [[c.text for c in client.completions.create(seed=4, **kwargs).choices] for _ in range(3)]
         assert seeded[0] == seeded[1] == seeded[2] and len(set(seeded[0])) == 3
+        # a base model writes the next turn as plain text ("...user\nSay hello..."): the answer ends there
+        # instead of running to the token limit, and /v1/models says what the model is for
+        (card,) = client.models.list().data
+        assert "made for extraction" in card.model_extra["description"]
+        for seed in range(4):  # greedy, then sampled: no answer holds the next turn
+            chat = client.chat.completions.create(
+                model="default",
+                messages=[{"role": "user", "content": "Say hello"}],
+                max_tokens=160,
+                temperature=0 if seed == 0 else 1.0,
+                seed=seed,
+            )
+            reply = chat.choices[0]
+            assert "user\n" not in reply.message.content and "<start_of_turn>" not in reply.message.content
+            if seed == 0:  # greedy writes "Say hello ... user\n": it stops there now
+                assert reply.finish_reason == "stop", reply.message.content
     engine.close()

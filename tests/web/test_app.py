@@ -39,9 +39,18 @@ def test_rows_and_graph():
     assert "No triples" in graph_svg([])
 
 
-def test_ui_builds_over_an_engine(tiny_engine):
+def test_ui_builds_over_an_engine(tiny_engine, monkeypatch):
     ui = build_ui(tiny_engine)
     assert ui.title == "KnowLM"
+
+    def markdown(ui) -> list[str]:
+        return [b.value or "" for b in ui.blocks.values() if type(b).__name__ == "Markdown"]
+
+    assert not any("made for extraction" in m for m in markdown(ui))
+    monkeypatch.setattr(tiny_engine, "model_name", "default")
+    texts = markdown(build_ui(tiny_engine))
+    assert any("Model: `default`" in m for m in texts)  # the name the user gave, not a cache path
+    assert any("made for extraction" in m for m in texts)
 
 
 def test_the_knowledge_graph_tab_shows_an_entitys_relations(tiny_engine, tmp_path):

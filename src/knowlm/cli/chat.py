@@ -64,6 +64,11 @@ def run(args: argparse.Namespace, stdin: TextIO | None = None, stdout: TextIO | 
     start = [{"role": "system", "content": args.system}] if args.system else []
     messages = list(start)
     interactive = stdin.isatty()
+    from knowlm.models.default import model_note
+
+    note = model_note(engine.model_name)
+    if note:
+        print(f"note: {note}", file=sys.stderr)
     if interactive:
         print(f"chatting with {engine.model_name} ({engine.name}). {HELP}", file=stdout)
     while True:

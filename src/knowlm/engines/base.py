@@ -141,10 +141,14 @@ def create_engine(config: ModelConfig) -> Engine:
     name = pick_engine(config)
     if name not in _ENGINES:
         raise InputError(f"--engine {name!r} is unknown; choose one of {', '.join(engine_names())}")
+    named = config.model
     config = with_default_adapter(config, name)
     module, attr = _ENGINES[name].split(":")
     factory: EngineFactory = getattr(importlib.import_module(module), attr)
-    return factory(config)
+    engine = factory(config)
+    if named == "default":  # not the merged file's path inside the user's cache
+        engine.model_name = named
+    return engine
 
 
 def special_stop_ids(stops: Sequence[str], token_of: Callable[[str], int | None]) -> list[int]:

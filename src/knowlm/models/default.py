@@ -31,6 +31,17 @@ IE_GGUF_TYPE = "q8_0"
 EXPORT_NAME = "gemma-3-270m-hf"
 MANIFEST = "knowlm-manifest.json"
 END_OF_TURN = "<end_of_turn>"
+DEFAULT_MODEL_NOTE = (
+    "The default model (Gemma 3 270M, a base model, with KnowLM's IE adapter) is made for extraction: "
+    "knowlm extract, /v1/extract, the web UI's Extract tab. It is not a chat model and its answers in a "
+    "conversation are poor; to chat, pass an instruction-tuned model, e.g. --model google/gemma-3-1b-it."
+)
+
+
+def model_note(model_name: str) -> str | None:
+    """What users should know about a model before they chat with it (the default model's purpose)."""
+    return DEFAULT_MODEL_NOTE if model_name == "default" else None
+
 
 # The GGUF carries the turn tokens but no chat template, so we supply Gemma's turn format.
 GEMMA_CHAT_TEMPLATE = (

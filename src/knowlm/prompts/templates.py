@@ -168,7 +168,10 @@ def turn_markers(
     """The strings a chat template closes the assistant's turn and opens the next one with (Gemma:
     ``<end_of_turn>``, ``<start_of_turn>user``, ``<start_of_turn>``; ChatML: ``<|im_end|>``, ...), found
     by rendering one more exchange after ``messages`` and reading what lies between the two turns.
-    A template that refuses the probe gives no markers."""
+    A marker that opens a turn also gives its role line as plain text (``user\n``): a base model (the
+    default model is one) writes the next turn in ordinary tokens rather than the special ones, and its
+    answer would otherwise run on into a conversation it invents. A template that refuses the probe gives
+    no markers."""
     probe = [*messages, {"role": "assistant", "content": _ANSWER}, {"role": "user", "content": _NEXT}]
     try:
         text = render(probe) or ""
@@ -178,8 +181,11 @@ def turn_markers(
     if start < 0 or end < start:
         return []
     markers: list[str] = []
+    plain: list[str] = []
     for line in text[start + len(_ANSWER) : end].splitlines():
         line = line.strip()
         special = _LEADING_SPECIAL.match(line)
         markers += [line, special.group(0)] if special else [line]
-    return [m for m in dict.fromkeys(markers) if m]
+        if special and line[special.end() :].strip():  # the next turn's role, as the template writes it
+            plain.append(line[special.end() :].strip() + "\n")
+    return [m for m in dict.fromkeys(markers + plain) if m]

@@ -40,7 +40,10 @@ router = APIRouter(dependencies=[Depends(authorize)])
 @router.get("/v1/models")
 async def models(request: Request) -> ModelList:
     service = service_of(request)
-    return ModelList(data=[ModelCard(id=service.model_name, created=service.started)])
+    from knowlm.models.default import model_note
+
+    note = model_note(service.engine.model_name)
+    return ModelList(data=[ModelCard(id=service.model_name, created=service.started, description=note)])
 
 
 OpenAIRequest = CompletionRequest | ChatCompletionRequest

@@ -187,6 +187,8 @@ class ModelCard(BaseModel):
     object: Literal["model"] = "model"
     created: int
     owned_by: str = "knowlm"
+    description: str | None = None
+    """What the model is for, where users should know (the default model is made for extraction)."""
 
 
 class ModelList(BaseModel):

@@ -214,6 +214,9 @@ def build_ui(engine: Engine, *, title: str = "KnowLM", kg_store: str | Path | No
         triples = [(t.head, t.relation, t.tail) for t in result.triples]
         return highlighted(result), rows(result), graph_svg(triples), status
 
+    from knowlm.models.default import model_note
+
+    note = model_note(engine.model_name)
     with gr.Blocks(title=title, analytics_enabled=False) as ui:
         gr.Markdown(f"# {title}\nModel: `{engine.model_name}` ({engine.name} engine)")
         with gr.Tab("Extract"):
@@ -254,6 +257,8 @@ def build_ui(engine: Engine, *, title: str = "KnowLM", kg_store: str | Path | No
                 [spans, table, graph, status],
             )
         with gr.Tab("Instruction"):
+            if note:
+                gr.Markdown(f"*{note}*", elem_id="model-note")
             instruction = gr.Textbox(label="instruction", lines=3)
             input_text = gr.Textbox(label="input (optional)", lines=3)
             controls = decoding_controls()
