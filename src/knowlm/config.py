@@ -1,8 +1,9 @@
 """Typed settings shared by the CLI, the HTTP API and the web UI.
 
-Each setting is defined once, here: the field's ``help`` metadata becomes the ``--help`` text of the
-generated CLI flag (see ``knowlm.cli.args``), and ``validate()`` collects every problem into one error
-that names the offending field.
+Each setting is defined once, here: its type, default, bounds (``ge``/``gt``/``le``) and ``help``. The CLI
+flags (``knowlm.cli.args``), the HTTP API's request models (``knowlm.serve.protocol``) and the web UI's
+controls (``knowlm.web.app``) are derived from these fields, and ``validate()`` checks the bounds and
+collects every problem into one error that names the offending field.
 """
 
 from __future__ import annotations
@@ -17,12 +18,42 @@ DTYPES = ("auto", "float32", "bfloat16", "float16")
 
 
 def _opt(default: Any, help: str, **extra: Any) -> Any:
-    """A dataclass field with CLI help text (and optional `choices`, `metavar`; `path` marks a path a
-    recipe gives relative to itself: "file", "ref" — a model reference, a path only if one exists there —
-    or "spec", a [NAME=]PATH[:WEIGHT] list)."""
+    """A dataclass field with help text and optional metadata: bounds ``ge``/``gt``/``le`` (checked by
+    `bound_problems`, copied into the API's models), `choices`, `metavar`, ``cli=False`` (no flag),
+    ``api=False`` (not settable over HTTP: file paths the server would read), ``web_max`` (a web slider's
+    upper end); `path` marks a path a recipe gives relative to itself: "file", "ref" — a model reference,
+    a path only if one exists there — or "spec", a [NAME=]PATH[:WEIGHT] list."""
     if isinstance(default, list | tuple | dict):
         return field(default_factory=lambda: type(default)(default), metadata={"help": help, **extra})
     return field(default=default, metadata={"help": help, **extra})
+
+
+BOUNDS = {"ge": ">=", "gt": ">", "le": "<="}
+
+
+def bound_problems(settings: Any) -> list[str]:
+    """One message per field of the dataclass ``settings`` whose value is outside its bounds."""
+    problems = []
+    for f in dataclasses.fields(settings):
+        value = getattr(settings, f.name)
+        if value is None or isinstance(value, bool):
+            continue
+        broken = [
+            f"{op} {f.metadata[key]}"
+            for key, op in BOUNDS.items()
+            if key in f.metadata
+            and not {
+                "ge": value >= f.metadata[key],
+                "gt": value > f.metadata[key],
+                "le": value <= f.metadata[key],
+            }[key]
+        ]
+        if broken:
+            wanted = " and ".join(
+                f"{op} {f.metadata[key]}" for key, op in BOUNDS.items() if key in f.metadata
+            )
+            problems.append(f"{f.name} must be {wanted}, got {value}")
+    return problems
 
 
 @dataclass
@@ -102,22 +133,36 @@ class ModelConfig:
 class SamplingParams:
     """Decoding settings, the same for every engine. temperature 0 means greedy decoding."""
 
-    max_new_tokens: int = _opt(256, "maximum number of tokens to generate")
-    temperature: float = _opt(0.0, "sampling temperature; 0 = greedy (deterministic)")
-    top_p: float = _opt(1.0, "nucleus sampling: keep the smallest token set whose probability reaches top_p")
-    top_k: int = _opt(0, "sample only from the k most likely tokens; 0 = no limit")
-    num_beams: int = _opt(1, "beam search width; 1 = no beam search (transformers engine only)")
-    repetition_penalty: float = _opt(1.0, "penalty > 1 discourages repeating tokens; 1 = off")
-    stop: list[str] = _opt([], "stop generating when this string appears (repeatable); it is not returned")
-    seed: int | None = _opt(None, "random seed for sampling, for reproducible outputs")
+    max_new_tokens: int = _opt(256, "maximum number of tokens to generate", ge=1, web_max=1024)
+    temperature: float = _opt(0.0, "sampling temperature; 0 = greedy (deterministic)", ge=0, web_max=2)
+    top_p: float = _opt(
+        1.0, "nucleus sampling: keep the smallest token set whose probability reaches top_p", gt=0, le=1
+    )
+    top_k: int = _opt(0, "sample only from the k most likely tokens; 0 = no limit", ge=0, web_max=200)
+    num_beams: int = _opt(
+        1, "beam search width; 1 = no beam search (transformers engine only)", ge=1, web_max=8
+    )
+    repetition_penalty: float = _opt(
+        1.0, "penalty > 1 discourages repeating tokens; 1 = off", gt=0, web_max=2
+    )
+    stop: list[str] = _opt(
+        [], "stop generating when this string appears (repeatable); it is not returned", web=False
+    )
+    seed: int | None = _opt(None, "random seed for sampling, for reproducible outputs", web=False)
     json_schema: dict[str, Any] | None = _opt(
-        None, "constrain the output to JSON valid for this JSON schema (set by --constrained)", cli=False
+        None,
+        "constrain the output to JSON valid for this JSON schema (set by --constrained)",
+        cli=False,
+        api=False,
+        web=False,
     )
     grammar: str | None = _opt(
         None,
         "constrain the output to this grammar (llguidance's Lark syntax; set by --constrained for grounded "
         "extraction)",
         cli=False,
+        api=False,
+        web=False,
     )
 
     @property
@@ -125,19 +170,7 @@ class SamplingParams:
         return self.temperature == 0.0
 
     def validate(self) -> SamplingParams:
-        problems: list[str] = []
-        if self.max_new_tokens < 1:
-            problems.append(f"max_new_tokens must be at least 1, got {self.max_new_tokens}")
-        if self.temperature < 0:
-            problems.append(f"temperature must be >= 0 (0 = greedy), got {self.temperature}")
-        if not 0 < self.top_p <= 1:
-            problems.append(f"top_p must be in (0, 1], got {self.top_p}")
-        if self.top_k < 0:
-            problems.append(f"top_k must be >= 0 (0 = off), got {self.top_k}")
-        if self.num_beams < 1:
-            problems.append(f"num_beams must be at least 1, got {self.num_beams}")
-        if self.repetition_penalty <= 0:
-            problems.append(f"repetition_penalty must be > 0 (1 = off), got {self.repetition_penalty}")
+        problems = bound_problems(self)
         if self.json_schema is not None and not isinstance(self.json_schema, dict):
             problems.append("json_schema must be a JSON schema object")
         if self.grammar is not None and not isinstance(self.grammar, str):
@@ -176,7 +209,10 @@ class ExtractConfig:
         "each task's form) or a JSON list",
     )
     schema_file: str | None = _opt(
-        None, "read the schema from a .json file (a list) or a text file (an item a line)", metavar="FILE"
+        None,
+        "read the schema from a .json file (a list) or a text file (an item a line)",
+        metavar="FILE",
+        api=False,
     )
     lang: str = _opt(
         "auto", "instruction language; auto = Chinese when the text is mostly Chinese", choices=LANGS
@@ -194,15 +230,17 @@ class ExtractConfig:
         "instruction texts to prompt with: a JSON/YAML file {format: {task: {zh, en: text}}} (default: the "
         "model's own ie_instructions.json or GGUF metadata, else the built-in texts)",
         metavar="FILE",
+        api=False,
     )
     instructions_from: str | None = _opt(
         None,
         "take the instruction texts from your own OneKE-format records (their 'instruction' field), as a "
         "model trained on them expects",
         metavar="FILE",
+        api=False,
     )
     schema_batch_size: int | None = _opt(
-        None, "schema items per prompt; large schemas are split (default: per task, as IEPile)"
+        None, "schema items per prompt; large schemas are split (default: per task, as IEPile)", ge=1
     )
     constrained: bool = _opt(False, "constrain generation to JSON valid for the schema (oneke format)")
     grounded: bool = _opt(
@@ -212,17 +250,13 @@ class ExtractConfig:
     )
     drop_ungrounded: bool = _opt(False, "drop items whose text does not occur in the input")
     max_chunk_tokens: int = _opt(
-        1024, "split longer inputs on sentence boundaries into chunks of this many tokens"
+        1024, "split longer inputs on sentence boundaries into chunks of this many tokens", ge=16
     )
 
     def validate(self) -> ExtractConfig:
-        problems: list[str] = []
+        problems = bound_problems(self)
         if self.lang not in LANGS:
             problems.append(f"--lang {self.lang!r} is not one of {', '.join(LANGS)}")
-        if self.schema_batch_size is not None and self.schema_batch_size < 1:
-            problems.append(f"--schema-batch-size must be at least 1, got {self.schema_batch_size}")
-        if self.max_chunk_tokens < 16:
-            problems.append(f"--max-chunk-tokens must be at least 16, got {self.max_chunk_tokens}")
         if self.instructions and self.instructions_from:
             problems.append("give --instructions FILE or --instructions-from FILE, not both")
         if self.constrained and self.prompt_format != "oneke":

@@ -1,3 +1,4 @@
+import gradio as gr
 import pytest
 
 from knowlm.ie.extractor import ExtractionResult
@@ -80,9 +81,21 @@ def test_the_extract_tab_asks_as_many_schema_items_per_prompt_as_told(
     sent: list[str] = []
     generate = tiny_engine.generate
     monkeypatch.setattr(tiny_engine, "generate", lambda ps, params: sent.extend(ps) or generate(ps, params))
+    from knowlm.web.app import EXTRACT_FIELDS, SAMPLING_FIELDS
+
     ui = build_ui(tiny_engine)
     extract = next(f.fn for f in ui.fns.values() if getattr(f.fn, "__name__", "") == "extract")
+    options = {f.name: f.default for f in EXTRACT_FIELDS} | {"schema_batch_size": per_prompt or None}
+    sampling = {f.name: f.default for f in SAMPLING_FIELDS} | {"max_new_tokens": 8}
     *_, status = extract(
-        "re", "founder,headquartered_in", "Jobs founded Apple.", "auto", False, False, 8, per_prompt
+        "re", "founder,headquartered_in", "Jobs founded Apple.", *options.values(), *sampling.values()
     )
     assert len(sent) == prompts and "items" in status
+    with pytest.raises(gr.Error, match="max_chunk_tokens must be >= 16"):  # validated as the CLI's are
+        extract(
+            "re",
+            "founder",
+            "Jobs founded Apple.",
+            *(options | {"max_chunk_tokens": 4}).values(),
+            *sampling.values(),
+        )

@@ -102,18 +102,15 @@ class Job:
         from knowlm.engines import create_engine
         from knowlm.ie.extractor import Extractor
 
-        options = {
-            k: v
-            for k, v in dataclasses.asdict(self.extract).items()
-            if k not in ("task", "schema", *RESOLVED_OPTIONS)
-        }
-        return Extractor(
+        resolved = dataclasses.replace(
+            self.extract, schema_file=None, instructions=None, instructions_from=None
+        )
+        return Extractor.from_config(
             engine or create_engine(self.model),
-            self.extract.task,
-            self.schema,
+            resolved,
+            schema=self.schema,
             params=self.params,
             instruction_texts=self.instructions,
-            **options,
         )
 
 

@@ -31,7 +31,8 @@ def add_dataclass_args(
         if f.name in exclude or f.metadata.get("cli") is False:
             continue
         flag = "--" + f.name.replace("_", "-")
-        type_name = str(f.type).replace(" ", "")
+        kind = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
+        type_name = str(kind).replace(" ", "")
         default = f.default if f.default_factory is dataclasses.MISSING else f.default_factory()
         help_text = f.metadata.get("help", "")
         kwargs: dict[str, Any] = {"dest": f.name, "default": default}

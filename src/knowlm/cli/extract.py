@@ -152,8 +152,7 @@ def run(args: argparse.Namespace) -> int:
     records = read_inputs(args)
     resolve_schema(config)  # a bad schema fails before the model loads
     engine = load_engine(args)
-    options = {k: v for k, v in vars(config).items() if k not in ("task", "schema")}
-    extractor = Extractor(engine, config.task, config.schema, params=params, **options)
+    extractor = Extractor.from_config(engine, config, params=params)
 
     writer = ResumableJsonlWriter(args.output) if args.output else None
     done: list[dict[str, Any]] = []

@@ -120,6 +120,30 @@ class Extractor:
         size = self.config.schema_batch_size or self.task.batch_size
         self.batches = self.schema.batches(size)
 
+    @classmethod
+    def from_config(
+        cls,
+        model: str | Engine,
+        config: ExtractConfig,
+        *,
+        schema: Any = None,
+        params: SamplingParams | None = None,
+        instruction_texts: Instructions | None = None,
+    ) -> Extractor:
+        """The extractor ``config`` describes (its task, schema and options); ``schema`` (items, or a
+        `Schema`) replaces the config's schema string when given."""
+        options = {k: v for k, v in dataclasses.asdict(config).items() if k not in ("task", "schema")}
+        if schema is not None:
+            options["schema_file"] = None
+        return cls(
+            model,
+            config.task,
+            schema if schema is not None else config.schema,
+            params=params,
+            instruction_texts=instruction_texts,
+            **options,
+        )
+
     def _instructions(self) -> Instructions | None:
         """The instruction texts to prompt with: given by the user, else the model's own (None: built-in)."""
         if self.config.instructions:

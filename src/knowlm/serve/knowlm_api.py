@@ -31,7 +31,9 @@ async def extract(body: ExtractRequest, request: Request) -> ExtractResponse:
         raise APIError(400, "give either 'text' or 'texts' (a non-empty list)")
     params = body.parameters.to_sampling_params()
     service.check_max_tokens(params.max_new_tokens)
-    extractor = Extractor(service.engine, body.task, body.schema_, params=params, **body.options.model_dump())
+    text_schema = body.schema_ if isinstance(body.schema_, str) else None
+    config = body.options.to_config(body.task, text_schema)
+    extractor = Extractor.from_config(service.engine, config, schema=body.schema_, params=params)
     for text in texts:
         service.check_prompt(text)
     results = await run_in_threadpool(extractor.extract_many, texts)

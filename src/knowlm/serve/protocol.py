@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+import typing
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from knowlm.config import SamplingParams
+from knowlm.config import BOUNDS, ExtractConfig, SamplingParams
 from knowlm.errors import InputError
 
 
@@ -20,30 +22,39 @@ class _Lenient(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
 
+def api_model(
+    settings: type, *, exclude: tuple[str, ...] = (), rename: dict[str, str] | None = None
+) -> type[BaseModel]:
+    """A strict pydantic model of the settings dataclass ``settings``: every field the API may set (not
+    ``api=False``, not in ``exclude``) with its type, default, bounds and help, named as ``rename`` says."""
+    hints = typing.get_type_hints(settings)
+    fields: dict[str, Any] = {}
+    for f in dataclasses.fields(settings):
+        if f.name in exclude or f.metadata.get("api") is False:
+            continue
+        bounds = {key: f.metadata[key] for key in BOUNDS if key in f.metadata}
+        if f.default_factory is not dataclasses.MISSING:
+            info = Field(default_factory=f.default_factory, description=f.metadata.get("help"), **bounds)
+        else:
+            info = Field(f.default, description=f.metadata.get("help"), **bounds)
+        fields[(rename or {}).get(f.name, f.name)] = (hints[f.name], info)
+    model: type[BaseModel] = create_model(settings.__name__ + "Fields", __base__=_Strict, **fields)
+    return model
+
+
 # ---- KnowLM /generate -------------------------------------------------------------------------------
 
 
-class GenerateParameters(_Strict):
-    max_tokens: int = Field(256, ge=1, description="maximum new tokens")
-    temperature: float = Field(0.0, ge=0, description="0 = greedy")
-    top_p: float = Field(1.0, gt=0, le=1)
-    top_k: int = Field(0, ge=0, description="0 = off")
-    num_beams: int = Field(1, ge=1)
-    repetition_penalty: float = Field(1.0, gt=0)
-    stop: list[str] = Field(default_factory=list)
-    seed: int | None = None
+_SAMPLING_NAMES = {"max_new_tokens": "max_tokens"}  # the API's name (OpenAI's) for a SamplingParams field
+
+
+class GenerateParameters(api_model(SamplingParams, rename=_SAMPLING_NAMES)):  # type: ignore[misc]
+    """`SamplingParams` as the API takes them (``max_tokens`` for ``max_new_tokens``)."""
 
     def to_sampling_params(self) -> SamplingParams:
-        return SamplingParams(
-            max_new_tokens=self.max_tokens,
-            temperature=self.temperature,
-            top_p=self.top_p,
-            top_k=self.top_k,
-            num_beams=self.num_beams,
-            repetition_penalty=self.repetition_penalty,
-            stop=self.stop,
-            seed=self.seed,
-        ).validate()
+        values = self.model_dump()
+        back = {api: name for name, api in _SAMPLING_NAMES.items()}
+        return SamplingParams(**{back.get(k, k): v for k, v in values.items()}).validate()
 
 
 class GenerateRequest(_Strict):
@@ -199,14 +210,12 @@ class ModelList(BaseModel):
 # ---- /v1/extract ------------------------------------------------------------------------------------
 
 
-class ExtractOptions(_Strict):
-    lang: Literal["auto", "zh", "en"] = "auto"
-    prompt_format: str = "oneke"
-    template: str = "auto"
-    schema_batch_size: int | None = Field(None, ge=1)
-    constrained: bool = False
-    drop_ungrounded: bool = False
-    max_chunk_tokens: int = Field(1024, ge=16)
+class ExtractOptions(api_model(ExtractConfig, exclude=("task", "schema"))):  # type: ignore[misc]
+    """`ExtractConfig` as the API takes it: every setting but the task and schema (given beside it) and
+    the files a server would read."""
+
+    def to_config(self, task: str, schema: str | None) -> ExtractConfig:
+        return ExtractConfig(task=task, schema=schema, **self.model_dump()).validate()
 
 
 class ExtractRequest(_Strict):

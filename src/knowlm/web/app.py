@@ -5,13 +5,15 @@ It calls the same library functions as the CLI and the API (the engine protocol 
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import math
+import typing
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from knowlm.config import SamplingParams
+from knowlm.config import ExtractConfig, SamplingParams
 from knowlm.engines.base import Engine
 from knowlm.errors import KnowLMError
 from knowlm.ie.extractor import ExtractionResult, Extractor
@@ -19,38 +21,81 @@ from knowlm.ie.results import Entity, Event, Triple
 from knowlm.ie.tasks import task_names
 from knowlm.prompts import AlpacaTemplate
 
-# task, schema, text, schema items per prompt (0 = the task's default); those of `make demo`
+# task, schema, text; those of `make demo`
 EXAMPLES = [
-    ["ner", "人物,地点,公司", "马云在杭州创立了阿里巴巴集团。", 0],
-    ["ner", "person,organization,location", "Tim Cook leads Apple from Cupertino, California.", 0],
-    ["re", "创始人,总部位于", "马云在杭州创立了阿里巴巴集团。", 1],
-    ["re", "founder,headquartered_in", "Steve Jobs founded Apple, which is headquartered in Cupertino.", 1],
-    ["ee", "裁员:裁员方|裁员人数|时间", "5月份甲骨文在华裁员900余人。", 0],
+    ["ner", "人物,地点,公司", "马云在杭州创立了阿里巴巴集团。"],
+    ["ner", "person,organization,location", "Tim Cook leads Apple from Cupertino, California."],
+    ["re", "创始人,总部位于", "马云在杭州创立了阿里巴巴集团。"],
+    ["re", "founder,headquartered_in", "Steve Jobs founded Apple, which is headquartered in Cupertino."],
+    ["ee", "裁员:裁员方|裁员人数|时间", "5月份甲骨文在华裁员900余人。"],
     [
         "kg",
         "person:birth_date|nationality|occupation",
         "Marie Curie, born in 1867 in Warsaw, was a Polish physicist.",
-        0,
     ],
 ]
 
 
-def _params(
-    max_new_tokens: float,
-    temperature: float,
-    top_p: float,
-    top_k: float,
-    beams: float,
-    repetition_penalty: float,
-) -> SamplingParams:
-    return SamplingParams(
-        max_new_tokens=int(max_new_tokens),
-        temperature=float(temperature),
-        top_p=float(top_p),
-        top_k=int(top_k),
-        num_beams=int(beams),
-        repetition_penalty=float(repetition_penalty),
-    )
+def web_fields(settings: type, exclude: tuple[str, ...] = ()) -> list[dataclasses.Field[Any]]:
+    """The fields of a settings dataclass that the web UI offers: all but ``exclude``, those marked
+    ``web=False`` and those the API may not set (files the server would read)."""
+    return [
+        f
+        for f in dataclasses.fields(settings)
+        if f.name not in exclude and f.metadata.get("web") is not False and f.metadata.get("api") is not False
+    ]
+
+
+def control(f: dataclasses.Field[Any], kind: Any) -> Any:
+    """The Gradio control of a settings field: its default, bounds, choices and help."""
+    import gradio as gr
+
+    label, info = f.name.replace("_", " "), f.metadata.get("help")
+    default: Any = f.default
+    if kind is bool:
+        return gr.Checkbox(value=default, label=label, info=info)
+    if "choices" in f.metadata:
+        return gr.Dropdown(list(f.metadata["choices"]), value=default, label=label, info=info)
+    numeric = typing.get_args(kind) or (kind,)
+    if int in numeric or float in numeric:
+        step = 1 if int in numeric else 0.05
+        low = f.metadata.get("ge", f.metadata.get("gt", 0) + step if "gt" in f.metadata else None)
+        high = f.metadata.get("le", f.metadata.get("web_max"))
+        if low is not None and high is not None:
+            return gr.Slider(low, high, value=default, step=step, label=label, info=info)
+        return gr.Number(
+            value=default, minimum=low, precision=0 if step == 1 else None, label=label, info=info
+        )
+    return gr.Textbox(value=default, label=label, info=info)
+
+
+def settings_from(
+    settings: type, fields: list[dataclasses.Field[Any]], values: tuple[Any, ...], **fixed: Any
+) -> Any:
+    """An instance of ``settings`` from the values of its web controls (numbers cast back to their
+    field's type, an empty optional number to None), validated."""
+    hints = typing.get_type_hints(settings)
+    given: dict[str, Any] = dict(fixed)
+    for f, value in zip(fields, values, strict=True):
+        kinds = typing.get_args(hints[f.name]) or (hints[f.name],)
+        if value in (None, "") and type(None) in kinds:
+            given[f.name] = None
+        elif int in kinds and not isinstance(value, bool):
+            given[f.name] = int(value)
+        elif float in kinds:
+            given[f.name] = float(value)
+        else:
+            given[f.name] = value
+    return settings(**given).validate()
+
+
+SAMPLING_FIELDS = web_fields(SamplingParams)
+EXTRACT_FIELDS = web_fields(ExtractConfig, exclude=("task", "schema"))
+
+
+def _params(*values: Any) -> SamplingParams:
+    params: SamplingParams = settings_from(SamplingParams, SAMPLING_FIELDS, values)
+    return params
 
 
 def highlighted(result: ExtractionResult) -> list[tuple[str, str | None]]:
@@ -151,15 +196,9 @@ def build_ui(engine: Engine, *, title: str = "KnowLM", kg_store: str | Path | No
         return table, graph_svg([(r["head"], r["relation"], r["tail"]) for r in found]), status
 
     def decoding_controls() -> list[Any]:
+        hints = typing.get_type_hints(SamplingParams)
         with gr.Accordion("Decoding", open=False):
-            return [
-                gr.Slider(1, 1024, value=128, step=1, label="max new tokens"),
-                gr.Slider(0, 2, value=0, step=0.05, label="temperature (0 = greedy)"),
-                gr.Slider(0.05, 1, value=1, step=0.05, label="top_p"),
-                gr.Slider(0, 200, value=0, step=1, label="top_k (0 = off)"),
-                gr.Slider(1, 8, value=1, step=1, label="beams (transformers engine)"),
-                gr.Slider(0.8, 2, value=1, step=0.05, label="repetition penalty"),
-            ]
+            return [control(f, hints[f.name]) for f in SAMPLING_FIELDS]
 
     def stream_text(prompt: str, *controls: float) -> Iterator[str]:
         if not prompt.strip():
@@ -181,29 +220,13 @@ def build_ui(engine: Engine, *, title: str = "KnowLM", kg_store: str | Path | No
             raise gr.Error("Enter an instruction first.")
         yield from stream_text(AlpacaTemplate().format(instruction, input_text or None), *controls)
 
-    def extract(
-        task: str,
-        schema: str,
-        text: str,
-        lang: str,
-        constrained: bool,
-        drop: bool,
-        max_new_tokens: float,
-        per_prompt: float | None,
-    ) -> tuple[Any, Any, str, str]:
+    def extract(task: str, schema: str, text: str, *values: Any) -> tuple[Any, Any, str, str]:
         if not text.strip():
             raise gr.Error("Enter a text to extract from.")
+        options, sampling = values[: len(EXTRACT_FIELDS)], values[len(EXTRACT_FIELDS) :]
         try:
-            extractor = Extractor(
-                engine,
-                task,
-                schema,
-                lang=lang,
-                constrained=constrained,
-                drop_ungrounded=drop,
-                schema_batch_size=int(per_prompt or 0) or None,
-                params=SamplingParams(max_new_tokens=int(max_new_tokens)),
-            )
+            config = settings_from(ExtractConfig, EXTRACT_FIELDS, options, task=task, schema=schema)
+            extractor = Extractor.from_config(engine, config, params=_params(*sampling))
             result = extractor.extract(text)
         except KnowLMError as exc:
             raise gr.Error(str(exc)) from exc
@@ -220,26 +243,17 @@ def build_ui(engine: Engine, *, title: str = "KnowLM", kg_store: str | Path | No
     with gr.Blocks(title=title, analytics_enabled=False) as ui:
         gr.Markdown(f"# {title}\nModel: `{engine.model_name}` ({engine.name} engine)")
         with gr.Tab("Extract"):
-            with gr.Row():
-                task = gr.Dropdown(task_names(), value="ner", label="task")
-                lang = gr.Dropdown(["auto", "zh", "en"], value="auto", label="instruction language")
-                max_tokens = gr.Slider(16, 1024, value=128, step=16, label="max new tokens")
+            task = gr.Dropdown(task_names(), value="ner", label="task")
             schema = gr.Textbox(
                 label="schema",
                 value="人物,地点,公司",
                 info="comma-separated; ee: type:role1|role2; kg: type:attr1|attr2; spo: subj_pred_obj",
             )
             text = gr.Textbox(label="text", lines=4, elem_id="extract-text")
-            with gr.Row():
-                constrained = gr.Checkbox(value=True, label="constrained JSON")
-                drop = gr.Checkbox(value=False, label="drop ungrounded")
-                per_prompt = gr.Number(
-                    value=0,
-                    precision=0,
-                    minimum=0,
-                    label="schema items per prompt (0 = the task's default)",
-                    info="1 asks each relation alone: slower, finds more relations per sentence",
-                )
+            hints = typing.get_type_hints(ExtractConfig)
+            with gr.Accordion("Options", open=False):
+                options = [control(f, hints[f.name]) for f in EXTRACT_FIELDS]
+            sampling = decoding_controls()
             run = gr.Button("Extract", variant="primary", elem_id="extract-button")
             status = gr.Markdown(elem_id="extract-status")
             spans = gr.HighlightedText(label="in the text", combine_adjacent=False)
@@ -250,12 +264,8 @@ def build_ui(engine: Engine, *, title: str = "KnowLM", kg_store: str | Path | No
                 interactive=False,
             )
             graph = gr.HTML(label="graph")
-            gr.Examples(EXAMPLES, [task, schema, text, per_prompt])
-            run.click(
-                extract,
-                [task, schema, text, lang, constrained, drop, max_tokens, per_prompt],
-                [spans, table, graph, status],
-            )
+            gr.Examples(EXAMPLES, [task, schema, text])
+            run.click(extract, [task, schema, text, *options, *sampling], [spans, table, graph, status])
         with gr.Tab("Instruction"):
             if note:
                 gr.Markdown(f"*{note}*", elem_id="model-note")
