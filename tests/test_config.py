@@ -39,7 +39,7 @@ def test_all_problems_are_reported_together():
         ({"dtype": "float8"}, "--dtype"),
         ({"device": "tpu"}, "--device"),
         ({"load_in_8bit": True, "load_in_4bit": True}, "exclude each other"),
-        ({"engine": "onnx"}, "--engine"),
+        ({"engine": "llama.cpp"}, "--engine"),
         ({"batch_size": 0}, "--batch-size"),
     ],
 )

@@ -69,16 +69,20 @@ def registered():
     if TASK not in task_names():
         register_task(
             Task(
-                TASK,
-                "terminology extraction",
-                "entity",
-                {"zh": "找出input中的术语。", "en": "List the technical terms of the input."},
-                4,
-                lambda item: item.name,
-                read_terms,
-                write_terms,
-                lambda item: {"type": "array", "items": {"type": "string"}},
-                ("entity",),
+                name=TASK,
+                title="terminology extraction",
+                kind="entity",
+                instructions={"zh": "找出input中的术语。", "en": "List the technical terms of the input."},
+                batch_size=4,
+                schema_entry=lambda item: item.name,
+                reader=read_terms,
+                writer=write_terms,
+                value_schema=lambda item: {"type": "array", "items": {"type": "string"}},
+                metrics=("entity",),
+                prompt_texts={
+                    "json": ("找出术语：{schema}。", "Find the terms: {schema}. Answer with a JSON list.")
+                },
+                gold_entry=lambda entry: Entity(entry["type"], entry["term"]) if "term" in entry else None,
             )
         )
     if ENGINE not in engine_names():

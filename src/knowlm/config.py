@@ -108,10 +108,10 @@ class ModelConfig:
         problems: list[str] = []
         if not self.model or not self.model.strip():
             problems.append("--model is empty; give a directory, a .gguf file, a Hub id or 'default'")
-        from knowlm.engines.base import engine_names  # the registry: engines added by users count too
-
-        if self.engine not in ("auto", *engine_names()):
-            problems.append(f"--engine {self.engine!r} is not one of auto, {', '.join(engine_names())}")
+        if not self.engine.isidentifier():
+            problems.append(
+                f"--engine {self.engine!r} is not an engine name (auto, transformers, llamacpp, ...)"
+            )
         if self.dtype not in DTYPES:
             problems.append(f"--dtype {self.dtype!r} is not one of {', '.join(DTYPES)}")
         if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):

@@ -118,7 +118,7 @@ def test_eval_file_errors_name_the_line(tmp_path):
 def test_real_instructkgc_samples_score_perfectly_against_themselves(shared_data):
     from knowlm.ie.evaluate import EvalLine
     from knowlm.ie.formats import parse_oneke_instruction
-    from knowlm.ie.schema import parse_schema
+    from knowlm.ie.tasks import parse_schema
 
     rows = [
         json.loads(line) for line in (shared_data / "instructkgc/re/train.json").read_text().splitlines()[:20]

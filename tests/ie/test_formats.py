@@ -4,8 +4,7 @@ import pytest
 
 from knowlm.errors import InputError
 from knowlm.ie.formats import detect_language, format_names, get_format
-from knowlm.ie.schema import parse_schema
-from knowlm.ie.tasks import get_task
+from knowlm.ie.tasks import get_task, parse_schema
 
 SCHEMAS = {
     "ner": ("人物,地点", ["人物", "地点"]),

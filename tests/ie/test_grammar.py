@@ -12,8 +12,7 @@ from knowlm.engines.llamacpp import is_llamacpp_available
 from knowlm.ie.extractor import Extractor
 from knowlm.ie.grammar import answer_grammar, text_chunks
 from knowlm.ie.results import Event, Triple
-from knowlm.ie.schema import parse_schema
-from knowlm.ie.tasks import get_task
+from knowlm.ie.tasks import get_task, parse_schema
 
 llguidance = pytest.importorskip("llguidance")
 

@@ -7,7 +7,7 @@ from knowlm.errors import InputError
 from knowlm.ie.augment import make_records
 from knowlm.ie.kg2instruct import KGTriple, kg2instruct, read_aliases, read_triples
 from knowlm.ie.results import Entity
-from knowlm.ie.schema import parse_schema
+from knowlm.ie.tasks import parse_schema
 
 KG = [
     KGTriple("马云", "创始人", "阿里巴巴", "人物", "组织"),

@@ -3,7 +3,7 @@ import json
 import pytest
 
 from knowlm.errors import InputError
-from knowlm.ie.schema import load_schema_file, parse_schema
+from knowlm.ie.tasks import load_schema_file, parse_schema
 
 
 def test_compact_strings_per_task():

@@ -4,8 +4,7 @@ import pytest
 
 from knowlm.errors import InputError
 from knowlm.ie.results import Argument, Entity, Event, Triple
-from knowlm.ie.schema import parse_schema
-from knowlm.ie.tasks import get_task, task_names
+from knowlm.ie.tasks import get_task, parse_schema, task_names
 
 
 def read(task, schema, value):

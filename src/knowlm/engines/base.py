@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import importlib.util
 import json
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -85,21 +86,37 @@ def generate_each(
     return [out[i] for i in range(len(prompts))]
 
 
-# name -> "module:attribute", imported only when the engine is used, so extras stay optional
-_ENGINES: dict[str, str] = {
-    "transformers": "knowlm.engines.hf:TransformersEngine",
-    "llamacpp": "knowlm.engines.llamacpp:LlamaCppEngine",
-    "vllm": "knowlm.engines.vllm:VllmEngine",
+@dataclass(frozen=True)
+class EngineEntry:
+    target: str
+    """``"module:attribute"``, imported only when the engine is used, so extras stay optional."""
+    auto: Callable[[ModelConfig], bool] | None = None
+    """Whether ``--engine auto`` should pick this engine for a model (asked in registration order)."""
+
+
+def _gguf_on_llamacpp(config: ModelConfig) -> bool:
+    """llama.cpp loads GGUF models (.gguf files and the embedded default) without an adapter to apply,
+    when llama-cpp-python is installed."""
+    is_gguf = config.model == "default" or config.model.lower().endswith(".gguf")
+    return is_gguf and config.adapter is None and importlib.util.find_spec("llama_cpp") is not None
+
+
+_ENGINES: dict[str, EngineEntry] = {
+    "llamacpp": EngineEntry("knowlm.engines.llamacpp:LlamaCppEngine", _gguf_on_llamacpp),
+    "transformers": EngineEntry("knowlm.engines.hf:TransformersEngine"),
+    "vllm": EngineEntry("knowlm.engines.vllm:VllmEngine"),
 }
+AUTO_FALLBACK = "transformers"
 
 
-def register_engine(name: str, target: str) -> None:
-    """Register an engine by name as ``"package.module:ClassOrFactory"`` (imported lazily)."""
+def register_engine(name: str, target: str, *, auto: Callable[[ModelConfig], bool] | None = None) -> None:
+    """Register an engine by name as ``"package.module:ClassOrFactory"`` (imported lazily); ``auto`` says
+    which models ``--engine auto`` should give it."""
     if not name.isidentifier() or ":" not in target:
         raise ValueError(f"register_engine({name!r}, {target!r}): need an identifier and 'module:attr'")
     if name in _ENGINES:
         raise ValueError(f"engine {name!r} is already registered")
-    _ENGINES[name] = target
+    _ENGINES[name] = EngineEntry(target, auto)
 
 
 def engine_names() -> list[str]:
@@ -107,17 +124,11 @@ def engine_names() -> list[str]:
 
 
 def pick_engine(config: ModelConfig) -> str:
-    """The engine ``auto`` stands for: llamacpp for GGUF models (.gguf files and the embedded default)
-    when it is installed and no adapter is asked for, else transformers."""
+    """The engine ``auto`` stands for: the first registered engine that claims the model (llamacpp: GGUF
+    models when it is installed and no adapter is asked for), else transformers."""
     if config.engine != "auto":
         return config.engine
-    is_gguf = config.model == "default" or config.model.lower().endswith(".gguf")
-    if is_gguf and config.adapter is None:
-        from knowlm.engines.llamacpp import is_llamacpp_available
-
-        if is_llamacpp_available():
-            return "llamacpp"
-    return "transformers"
+    return next((n for n, e in _ENGINES.items() if e.auto is not None and e.auto(config)), AUTO_FALLBACK)
 
 
 def with_default_adapter(config: ModelConfig, engine: str) -> ModelConfig:
@@ -143,7 +154,7 @@ def create_engine(config: ModelConfig) -> Engine:
         raise InputError(f"--engine {name!r} is unknown; choose one of {', '.join(engine_names())}")
     named = config.model
     config = with_default_adapter(config, name)
-    module, attr = _ENGINES[name].split(":")
+    module, attr = _ENGINES[name].target.split(":")
     factory: EngineFactory = getattr(importlib.import_module(module), attr)
     engine = factory(config)
     if named == "default":  # not the merged file's path inside the user's cache

@@ -2,8 +2,8 @@
 
 from knowlm.ie.extractor import ExtractionResult, Extractor
 from knowlm.ie.results import Argument, Entity, Event, Triple
-from knowlm.ie.schema import Schema, SchemaItem, parse_schema
-from knowlm.ie.tasks import get_task, register_task, task_names
+from knowlm.ie.schema import Schema, SchemaItem
+from knowlm.ie.tasks import get_task, parse_schema, register_task, task_names
 
 __all__ = [
     "Argument",

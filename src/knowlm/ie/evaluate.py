@@ -20,9 +20,9 @@ from knowlm.config import records_per_call
 from knowlm.errors import InputError
 from knowlm.ie.formats import parse_oneke_instruction
 from knowlm.ie.parse import read_json
-from knowlm.ie.results import Argument, Entity, Event, Item, Triple, item_from_dict
-from knowlm.ie.schema import Schema, SchemaItem, parse_schema
-from knowlm.ie.tasks import get_task, text_value, text_values
+from knowlm.ie.results import Entity, Event, Item, Triple, item_from_dict
+from knowlm.ie.schema import Schema, SchemaItem
+from knowlm.ie.tasks import get_task, parse_schema
 from knowlm.io import ResumableJsonlWriter, read_jsonl
 
 if TYPE_CHECKING:
@@ -175,32 +175,10 @@ def read_gold(task: str, label: Any) -> list[Item]:
         return t.read_answer(label, schema)[0]
     if not isinstance(label, list):
         raise InputError(f"label must be a list or an object, got {type(label).__name__}")
-    items: list[Item] = []
-    for entry in label:
-        if not isinstance(entry, dict):
-            continue
-        if t.kind == "entity":
-            text, kind = text_value(entry.get("entity")), text_value(entry.get("entity_type"))
-            if text and kind:
-                items.append(Entity(kind, text))
-        elif t.kind == "triple":
-            head = text_value(entry.get("head", entry.get("subject")))
-            relation = text_value(entry.get("relation", entry.get("predicate")))
-            tail = text_value(entry.get("tail", entry.get("object")))
-            if head and relation and tail:
-                items.append(Triple(head, relation, tail, entry.get("head_type"), entry.get("tail_type")))
-        else:
-            kind = text_value(entry.get("event_type"))
-            trigger = text_value(entry.get("event_trigger", entry.get("trigger")))
-            arguments = [
-                Argument(a["role"], text)
-                for a in entry.get("arguments", [])
-                if isinstance(a, dict) and isinstance(a.get("role"), str)
-                for text in text_values(a.get("argument"))
-            ]
-            if kind:
-                items.append(Event(kind, trigger, arguments))
-    return items
+    if t.gold_entry is None:
+        raise InputError(f"task {t.name} reads gold labels keyed by schema item only, not as a list")
+    entries = [t.gold_entry(entry) for entry in label if isinstance(entry, dict)]
+    return [item for item in entries if item is not None]
 
 
 # ---- OneKE / IEPile evaluation files ----------------------------------------------------------------

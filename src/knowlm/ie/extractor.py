@@ -15,9 +15,9 @@ from knowlm.ie.grammar import answer_params
 from knowlm.ie.ground import ground
 from knowlm.ie.instructions import Instructions, instructions_from_records, load_instructions, lookup
 from knowlm.ie.results import Entity, Event, Item, Triple, item_to_dict
-from knowlm.ie.schema import Schema, load_schema_file, parse_schema
+from knowlm.ie.schema import Schema
 from knowlm.ie.split import chunk_text
-from knowlm.ie.tasks import get_task
+from knowlm.ie.tasks import get_task, load_schema_file, parse_schema
 from knowlm.prompts import get_template
 
 

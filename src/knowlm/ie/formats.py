@@ -19,7 +19,7 @@ from typing import Any, Protocol
 from knowlm.errors import InputError
 from knowlm.ie.parse import JsonRead, read_json
 from knowlm.ie.schema import Schema
-from knowlm.ie.tasks import Task
+from knowlm.ie.tasks import Task, get_task, task_names
 
 
 @dataclass(frozen=True)
@@ -39,10 +39,14 @@ class Builder(Protocol):
 @dataclass(frozen=True)
 class PromptFormat:
     name: str
-    tasks: tuple[str, ...] | None
-    """Tasks the format supports (None: every registered task)."""
+    style: str | None
+    """The task's prompt texts the format uses (`Task.prompt_texts`); a task without them is not
+    supported. None: every registered task."""
     build: Builder
     read: Callable[[str], JsonRead]
+
+    def supports(self, task: Task) -> bool:
+        return self.style is None or self.style in task.prompt_texts
 
 
 def _oneke(task: Task, schema: Schema, text: str, lang: str, instruction: str | None = None) -> Instruction:
@@ -54,56 +58,19 @@ def _oneke(task: Task, schema: Schema, text: str, lang: str, instruction: str | 
     return Instruction(json.dumps(body, ensure_ascii=False))
 
 
-# KnowLM's families: (task, format) -> (zh, en) instruction with {schema}
-_KNOWLM_TEXTS: dict[tuple[str, str], tuple[str, str]] = {
-    ("re", "tuple"): (
-        "已知候选关系：{schema}。请从输入中找出属于这些关系的全部三元组，每行写一个，格式为(头实体,关系,尾实体)。",
-        "Candidate relations: {schema}. Find every triple in the input whose relation is one of these and "
-        "write one per line as (head,relation,tail).",
-    ),
-    ("re", "colon"): (
-        "已知候选关系：{schema}。请从输入中找出属于这些关系的全部三元组，每行写一个，格式为 关系: 头实体,尾实体。",
-        "Candidate relations: {schema}. Find every triple in the input whose relation is one of these and "
-        "write one per line as relation: head,tail.",
-    ),
-    ("re", "json"): (
-        '已知候选关系：{schema}。请从输入中找出属于这些关系的全部三元组，以JSON列表作答，每项为{{"head": 头实体, "relation": 关系, "tail": 尾实体}}。',
-        "Candidate relations: {schema}. Find every triple in the input whose relation is one of these and "
-        'answer with a JSON list of {{"head": ..., "relation": ..., "tail": ...}} objects.',
-    ),
-    ("ner", "tuple"): (
-        "已知实体类型：{schema}。请找出输入中属于这些类型的全部实体，每行写一个，格式为(实体类型,实体)。",
-        "Entity types: {schema}. Find every entity of these types in the input and write one per line as "
-        "(entity type,entity).",
-    ),
-    ("ner", "json"): (
-        '已知实体类型：{schema}。请找出输入中属于这些类型的全部实体，以JSON列表作答，每项为{{"entity_type": 类型, "entity": 实体}}。',
-        "Entity types: {schema}. Find every entity of these types in the input and answer with a JSON list "
-        'of {{"entity_type": ..., "entity": ...}} objects.',
-    ),
-    ("ee", "json"): (
-        '已知事件类型及论元角色：{schema}。请找出输入中的这些事件，以JSON列表作答，每项为{{"event_type": 类型, "trigger": 触发词, "arguments": [{{"role": 角色, "argument": 论元}}]}}。',
-        "Event types with their argument roles: {schema}. Find these events in the input and answer with a "
-        'JSON list of {{"event_type": ..., "trigger": ..., "arguments": [{{"role": ..., "argument": ...}}]}} '
-        "objects.",
-    ),
-}
-
-
-def _schema_text(task: Task, schema: Schema, lang: str) -> str:
+def _schema_text(schema: Schema, lang: str) -> str:
+    """The schema as a prompt names it: items with roles (event types) list them in brackets."""
     sep = "、" if lang == "zh" else ", "
-    if task.name == "ee":
-        return sep.join(f"{item.name}({sep.join(item.roles)})" for item in schema.items)
-    return sep.join(schema.names)
+    return sep.join(f"{i.name}({sep.join(i.roles)})" if i.roles else i.name for i in schema.items)
 
 
 def _knowlm(style: str) -> Builder:
     def build(
         task: Task, schema: Schema, text: str, lang: str, instruction: str | None = None
     ) -> Instruction:
-        zh, en = _KNOWLM_TEXTS[(task.name, style)]
+        zh, en = task.prompt_texts[style]
         template = instruction or (zh if lang == "zh" else en)
-        return Instruction(template.format(schema=_schema_text(task, schema, lang)), text)
+        return Instruction(template.format(schema=_schema_text(schema, lang)), text)
 
     return build
 
@@ -136,9 +103,9 @@ def register_format(fmt: PromptFormat) -> None:
 
 
 register_format(PromptFormat("oneke", None, _oneke, read_json))  # any task, registered ones included
-register_format(PromptFormat("knowlm-tuple", ("re", "ner"), _knowlm("tuple"), _read_lines_as_list))
-register_format(PromptFormat("knowlm-colon", ("re",), _knowlm("colon"), _read_colon_lines))
-register_format(PromptFormat("knowlm-json", ("re", "ner", "ee"), _knowlm("json"), read_json))
+register_format(PromptFormat("knowlm-tuple", "tuple", _knowlm("tuple"), _read_lines_as_list))
+register_format(PromptFormat("knowlm-colon", "colon", _knowlm("colon"), _read_colon_lines))
+register_format(PromptFormat("knowlm-json", "json", _knowlm("json"), read_json))
 
 
 def format_names() -> list[str]:
@@ -149,9 +116,10 @@ def get_format(name: str, task: str) -> PromptFormat:
     if name not in _FORMATS:
         raise InputError(f"unknown prompt format {name!r}; choose one of {', '.join(_FORMATS)}")
     fmt = _FORMATS[name]
-    if fmt.tasks is not None and task not in fmt.tasks:
+    if not fmt.supports(get_task(task)):
+        supported = [t for t in task_names() if fmt.supports(get_task(t))]
         raise InputError(
-            f"prompt format {name!r} does not support task {task!r}; it supports {', '.join(fmt.tasks)}"
+            f"prompt format {name!r} does not support task {task!r}; it supports {', '.join(supported)}"
         )
     return fmt
 

@@ -16,10 +16,8 @@ strings/objects (JSON), or for the CLI as one comma-separated string with a comp
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from knowlm.errors import InputError
@@ -114,7 +112,8 @@ def parse_typed_relation(text: str, where: str) -> SchemaItem:
 _NAME_KEYS = ("name", "entity_type", "relation", "predicate", "event_type", "type")
 
 
-def _from_dict(obj: dict[str, Any], where: str) -> SchemaItem:
+def item_from_dict(obj: dict[str, Any], where: str) -> SchemaItem:
+    """A schema item from its object form (``name``/``relation``/``event_type``..., roles, types)."""
     key = next((k for k in _NAME_KEYS if k in obj), None)
     if key is None:
         raise InputError(
@@ -133,61 +132,6 @@ def _from_dict(obj: dict[str, Any], where: str) -> SchemaItem:
     )
 
 
-def parse_schema(task: str, spec: Any, *, source: str = "schema") -> Schema:
-    """Validate a user schema for ``task``: a compact string, a list of strings/objects, or a Schema."""
-    from knowlm.ie.tasks import get_task  # the task says how its compact items read
-
-    if isinstance(spec, Schema):
-        return spec
-    definition = get_task(task)
-    if isinstance(spec, str):
-        stripped = spec.strip()
-        if stripped.startswith("["):
-            try:
-                spec = json.loads(stripped)
-            except json.JSONDecodeError as exc:
-                raise InputError(f"{source}: invalid JSON ({exc.msg} at column {exc.colno})") from None
-        else:
-            spec = [part for part in re.split(r"[,，](?![^(]*\))", stripped) if part.strip()]
-    if isinstance(spec, dict) and "schema" in spec:
-        spec = spec["schema"]
-    if not isinstance(spec, list):
-        raise InputError(f"{source}: expected a list of schema items, got {type(spec).__name__}")
-    if not spec:
-        raise InputError(f"{source}: the schema is empty; name at least one type to extract")
-    items = []
-    for i, entry in enumerate(spec):
-        where = f"{source}[{i}]"
-        if isinstance(entry, str):
-            parse = definition.parse_item or (lambda text, at: SchemaItem(_text(text, at)))
-            items.append(parse(entry.strip(), where))
-        elif isinstance(entry, dict):
-            items.append(_from_dict(entry, where))
-        else:
-            raise InputError(f"{where}: expected a string or an object, got {type(entry).__name__}")
-    names = [item.name for item in items]
-    duplicates = sorted({n for n in names if names.count(n) > 1})
-    if duplicates:
-        raise InputError(f"{source}: duplicate schema items: {', '.join(duplicates)}")
-    missing = [item.name for item in items if not item.roles]
-    if definition.needs_roles and missing:
-        raise InputError(
-            f"{source}: {definition.name} items need {definition.needs_roles}; missing for {', '.join(missing)}"
-        )
-    return Schema(definition.name, tuple(items))
-
-
-def load_schema_file(task: str, path: str | Path) -> Schema:
-    """Read a schema from a JSON file (a list, or an object with a "schema" list) or a text file."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"--schema-file {path}: no such file")
-    text = path.read_text(encoding="utf-8")
-    if path.suffix.lower() == ".json":
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise InputError(f"{path} line {exc.lineno}: invalid JSON ({exc.msg})") from None
-        return parse_schema(task, data, source=str(path))
-    lines = [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
-    return parse_schema(task, lines, source=str(path))
+def text_item(text: str, where: str) -> SchemaItem:
+    """A schema item that is just a name."""
+    return SchemaItem(_text(text, where))

@@ -7,14 +7,25 @@ and how to write items back as an answer (training data).
 
 from __future__ import annotations
 
+import json
+import re
 import unicodedata
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 from knowlm.errors import InputError
 from knowlm.ie.results import Argument, Entity, Event, Item, Triple
-from knowlm.ie.schema import Schema, SchemaItem, parse_spo, parse_typed_relation, parse_with_roles
+from knowlm.ie.schema import (
+    Schema,
+    SchemaItem,
+    item_from_dict,
+    parse_spo,
+    parse_typed_relation,
+    parse_with_roles,
+    text_item,
+)
 
 MISSING = {"", "nan", "none", "null", "无", "n/a", "-", "未知", "不存在"}
 
@@ -304,10 +315,83 @@ def _head_type(item: Item) -> str:
     return (item.head_type or "") if isinstance(item, Triple) else item.type
 
 
+# KnowLM's prompt families (knowlm-tuple, knowlm-colon, knowlm-json): style -> (zh, en) instruction with
+# {schema}
+
+_RE_TEXTS: dict[str, tuple[str, str]] = {
+    "tuple": (
+        "已知候选关系：{schema}。请从输入中找出属于这些关系的全部三元组，每行写一个，格式为(头实体,关系,尾实体)。",
+        "Candidate relations: {schema}. Find every triple in the input whose relation is one of these and "
+        "write one per line as (head,relation,tail).",
+    ),
+    "colon": (
+        "已知候选关系：{schema}。请从输入中找出属于这些关系的全部三元组，每行写一个，格式为 关系: 头实体,尾实体。",
+        "Candidate relations: {schema}. Find every triple in the input whose relation is one of these and "
+        "write one per line as relation: head,tail.",
+    ),
+    "json": (
+        '已知候选关系：{schema}。请从输入中找出属于这些关系的全部三元组，以JSON列表作答，每项为{{"head": 头实体, "relation": 关系, "tail": 尾实体}}。',
+        "Candidate relations: {schema}. Find every triple in the input whose relation is one of these and "
+        'answer with a JSON list of {{"head": ..., "relation": ..., "tail": ...}} objects.',
+    ),
+}
+
+_NER_TEXTS: dict[str, tuple[str, str]] = {
+    "tuple": (
+        "已知实体类型：{schema}。请找出输入中属于这些类型的全部实体，每行写一个，格式为(实体类型,实体)。",
+        "Entity types: {schema}. Find every entity of these types in the input and write one per line as "
+        "(entity type,entity).",
+    ),
+    "json": (
+        '已知实体类型：{schema}。请找出输入中属于这些类型的全部实体，以JSON列表作答，每项为{{"entity_type": 类型, "entity": 实体}}。',
+        "Entity types: {schema}. Find every entity of these types in the input and answer with a JSON list "
+        'of {{"entity_type": ..., "entity": ...}} objects.',
+    ),
+}
+
+_EE_TEXTS: dict[str, tuple[str, str]] = {
+    "json": (
+        '已知事件类型及论元角色：{schema}。请找出输入中的这些事件，以JSON列表作答，每项为{{"event_type": 类型, "trigger": 触发词, "arguments": [{{"role": 角色, "argument": 论元}}]}}。',
+        "Event types with their argument roles: {schema}. Find these events in the input and answer with a "
+        'JSON list of {{"event_type": ..., "trigger": ..., "arguments": [{{"role": ..., "argument": ...}}]}} '
+        "objects.",
+    ),
+}
+
+
+# ---- gold answers in list form (InstructKGC samples) -------------------------------------------
+
+
+def _gold_entity(entry: dict[str, Any]) -> Item | None:
+    text, kind = text_value(entry.get("entity")), text_value(entry.get("entity_type"))
+    return Entity(kind, text) if text and kind else None
+
+
+def _gold_triple(entry: dict[str, Any]) -> Item | None:
+    head = text_value(entry.get("head", entry.get("subject")))
+    relation = text_value(entry.get("relation", entry.get("predicate")))
+    tail = text_value(entry.get("tail", entry.get("object")))
+    if not (head and relation and tail):
+        return None
+    return Triple(head, relation, tail, entry.get("head_type"), entry.get("tail_type"))
+
+
+def _gold_event(entry: dict[str, Any]) -> Item | None:
+    kind = text_value(entry.get("event_type"))
+    trigger = text_value(entry.get("event_trigger", entry.get("trigger")))
+    arguments = [
+        Argument(a["role"], text)
+        for a in entry.get("arguments", [])
+        if isinstance(a, dict) and isinstance(a.get("role"), str)
+        for text in text_values(a.get("argument"))
+    ]
+    return Event(kind, trigger, arguments) if kind else None
+
+
 # ---- the registry -----------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Task:
     name: str
     title: str
@@ -333,6 +417,10 @@ class Task:
     """A compact schema string -> item (None: the plain name; see `knowlm.ie.schema`)."""
     needs_roles: str | None = None
     """When schema items must carry roles: what to call them in the error ("argument roles")."""
+    prompt_texts: dict[str, tuple[str, str]] = field(default_factory=dict)
+    """KnowLM's prompt families: style (tuple, colon, json) -> (zh, en) instruction with ``{schema}``."""
+    gold_entry: Callable[[dict[str, Any]], Item | None] | None = None
+    """One entry of a gold label in list form (InstructKGC's samples) -> an item, or None to skip it."""
 
     def read_answer(self, value: Any, schema: Schema) -> tuple[list[Item], Reading]:
         reading = Reading()
@@ -376,144 +464,219 @@ def _event_entry(item: SchemaItem, trigger: Any = True) -> dict[str, Any]:
 
 register_task(
     Task(
-        "ner",
-        "named entity recognition",
-        "entity",
-        {
+        name="ner",
+        title="named entity recognition",
+        kind="entity",
+        instructions={
             "zh": "你是命名实体识别专家。请找出input中属于schema所列实体类型的全部实体；没有出现的类型给出空列表。请用JSON字符串作答。",
             "en": "You are an expert in named entity recognition. Find every entity in the input that belongs to "
             "an entity type listed in the schema; give an empty list for types that do not occur. Answer with a "
             "JSON string.",
         },
-        6,
-        lambda item: item.name,
-        _read_entities,
-        _write_strings,
-        _strings_schema,
-        ("entity",),
+        batch_size=6,
+        schema_entry=lambda item: item.name,
+        reader=_read_entities,
+        writer=_write_strings,
+        value_schema=_strings_schema,
+        metrics=("entity",),
+        prompt_texts=_NER_TEXTS,
+        gold_entry=_gold_entity,
     )
 )
 register_task(
     Task(
-        "re",
-        "relation extraction",
-        "triple",
-        {
+        name="re",
+        title="relation extraction",
+        kind="triple",
+        instructions={
             "zh": "你是关系抽取专家。请找出input中关系属于schema所列关系的全部三元组，给出头实体和尾实体；没有出现的关系给出空列表。请用JSON字符串作答。",
             "en": "You are an expert in relation extraction. Find every triple in the input whose relation is "
             "listed in the schema and give its head and tail; give an empty list for relations that do not "
             "occur. Answer with a JSON string.",
         },
-        4,
-        lambda item: item.name,
-        _pair_reader(("head", "subject", "h"), ("tail", "object", "t")),
-        _pair_writer("head", "tail"),
-        _pair_schema("head", "tail"),
-        ("triple",),
+        batch_size=4,
+        schema_entry=lambda item: item.name,
+        reader=_pair_reader(("head", "subject", "h"), ("tail", "object", "t")),
+        writer=_pair_writer("head", "tail"),
+        value_schema=_pair_schema("head", "tail"),
+        metrics=("triple",),
         parse_item=parse_typed_relation,
+        prompt_texts=_RE_TEXTS,
+        gold_entry=_gold_triple,
     )
 )
 register_task(
     Task(
-        "spo",
-        "subject-predicate-object extraction",
-        "triple",
-        {
+        name="spo",
+        title="subject-predicate-object extraction",
+        kind="triple",
+        instructions={
             "zh": "你是SPO三元组抽取专家。请按照schema中的主体类型、谓词和客体类型，找出input中的全部SPO三元组；没有出现的谓词给出空列表。请用JSON字符串作答。",
             "en": "You are an expert in subject-predicate-object extraction. Following the subject type, "
             "predicate and object type in the schema, find every SPO triple in the input; give an empty list "
             "for predicates that do not occur. Answer with a JSON string.",
         },
-        4,
-        lambda item: {"subject_type": item.head_type, "predicate": item.name, "object_type": item.tail_type},
-        _pair_reader(("subject", "head", "s"), ("object", "tail", "o")),
-        _pair_writer("subject", "object"),
-        _pair_schema("subject", "object"),
-        ("triple",),
+        batch_size=4,
+        schema_entry=lambda item: {
+            "subject_type": item.head_type,
+            "predicate": item.name,
+            "object_type": item.tail_type,
+        },
+        reader=_pair_reader(("subject", "head", "s"), ("object", "tail", "o")),
+        writer=_pair_writer("subject", "object"),
+        value_schema=_pair_schema("subject", "object"),
+        metrics=("triple",),
         parse_item=parse_spo,
+        gold_entry=_gold_triple,
     )
 )
 register_task(
     Task(
-        "ee",
-        "event extraction",
-        "event",
-        {
+        name="ee",
+        title="event extraction",
+        kind="event",
+        instructions={
             "zh": "你是事件抽取专家。请找出input中属于schema所列事件类型的全部事件，给出触发词和各论元；没有出现的事件给出空列表，找不到的论元写NAN，有多个值的论元给出列表。请用JSON字符串作答。",
             "en": "You are an expert in event extraction. Find every event in the input whose type is listed in "
             "the schema, with its trigger and arguments; give an empty list for event types that do not occur, "
             "NAN for arguments that are absent, and a list for arguments with several values. Answer with a "
             "JSON string.",
         },
-        4,
-        _event_entry,
-        _read_events,
-        _write_events,
-        _event_schema,
-        ("argument", "trigger"),
+        batch_size=4,
+        schema_entry=_event_entry,
+        reader=_read_events,
+        writer=_write_events,
+        value_schema=_event_schema,
+        metrics=("argument", "trigger"),
         parse_item=parse_with_roles,
+        prompt_texts=_EE_TEXTS,
+        gold_entry=_gold_event,
     )
 )
 register_task(
     Task(
-        "eet",
-        "event trigger extraction",
-        "event",
-        {
+        name="eet",
+        title="event trigger extraction",
+        kind="event",
+        instructions={
             "zh": "你是事件触发词抽取专家。请找出input中属于schema所列事件类型的事件及其触发词；没有出现的事件类型给出空列表。请用JSON字符串作答。",
             "en": "You are an expert in event detection. Find the events in the input whose type is listed in "
             "the schema and give their trigger words; give an empty list for event types that do not occur. "
             "Answer with a JSON string.",
         },
-        4,
-        lambda item: item.name,
-        _read_events,
-        _write_strings,
-        _strings_schema,
-        ("trigger",),
+        batch_size=4,
+        schema_entry=lambda item: item.name,
+        reader=_read_events,
+        writer=_write_strings,
+        value_schema=_strings_schema,
+        metrics=("trigger",),
+        gold_entry=_gold_event,
     )
 )
 register_task(
     Task(
-        "eea",
-        "event argument extraction",
-        "event",
-        {
+        name="eea",
+        title="event argument extraction",
+        kind="event",
+        instructions={
             "zh": "你是事件论元抽取专家。schema给出了事件类型、触发词和论元角色，请从input中找出各角色的论元；找不到的论元写NAN，有多个值的论元给出列表。请用JSON字符串作答。",
             "en": "You are an expert in event argument extraction. The schema gives event types, their triggers "
             "and argument roles; find the argument of each role in the input, NAN where it is absent and a list "
             "where it has several values. Answer with a JSON string.",
         },
-        4,
-        lambda item: _event_entry(item, list(item.triggers)),
-        _read_events,
-        _write_events,
-        _event_schema,
-        ("argument",),
+        batch_size=4,
+        schema_entry=lambda item: _event_entry(item, list(item.triggers)),
+        reader=_read_events,
+        writer=_write_events,
+        value_schema=_event_schema,
+        metrics=("argument",),
         parse_item=parse_with_roles,
         needs_roles="argument roles",
+        gold_entry=_gold_event,
     )
 )
 register_task(
     Task(
-        "kg",
-        "knowledge graph construction (entities with attributes)",
-        "triple",
-        {
+        name="kg",
+        title="knowledge graph construction (entities with attributes)",
+        kind="triple",
+        instructions={
             "zh": "你是知识图谱构建专家。请根据schema中的实体类型及其属性，从input中找出这些类型的实体和它们的属性值；没有的属性不要输出，有多个值的属性给出列表。请用可解析的JSON作答。",
             "en": "You are an expert in knowledge graph construction. Following the entity types and attributes "
             "in the schema, find the entities of these types in the input and their attribute values; leave "
             "out attributes that are absent and give a list for attributes with several values. Answer with "
             "parseable JSON.",
         },
-        1,
-        lambda item: {"entity_type": item.name, "attributes": list(item.roles)},
-        _read_kg,
-        _write_kg,
-        _kg_schema,
-        ("triple",),
+        batch_size=1,
+        schema_entry=lambda item: {"entity_type": item.name, "attributes": list(item.roles)},
+        reader=_read_kg,
+        writer=_write_kg,
+        value_schema=_kg_schema,
+        metrics=("triple",),
         item_type=_head_type,
         parse_item=parse_with_roles,
         needs_roles="attributes (type:attr1|attr2)",
+        gold_entry=_gold_triple,
     )
 )
+
+
+# ---- user schemas: the task says how its compact items read ---------------------------------------
+
+
+def parse_schema(task: str, spec: Any, *, source: str = "schema") -> Schema:
+    """Validate a user schema for ``task``: a compact string, a list of strings/objects, or a Schema."""
+    if isinstance(spec, Schema):
+        return spec
+    definition = get_task(task)
+    if isinstance(spec, str):
+        stripped = spec.strip()
+        if stripped.startswith("["):
+            try:
+                spec = json.loads(stripped)
+            except json.JSONDecodeError as exc:
+                raise InputError(f"{source}: invalid JSON ({exc.msg} at column {exc.colno})") from None
+        else:
+            spec = [part for part in re.split(r"[,，](?![^(]*\))", stripped) if part.strip()]
+    if isinstance(spec, dict) and "schema" in spec:
+        spec = spec["schema"]
+    if not isinstance(spec, list):
+        raise InputError(f"{source}: expected a list of schema items, got {type(spec).__name__}")
+    if not spec:
+        raise InputError(f"{source}: the schema is empty; name at least one type to extract")
+    items = []
+    for i, entry in enumerate(spec):
+        where = f"{source}[{i}]"
+        if isinstance(entry, str):
+            parse = definition.parse_item or text_item
+            items.append(parse(entry.strip(), where))
+        elif isinstance(entry, dict):
+            items.append(item_from_dict(entry, where))
+        else:
+            raise InputError(f"{where}: expected a string or an object, got {type(entry).__name__}")
+    names = [item.name for item in items]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise InputError(f"{source}: duplicate schema items: {', '.join(duplicates)}")
+    missing = [item.name for item in items if not item.roles]
+    if definition.needs_roles and missing:
+        raise InputError(
+            f"{source}: {definition.name} items need {definition.needs_roles}; missing for {', '.join(missing)}"
+        )
+    return Schema(definition.name, tuple(items))
+
+
+def load_schema_file(task: str, path: str | Path) -> Schema:
+    """Read a schema from a JSON file (a list, or an object with a "schema" list) or a text file."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"--schema-file {path}: no such file")
+    text = path.read_text(encoding="utf-8")
+    if path.suffix.lower() == ".json":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"{path} line {exc.lineno}: invalid JSON ({exc.msg})") from None
+        return parse_schema(task, data, source=str(path))
+    lines = [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
+    return parse_schema(task, lines, source=str(path))
