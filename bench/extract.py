@@ -18,6 +18,10 @@
    F1 and the share of greedy answers identical to N = 1's. ``--parts vllm`` (run with the interpreter of
    `make test-vllm`'s .venv-vllm) puts the same documents through vLLM as the anchor; ``--parts layout``
    compares OneKE's prompt layout with the text before the schema on CoNLL04 (speed and F1).
+6. ``--parts strategy``: how to ask for relations, through `Extractor` as users run it: schema batches of
+   the task's default size or one relation a prompt, schema or text first, on held-out CoNLL04 documents
+   (documents/s, F1) and `make demo`'s two relation sentences (triples found of 4); ``--adapter DIR``
+   measures an adapter other than the shipped one.
 
     python bench/extract.py [--docs 16] [--new-tokens 64] [--parts throughput,parse,paths,constrained,multiseq]
                             [--multiseq-docs 200] [--sizes 4,8,16]
@@ -26,6 +30,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -290,6 +295,79 @@ def layout(n_docs: int, sequences: int, new_tokens: int) -> dict:
     return {"set": "conll04", "documents": n_docs, "sequences": sequences, "rows": rows}
 
 
+STRATEGIES: dict[str, dict[str, Any]] = {
+    "4 relations a prompt, schema first (OneKE)": {"prompt_format": "oneke"},
+    "1 relation a prompt, schema first": {"prompt_format": "oneke", "schema_batch_size": 1},
+    "4 relations a prompt, text first": {"prompt_format": "oneke-text-first"},
+    "1 relation a prompt, text first": {"prompt_format": "oneke-text-first", "schema_batch_size": 1},
+}
+DEMO = [
+    (
+        "创始人,总部位于",
+        "马云在杭州创立了阿里巴巴集团。",
+        {("马云", "创始人", "阿里巴巴集团"), ("阿里巴巴集团", "总部位于", "杭州")},
+    ),
+    (
+        "founder,headquartered_in",
+        "Steve Jobs founded Apple, which is headquartered in Cupertino.",
+        {("Steve Jobs", "founder", "Apple"), ("Apple", "headquartered_in", "Cupertino")},
+    ),
+]
+
+
+def strategy(n_docs: int, sequences: int, new_tokens: int, adapter: Path | None) -> dict:
+    """Each way of asking for relations (`STRATEGIES`) through `Extractor.extract_many`, constrained and
+    grounded as `make demo` runs: CoNLL04 documents/s and F1, and the demo's triples found."""
+    from knowlm.config import ExtractConfig
+    from knowlm.ie import evaluate
+    from knowlm.models.default import default_ie_gguf
+
+    lines = eval_lines("conll04", "re", n_docs)
+    gold = evaluate.documents_from_lines(lines, {})
+    texts = {line.id: json.loads(line.instruction)["input"] for line in lines}
+    schema = ",".join(dict.fromkeys(n for line in lines for n in line.schema.names))
+    model = str(default_ie_gguf(adapter)) if adapter else "default"
+    engine = create_engine(ModelConfig(model=model, engine="llamacpp", batch_size=sequences))
+    params = SamplingParams(max_new_tokens=new_tokens)
+    rows = {}
+    for name, options in STRATEGIES.items():
+        config = ExtractConfig(task="re", schema=schema, constrained=True, **options)
+        extractor = Extractor.from_config(engine, config, params=params)
+        extractor.extract(texts[gold[0].id])  # warm-up
+        start = time.perf_counter()
+        results = extractor.extract_many([texts[d.id] for d in gold])
+        seconds = time.perf_counter() - start
+        scored = [evaluate.Document(d.id, d.gold, r.items) for d, r in zip(gold, results, strict=True)]
+        report = evaluate.score("re", scored)
+        found = 0
+        for demo_schema, text, expected in DEMO:
+            demo = Extractor.from_config(
+                engine, dataclasses.replace(config, schema=demo_schema), params=params
+            )
+            found += len(expected & {t.key() for t in demo.extract(text).triples})
+        rows[name] = {
+            "docs_per_s": round(len(gold) / seconds, 3),
+            "f1": report["f1"],
+            "f1_ci95": report["f1_ci95"],
+            "precision": report["precision"],
+            "recall": report["recall"],
+            "demo_triples": f"{found} of 4",
+        }
+        r = rows[name]
+        print(
+            f"strategy {name}: {r['docs_per_s']} docs/s, F1 {r['f1']:.3f}, demo {r['demo_triples']}",
+            flush=True,
+        )
+    getattr(engine, "close", lambda: None)()
+    return {
+        "set": "conll04",
+        "documents": len(gold),
+        "sequences": sequences,
+        "adapter": str(adapter or "shipped"),
+        "rows": rows,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -304,6 +382,9 @@ def main() -> None:
         "--multiseq-docs", type=int, default=200, help="held-out documents per set (multiseq)"
     )
     parser.add_argument("--sizes", default="4,8,16", help="sequences in flight to compare with 1 (multiseq)")
+    parser.add_argument(
+        "--adapter", type=Path, help="strategy: an IE adapter directory (default: the shipped one)"
+    )
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "extract.json")
     args = parser.parse_args()
     if not DATA.exists():
@@ -352,6 +433,8 @@ def main() -> None:
         result["multi_sequence"] = multi_sequence(args.multiseq_docs, sizes, args.new_tokens)
     if "layout" in parts:
         result["layout"] = layout(args.multiseq_docs, args.batch, args.new_tokens)
+    if "strategy" in parts:
+        result["strategy"] = strategy(args.multiseq_docs, args.batch, args.new_tokens, args.adapter)
     if "vllm" in parts:
         sizes = [int(n) for n in args.sizes.split(",")]
         result["vllm_anchor"] = multi_sequence(args.multiseq_docs, sizes, args.new_tokens, "vllm")

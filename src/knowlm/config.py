@@ -219,8 +219,8 @@ class ExtractConfig:
     )
     prompt_format: str = _opt(
         "oneke",
-        "instruction format: oneke (OneKE/IEPile JSON), knowlm-tuple, knowlm-colon or knowlm-json "
-        "(KnowLM's prompt families)",
+        "instruction format: oneke (OneKE/IEPile JSON), oneke-text-first (the input before the schema: a "
+        "text's prompts share its prefill), knowlm-tuple, knowlm-colon or knowlm-json (KnowLM's prompt families)",
     )
     template: str = _opt(
         "auto", "prompt template: auto (chat template if the model has one, else alpaca), alpaca, chat, raw"
@@ -259,7 +259,7 @@ class ExtractConfig:
             problems.append(f"--lang {self.lang!r} is not one of {', '.join(LANGS)}")
         if self.instructions and self.instructions_from:
             problems.append("give --instructions FILE or --instructions-from FILE, not both")
-        if self.constrained and self.prompt_format != "oneke":
+        if self.constrained and not self.prompt_format.startswith("oneke"):
             problems.append(
                 "--constrained works with --prompt-format oneke (JSON answers keyed by schema item)"
             )

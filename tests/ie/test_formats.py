@@ -79,7 +79,7 @@ def test_knowlm_ee_lists_roles():
 
 
 def test_unsupported_combinations():
-    assert format_names() == ["oneke", "knowlm-tuple", "knowlm-colon", "knowlm-json"]
+    assert format_names() == ["oneke", "oneke-text-first", "knowlm-tuple", "knowlm-colon", "knowlm-json"]
     with pytest.raises(InputError, match="does not support task 'kg'"):
         get_format("knowlm-tuple", "kg")
     with pytest.raises(InputError, match="unknown prompt format"):
@@ -91,3 +91,21 @@ def test_language_detection():
     assert detect_language("Tim Cook leads Apple.") == "en"
     assert detect_language("苹果公司 Apple Inc. 的 CEO 是 Tim Cook") == "zh"
     assert detect_language("12345") == "en"
+
+
+def test_text_first_puts_the_input_before_the_schema_so_a_texts_prompts_share_it(tiny_engine):
+    from knowlm.ie.extractor import Extractor
+
+    t = get_task("re")
+    schema = parse_schema("re", "founder,ceo")
+    plain = json.loads(get_format("oneke", "re").build(t, schema, "Jobs founded Apple.", "en").instruction)
+    first = json.loads(
+        get_format("oneke-text-first", "re").build(t, schema, "Jobs founded Apple.", "en").instruction
+    )
+    assert first == plain and list(first) == ["instruction", "input", "schema"]
+    text = "Steve Jobs founded Apple, which is headquartered in Cupertino."
+    extractor = Extractor(tiny_engine, "re", "founder,ceo,headquartered in", schema_batch_size=1, template="raw",
+                          prompt_format="oneke-text-first")  # fmt: skip
+    prompts = [p for _, p, _ in extractor.prompts_for(text)]
+    assert len(prompts) == 3 and all(p.startswith(prompts[0].split('"schema"')[0]) for p in prompts)
+    assert text in prompts[0].split('"schema"')[0]  # the text is in the shared beginning

@@ -162,7 +162,7 @@ class Extractor:
         prompts = []
         for b, batch in enumerate(self.batches):
             for chunk in chunks:
-                own = lookup(self.instructions, self.format.name, self.task.name, lang)
+                own = lookup(self.instructions, self.format.texts or self.format.name, self.task.name, lang)
                 instruction = self.format.build(self.task, batch, chunk.text, lang, own)
                 prompts.append(
                     (b, self.template.format(instruction.instruction, instruction.input), chunk.text)

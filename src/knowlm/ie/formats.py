@@ -3,6 +3,9 @@ answer is read back.
 
 - ``oneke``: the OneKE / IEPile format — the instruction is a JSON object ``{"instruction", "schema",
   "input"}`` and the answer a JSON object keyed by schema item.
+- ``oneke-text-first``: the same object with the input before the schema, so that the prompts of one
+  text's schema batches begin alike and an engine that reuses a shared prompt prefix (llama.cpp's
+  scheduler) computes the text once; for models trained on that layout too (`convert-ie --text-first`).
 - ``knowlm-tuple``, ``knowlm-colon``, ``knowlm-json``: KnowLM's own prompt families — a natural-language
   instruction naming the schema, the text as the input, and answers as ``(head,relation,tail)`` lines,
   ``relation: head,tail`` lines, or a JSON list.
@@ -44,6 +47,8 @@ class PromptFormat:
     supported. None: every registered task."""
     build: Builder
     read: Callable[[str], JsonRead]
+    texts: str | None = None
+    """The format whose instruction texts this one uses (a model's own texts are looked up by it)."""
 
     def supports(self, task: Task) -> bool:
         return self.style is None or self.style in task.prompt_texts
@@ -54,6 +59,17 @@ def _oneke(task: Task, schema: Schema, text: str, lang: str, instruction: str | 
         "instruction": instruction or task.instructions[lang],
         "schema": [task.schema_entry(item) for item in schema.items],
         "input": text,
+    }
+    return Instruction(json.dumps(body, ensure_ascii=False))
+
+
+def _oneke_text_first(
+    task: Task, schema: Schema, text: str, lang: str, instruction: str | None = None
+) -> Instruction:
+    body = {
+        "instruction": instruction or task.instructions[lang],
+        "input": text,
+        "schema": [task.schema_entry(item) for item in schema.items],
     }
     return Instruction(json.dumps(body, ensure_ascii=False))
 
@@ -103,6 +119,7 @@ def register_format(fmt: PromptFormat) -> None:
 
 
 register_format(PromptFormat("oneke", None, _oneke, read_json))  # any task, registered ones included
+register_format(PromptFormat("oneke-text-first", None, _oneke_text_first, read_json, texts="oneke"))
 register_format(PromptFormat("knowlm-tuple", "tuple", _knowlm("tuple"), _read_lines_as_list))
 register_format(PromptFormat("knowlm-colon", "colon", _knowlm("colon"), _read_colon_lines))
 register_format(PromptFormat("knowlm-json", "json", _knowlm("json"), read_json))
