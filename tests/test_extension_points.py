@@ -10,6 +10,7 @@ import pytest
 from knowlm.cli.main import main
 from knowlm.config import ModelConfig, SamplingParams
 from knowlm.engines.base import Completion, engine_names, register_engine
+from knowlm.errors import InputError
 from knowlm.ie.extractor import Extractor
 from knowlm.ie.results import Entity, Item
 from knowlm.ie.schema import Schema
@@ -139,3 +140,83 @@ def test_evaluation_scores_a_registered_task(tmp_path: Path, capsys):
     )
     report = json.loads(capsys.readouterr().out)  # the scripted engine answers "Use" and "Python"
     assert (report["precision"], report["recall"]) == (0.5, 1.0)
+
+
+def test_a_registered_tasks_prompt_texts_and_list_gold_are_its_own(tmp_path: Path, capsys):
+    from knowlm.ie.evaluate import read_gold
+    from knowlm.ie.formats import get_format
+
+    extractor = Extractor(
+        ScriptedEngine(ModelConfig()), TASK, "term", template="raw", prompt_format="knowlm-json"
+    )
+    assert extractor.prompts_for("Use Python.")[0][1].startswith("Find the terms: term.")
+    assert read_gold(TASK, [{"type": "term", "term": "Python"}, {"other": 1}]) == [Entity("term", "Python")]
+    with pytest.raises(InputError, match="does not support task 'termx'"):
+        get_format("knowlm-tuple", TASK)
+
+
+def test_a_registered_dataset_format_converts_and_appears_in_the_cli(tmp_path: Path, capsys):
+    from knowlm.ie.convert import DatasetFormat, Document, dataset_formats, register_dataset
+    from knowlm.ie.schema import SchemaItem
+
+    def read_glossary(path: Path, stats, detokenize: bool):
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            text, term = line.split("\t")
+            start = text.index(term)
+            yield Document(
+                f"glossary-{number}", text, [Entity("term", term, [(start, start + len(term))])], "en"
+            )
+
+    if "glossary" not in dataset_formats():
+        register_dataset(
+            DatasetFormat(
+                "glossary",
+                read_glossary,
+                "TSV of text and term",
+                lambda p: Schema("ner", (SchemaItem("term"),)),
+            )
+        )
+    source = tmp_path / "g.tsv"
+    source.write_text("Use Python here.\tPython\n", encoding="utf-8")
+    out = tmp_path / "g.jsonl"
+    assert main(["data", "convert-ie", "glossary", str(source), "--out", str(out), "--mode", "eval"]) == 0
+    (record,) = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert json.loads(record["output"]) == {"term": ["Python"]}
+
+
+def test_registered_export_formats_are_offered_by_the_cli(tmp_path: Path, capsys):
+    from knowlm.ie.export import exporter_names, register_exporter
+    from knowlm.kg.export import graph_exporter_names, register_graph_exporter
+
+    if "count" not in exporter_names():
+        register_exporter("count", lambda records: f"{sum(len(r['results']) for r in records)}\n")
+    if "names" not in graph_exporter_names():
+        register_graph_exporter(
+            "names", lambda store, out: out.write_text("\n".join(sorted(store.stats())) + "\n")
+        )
+    out = tmp_path / "terms.count"
+    args = [
+        "extract",
+        "--task",
+        TASK,
+        "--schema",
+        "term",
+        "--model",
+        "x",
+        "--engine",
+        ENGINE,
+        "--template",
+        "raw",
+    ]
+    assert main([*args, "--text", "Use Python and Rust.", "--format", "count", "--output", str(out)]) == 0
+    assert out.read_text() == "3\n"  # the scripted engine answers Use, Python and Rust
+    records = tmp_path / "r.jsonl"
+    records.write_text(json.dumps({"id": 1, "text": "A B", "task": "re", "results": [
+        {"head": "A", "relation": "r", "tail": "B"}]}) + "\n")  # fmt: skip
+    assert main(["kg", "build", str(records), "--store", str(tmp_path / "kg")]) == 0
+    graph = tmp_path / "names.txt"
+    assert (
+        main(["kg", "export", "--store", str(tmp_path / "kg"), "--format", "names", "--output", str(graph)])
+        == 0
+    )
+    assert "statements" in graph.read_text()

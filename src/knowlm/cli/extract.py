@@ -14,7 +14,7 @@ from knowlm.cli.args import add_dataclass_args, from_args
 from knowlm.cli.common import add_model_args, add_sampling_args, load_engine, model_config, sampling_params
 from knowlm.config import ExtractConfig, records_per_call
 from knowlm.errors import InputError
-from knowlm.ie.export import EXPORT_FORMATS, export
+from knowlm.ie.export import export, exporter_names
 from knowlm.io import ResumableJsonlWriter, atomic_write
 
 EXAMPLES = """examples:
@@ -65,7 +65,7 @@ def register(sub: Any) -> None:
     )
     io.add_argument(
         "--format",
-        choices=("table", *EXPORT_FORMATS),
+        choices=("table", *exporter_names()),
         help="table (default on screen), jsonl, json, csv, nt or graphml",
     )
     io.add_argument("--outputs", action="store_true", help="include the raw model answers in JSON results")

@@ -86,10 +86,12 @@ def register(sub: Any) -> None:
     neighbours.add_argument("--limit", type=int, default=50, help="at most this many relations (default: 50)")
     neighbours.set_defaults(handler=run_neighbours)
 
+    from knowlm.kg.export import graph_exporter_names
+
     export = ops.add_parser("export", help="write the graph as N-Triples, Turtle, Neo4j CSV or GraphML")
     store_arg(export)
     export.add_argument(
-        "--format", required=True, choices=("nt", "ttl", "neo4j", "graphml"), help="neo4j writes a directory"
+        "--format", required=True, choices=graph_exporter_names(), help="neo4j writes a directory"
     )
     export.add_argument(
         "--output", "-o", type=Path, required=True, help="the file (neo4j: directory) to write"

@@ -5,13 +5,26 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 from xml.etree import ElementTree as ET
 
 from knowlm.errors import InputError
 
-EXPORT_FORMATS = ("jsonl", "json", "csv", "nt", "graphml")
+Exporter = Callable[[list[dict[str, Any]]], str]
+_EXPORTERS: dict[str, Exporter] = {}
+
+
+def register_exporter(name: str, exporter: Exporter) -> None:
+    """Add an output format of `knowlm extract --format` (records -> the file's text)."""
+    if name in _EXPORTERS or name == "table":
+        raise ValueError(f"export format {name!r} is already registered")
+    _EXPORTERS[name] = exporter
+
+
+def exporter_names() -> list[str]:
+    return list(_EXPORTERS)
 
 
 def _rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -113,14 +126,13 @@ def to_graphml(records: list[dict[str, Any]]) -> str:
 
 
 def export(records: list[dict[str, Any]], fmt: str) -> str:
-    if fmt == "jsonl":
-        return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
-    if fmt == "json":
-        return json.dumps(records, ensure_ascii=False, indent=1) + "\n"
-    if fmt == "csv":
-        return to_csv(records)
-    if fmt == "nt":
-        return to_ntriples(records)
-    if fmt == "graphml":
-        return to_graphml(records)
-    raise InputError(f"--format {fmt!r} is not one of {', '.join(EXPORT_FORMATS)}")
+    if fmt not in _EXPORTERS:
+        raise InputError(f"--format {fmt!r} is not one of {', '.join(_EXPORTERS)}")
+    return _EXPORTERS[fmt](records)
+
+
+register_exporter("jsonl", lambda records: "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
+register_exporter("json", lambda records: json.dumps(records, ensure_ascii=False, indent=1) + "\n")
+register_exporter("csv", to_csv)
+register_exporter("nt", to_ntriples)
+register_exporter("graphml", to_graphml)

@@ -6,6 +6,7 @@ import csv
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from xml.etree import ElementTree as ET
 
@@ -13,24 +14,37 @@ from knowlm.errors import InputError
 from knowlm.io import atomic_write
 from knowlm.kg.store import PREFIXES, GraphStore
 
-KG_EXPORT_FORMATS = ("nt", "ttl", "neo4j", "graphml")
+GraphExporter = Callable[[GraphStore, Path], None]
+_GRAPH_EXPORTERS: dict[str, GraphExporter] = {}
+
+
+def register_graph_exporter(name: str, exporter: GraphExporter) -> None:
+    """Add a format of `knowlm kg export --format`: (store, output path) -> writes it, atomically."""
+    if name in _GRAPH_EXPORTERS:
+        raise ValueError(f"graph export format {name!r} is already registered")
+    _GRAPH_EXPORTERS[name] = exporter
+
+
+def graph_exporter_names() -> list[str]:
+    return list(_GRAPH_EXPORTERS)
 
 
 def export_graph(store: GraphStore, fmt: str, output: str | Path) -> Path:
     """Write the whole graph as ``fmt`` to ``output`` (a file; a directory for ``neo4j``), atomically."""
-    output = Path(output)
-    if fmt not in KG_EXPORT_FORMATS:
-        raise InputError(f"--format {fmt}: choose one of {', '.join(KG_EXPORT_FORMATS)}")
-    if fmt in ("nt", "ttl"):
-        rdf = store.ox.RdfFormat.N_TRIPLES if fmt == "nt" else store.ox.RdfFormat.TURTLE
-        options = {"prefixes": PREFIXES} if fmt == "ttl" else {}
+    if fmt not in _GRAPH_EXPORTERS:
+        raise InputError(f"--format {fmt}: choose one of {', '.join(_GRAPH_EXPORTERS)}")
+    _GRAPH_EXPORTERS[fmt](store, Path(output))
+    return Path(output)
+
+
+def _rdf(turtle: bool) -> GraphExporter:
+    def write(store: GraphStore, output: Path) -> None:
+        rdf = store.ox.RdfFormat.TURTLE if turtle else store.ox.RdfFormat.N_TRIPLES
+        options = {"prefixes": PREFIXES} if turtle else {}
         with atomic_write(output, "wb") as f:
             store.store.dump(f, rdf, from_graph=store.ox.DefaultGraph(), **options)
-    elif fmt == "neo4j":
-        _neo4j(store, output)
-    else:
-        _graphml(store, output)
-    return output
+
+    return write
 
 
 def _neo4j(store: GraphStore, out: Path) -> None:
@@ -87,3 +101,9 @@ def _graphml(store: GraphStore, out: Path) -> None:
         ET.SubElement(edge, "data", key="edge_support").text = str(t["support"])
     with atomic_write(out, "wb") as f:
         ET.ElementTree(root).write(f, encoding="utf-8", xml_declaration=True)
+
+
+register_graph_exporter("nt", _rdf(turtle=False))
+register_graph_exporter("ttl", _rdf(turtle=True))
+register_graph_exporter("neo4j", _neo4j)
+register_graph_exporter("graphml", _graphml)
