@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 from knowlm.errors import InputError
+
+T = TypeVar("T")
 
 
 def read_lines(path: str | Path) -> Iterator[tuple[int, str]]:
@@ -98,3 +101,60 @@ class ResumableJsonlWriter:
         if self._file is not None:
             self._file.close()
             self._file = None
+
+
+def run_resumable(
+    items: Sequence[T],
+    process: Callable[[Sequence[T]], Iterable[dict[str, Any]]],
+    *,
+    step: int,
+    output: str | Path | None = None,
+    render: Callable[[list[dict[str, Any]]], str] | None = None,
+    on_result: Callable[[dict[str, Any]], None] | None = None,
+    on_resume: Callable[[int], None] | None = None,
+    unit: str = "record",
+    progress: bool = True,
+) -> list[dict[str, Any]]:
+    """Every item's result, ``process`` taking ``step`` items at a time (one result each, in order).
+
+    With ``output``, each result is appended to ``OUTPUT.partial`` as it comes, a rerun continues after
+    the results already there, and the finished file is moved into place: the JSON lines as written, or
+    ``render(results)`` written atomically (CSV, ...). The returned list holds the earlier run's results
+    too. ``on_result`` sees each new result (printing as one goes), ``on_resume`` the number of results a
+    rerun found already made."""
+    from tqdm import tqdm
+
+    writer = ResumableJsonlWriter(output) if output is not None else None
+    results: list[dict[str, Any]] = []
+    if writer is not None:
+        results = [json.loads(line) for line in writer.partial.read_text(encoding="utf-8").splitlines()]
+        if results and on_resume is not None:
+            on_resume(len(results))
+    with tqdm(
+        total=len(items),
+        initial=len(results),
+        unit=unit,
+        file=sys.stderr,
+        disable=not progress or len(items) <= 1,
+    ) as bar:
+        for begin in range(len(results), len(items), step):
+            chunk = items[begin : begin + step]
+            made = list(process(chunk))
+            if len(made) != len(chunk):
+                raise RuntimeError(f"run_resumable: {len(made)} results for {len(chunk)} items")
+            for result in made:
+                if writer is not None:
+                    writer.write(result)
+                if on_result is not None:
+                    on_result(result)
+            results += made
+            bar.update(len(chunk))
+    if writer is not None:
+        if render is None:
+            writer.finish()
+        else:
+            writer.close()
+            with atomic_write(writer.path) as f:
+                f.write(render(results))
+            writer.partial.unlink()
+    return results

@@ -107,7 +107,7 @@ def test_adapter_for_another_base(capsys, tmp_path, tiny_adapter_dir):
     ("flags", "needle"),
     [
         (["--temperature", "-0.5"], "temperature must be >= 0"),
-        (["--top-p", "1.5"], "top_p must be in (0, 1]"),
+        (["--top-p", "1.5"], "top_p must be > 0 and <= 1"),
         (["--max-new-tokens", "0"], "max_new_tokens"),
     ],
 )

@@ -80,31 +80,25 @@ def run(args: argparse.Namespace) -> int:
     lines = evaluate.first_documents(evaluate.read_eval_file(args.gold or args.data, args.task), args.limit)
     task = evaluate.single_task(lines)
     if args.data:
-        from knowlm.engines.base import chat_renderer
-        from knowlm.prompts import get_template
-
-        engine = load_engine(args)
-        outputs = evaluate.generate_answers(
-            engine,
+        report = evaluate.evaluate_model(
+            load_engine(args),
             lines,
             sampling_params(args),
-            get_template(args.template, chat_renderer(engine)),
+            template=args.template,
             constrained=args.constrained,
             grounded=args.grounded,
             shots=evaluate.few_shot_examples(args.few_shot_from, args.few_shot) if args.few_shot else None,
             batch_size=args.batch_size,
             output=args.output,
         )
-        docs = evaluate.documents_from_lines(lines, outputs)
     elif args.pred:
-        docs = evaluate.apply_predictions(args.pred, lines)
+        report = evaluate.score(task, evaluate.apply_predictions(args.pred, lines))
     else:
         if all(line.output is None for line in lines):
             raise InputError(
                 f"{args.gold} has no 'output' fields; pass --pred FILE or run a model with --data"
             )
-        docs = evaluate.documents_from_lines(lines)
-    report = evaluate.score(task, docs)
+        report = evaluate.score(task, evaluate.documents_from_lines(lines))
     if args.report:
         with atomic_write(args.report) as f:
             json.dump(report, f, ensure_ascii=False, indent=1)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,7 @@ from knowlm.cli.common import add_model_args, add_sampling_args, load_engine, mo
 from knowlm.config import ExtractConfig, records_per_call
 from knowlm.errors import InputError
 from knowlm.ie.export import export, exporter_names
-from knowlm.io import ResumableJsonlWriter, atomic_write
+from knowlm.io import run_resumable
 
 EXAMPLES = """examples:
   knowlm extract --task ner --schema person,organization,location --text "Tim Cook leads Apple in Cupertino."
@@ -154,36 +153,18 @@ def run(args: argparse.Namespace) -> int:
     engine = load_engine(args)
     extractor = Extractor.from_config(engine, config, params=params)
 
-    writer = ResumableJsonlWriter(args.output) if args.output else None
-    done: list[dict[str, Any]] = []
-    start = writer.done if writer else 0
-    if start:
-        print(f"resuming: {start} of {len(records)} records already done", file=sys.stderr)
-    step = records_per_call(args.batch_size)
-    from tqdm import tqdm
-
-    with tqdm(
-        total=len(records), initial=start, unit="doc", disable=len(records) <= 1, file=sys.stderr
-    ) as bar:
-        for begin in range(start, len(records), step):
-            for record in extract_records(extractor, records[begin : begin + step], args.outputs):
-                if writer:
-                    writer.write(record)
-                else:
-                    done.append(record)
-                bar.update(1)
+    done = run_resumable(
+        records,
+        lambda chunk: extract_records(extractor, list(chunk), args.outputs),
+        step=records_per_call(args.batch_size),
+        output=args.output,
+        render=None if fmt == "jsonl" else (lambda rows: export(rows, fmt)),
+        on_resume=lambda n: print(f"resuming: {n} of {len(records)} records already done", file=sys.stderr),
+        unit="doc",
+    )
     bad = sum(1 for r in records if "error" in r)
-    if writer:
-        if fmt == "jsonl":
-            path = writer.finish()
-        else:
-            writer.close()
-            rows = [json.loads(line) for line in writer.partial.read_text(encoding="utf-8").splitlines()]
-            with atomic_write(args.output) as f:
-                f.write(export(rows, fmt))
-            writer.partial.unlink()
-            path = args.output
-        print(f"wrote {len(records)} records to {path}", file=sys.stderr)
+    if args.output:
+        print(f"wrote {len(records)} records to {args.output}", file=sys.stderr)
     elif fmt == "table":
         print(render_table(done))
     else:

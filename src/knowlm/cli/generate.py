@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ from knowlm.cli.common import add_model_args, add_sampling_args, load_engine, sa
 from knowlm.config import records_per_call
 from knowlm.engines.base import chat_renderer
 from knowlm.errors import InputError
-from knowlm.io import ResumableJsonlWriter, read_jsonl
+from knowlm.io import read_jsonl, run_resumable
 from knowlm.prompts import PromptTemplate, get_template, template_names
 
 EXAMPLES = """examples:
@@ -102,29 +103,34 @@ def run(args: argparse.Namespace) -> int:
             sys.stdout.flush()
         sys.stdout.write("\n")
         return 0
-    writer = ResumableJsonlWriter(args.output) if args.output else None
-    start = writer.done if writer else 0
-    step = records_per_call(getattr(engine, "batch_size", 8))
-    from tqdm import tqdm
 
-    with tqdm(total=len(records), initial=start, unit="prompt", disable=len(records) <= step) as bar:
-        for begin in range(start, len(records), step):
-            chunk = slice(begin, begin + step)
-            for record, done in zip(records[chunk], engine.generate(prompts[chunk], params), strict=True):
-                result = {
-                    **record,
-                    "output": done.text,
-                    "prompt_tokens": done.prompt_tokens,
-                    "completion_tokens": done.completion_tokens,
-                    "finish_reason": done.finish_reason,
-                }
-                if writer:
-                    writer.write(result)
-                elif args.jsonl:
-                    print(json.dumps(result, ensure_ascii=False), flush=True)
-                else:
-                    print(done.text.strip() if len(records) > 1 else done.text, flush=True)
-            bar.update(len(prompts[chunk]))
-    if writer:
-        print(f"wrote {len(records)} results to {writer.finish()}", file=sys.stderr)
+    def complete(pairs: Sequence[tuple[dict[str, Any], str]]) -> list[dict[str, Any]]:
+        done = engine.generate([prompt for _, prompt in pairs], params)
+        return [
+            {
+                **record,
+                "output": c.text,
+                "prompt_tokens": c.prompt_tokens,
+                "completion_tokens": c.completion_tokens,
+                "finish_reason": c.finish_reason,
+            }
+            for (record, _), c in zip(pairs, done, strict=True)
+        ]
+
+    def show(result: dict[str, Any]) -> None:
+        if args.jsonl:
+            print(json.dumps(result, ensure_ascii=False), flush=True)
+        else:
+            print(result["output"].strip() if len(records) > 1 else result["output"], flush=True)
+
+    run_resumable(
+        list(zip(records, prompts, strict=True)),
+        complete,
+        step=records_per_call(getattr(engine, "batch_size", 8)),
+        output=args.output,
+        on_result=None if args.output else show,
+        unit="prompt",
+    )
+    if args.output:
+        print(f"wrote {len(records)} results to {args.output}", file=sys.stderr)
     return 0

@@ -9,9 +9,8 @@ summed over documents (micro average).
 from __future__ import annotations
 
 import json
-import sys
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,7 +22,7 @@ from knowlm.ie.parse import read_json
 from knowlm.ie.results import Entity, Event, Item, Triple, item_from_dict
 from knowlm.ie.schema import Schema, SchemaItem
 from knowlm.ie.tasks import get_task, parse_schema
-from knowlm.io import ResumableJsonlWriter, read_jsonl
+from knowlm.io import read_jsonl, run_resumable
 
 if TYPE_CHECKING:
     from knowlm.config import SamplingParams
@@ -347,7 +346,6 @@ def generate_answers(
     under its schema batch's JSON shape (``grounded``: every string a piece of the line's input);
     ``shots`` gives worked examples per line; with ``output`` answers are saved as they come and an
     interrupted run resumes from them."""
-    from tqdm import tqdm
 
     from knowlm.engines.base import generate_each
     from knowlm.ie.grammar import answer_params
@@ -362,29 +360,48 @@ def generate_answers(
     def prompt(line: EvalLine) -> str:
         return template.format(line.instruction, shots=shots(line) if shots else ())
 
-    writer = ResumableJsonlWriter(output) if output else None
-    answers: dict[int, str] = {}
-    if writer:
-        for line, text in zip(lines, writer.partial.read_text(encoding="utf-8").splitlines(), strict=False):
-            answers[line.number] = json.loads(text)["output"]
-    todo = [line for line in lines if line.number not in answers]
-    with tqdm(
-        total=len(lines), initial=len(answers), unit="line", file=sys.stderr, disable=not progress
-    ) as bar:
-        step = records_per_call(batch_size)
-        for begin in range(0, len(todo), step):
-            chunk = todo[begin : begin + step]
-            done = generate_each(
-                engine, [prompt(line) for line in chunk], [line_params(line) for line in chunk]
-            )
-            for line, completion in zip(chunk, done, strict=True):
-                answers[line.number] = completion.text
-                if writer:
-                    writer.write({"id": line.id, "output": completion.text})
-            bar.update(len(chunk))
-    if writer:
-        writer.finish()
+    def answer(chunk: Sequence[EvalLine]) -> list[dict[str, Any]]:
+        done = generate_each(engine, [prompt(line) for line in chunk], [line_params(line) for line in chunk])
+        return [{"id": line.id, "output": c.text} for line, c in zip(chunk, done, strict=True)]
+
+    results = run_resumable(
+        lines, answer, step=records_per_call(batch_size), output=output, unit="line", progress=progress
+    )
+    answers = {line.number: r["output"] for line, r in zip(lines, results, strict=True)}
     return answers
+
+
+def evaluate_model(
+    engine: Engine,
+    lines: list[EvalLine],
+    params: SamplingParams,
+    *,
+    template: str = "auto",
+    constrained: bool = False,
+    grounded: bool = True,
+    shots: Shots | None = None,
+    batch_size: int = 8,
+    output: Path | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """`knowlm eval --data`'s pipeline, also run by `knowlm finetune --eval-ie`: the model's answers to
+    ``lines`` (see `generate_answers`) read and scored (see `score`)."""
+    from knowlm.engines.base import chat_renderer
+    from knowlm.prompts import get_template
+
+    answers = generate_answers(
+        engine,
+        lines,
+        params,
+        get_template(template, chat_renderer(engine)),
+        constrained=constrained,
+        grounded=grounded,
+        shots=shots,
+        batch_size=batch_size,
+        output=output,
+        progress=progress,
+    )
+    return score(single_task(lines), documents_from_lines(lines, answers))
 
 
 def few_shot_examples(path: Path, n: int) -> Shots:

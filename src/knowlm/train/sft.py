@@ -339,21 +339,17 @@ def evaluate_ie(model: Any, tokenizer: Any, config: FinetuneConfig) -> dict[str,
     """Run the trained model on a OneKE dev file (as `knowlm eval --data` does) and write ie-eval.json
     beside the adapter."""
     from knowlm.config import SamplingParams
-    from knowlm.engines.base import chat_renderer
     from knowlm.engines.hf import TransformersEngine
     from knowlm.ie import evaluate
-    from knowlm.prompts import get_template
 
     engine = TransformersEngine.from_model(model.eval(), tokenizer, name=str(config.output_dir))
-    lines = evaluate.read_eval_file(config.eval_ie)  # type: ignore[arg-type]
-    answers = evaluate.generate_answers(
+    report = evaluate.evaluate_model(
         engine,
-        lines,
+        evaluate.read_eval_file(config.eval_ie),  # type: ignore[arg-type]
         SamplingParams(max_new_tokens=config.eval_ie_max_new_tokens),
-        get_template(config.template, chat_renderer(engine)),
+        template=config.template,
         batch_size=config.batch_size,
     )
-    report = evaluate.score(evaluate.single_task(lines), evaluate.documents_from_lines(lines, answers))
     with atomic_write(Path(config.output_dir) / "ie-eval.json") as f:  # type: ignore[arg-type]
         json.dump(report, f, indent=1, ensure_ascii=False)
     return report
