@@ -6,6 +6,7 @@ import time
 import pytest
 
 from knowlm.config import ServeConfig
+from knowlm.engines.base import Completion
 from knowlm.serve import Service, create_app
 
 
@@ -57,3 +58,30 @@ def serve_live(engine, **settings):
 def live_server(tiny_engine):
     with serve_live(tiny_engine, api_key="sekret") as url:
         yield url
+
+
+class GatedEngine:
+    """An engine whose generate() waits for a gate; records its calls."""
+
+    name = model_name = "gated"
+
+    def __init__(self):
+        self.gate = threading.Event()
+        self.started = threading.Event()
+        """Set when a generate() call has begun (the worker took a batch)."""
+        self.calls = []
+
+    def generate(self, prompts, params):
+        self.started.set()
+        self.gate.wait(10)
+        self.calls.append(list(prompts))
+        return [Completion(f"answer to {p}", 1, 1, "stop") for p in prompts]
+
+    def stream(self, prompt, params):
+        yield self.generate([prompt], params)[0].text
+
+    def render_chat(self, messages):
+        return None
+
+    def count_tokens(self, text):
+        return len(text.split()) + 1

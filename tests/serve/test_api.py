@@ -2,16 +2,14 @@
 
 import asyncio
 import json
-import threading
-import time
 
 import httpx
 import pytest
 
 from knowlm.config import SamplingParams, ServeConfig
-from knowlm.engines.base import Completion
 from knowlm.prompts import AlpacaTemplate
 from knowlm.serve import Service, create_app
+from tests.serve.conftest import GatedEngine
 
 
 def greedy(engine, prompt, n):
@@ -183,36 +181,12 @@ def test_metrics_count_requests_and_tokens(make_client):
     assert "knowlm_generated_tokens_total" in text and "knowlm_queue_depth" in text
 
 
-class GatedEngine:
-    """An engine whose generate() waits for a gate; records its calls."""
-
-    name = model_name = "gated"
-
-    def __init__(self):
-        self.gate = threading.Event()
-        self.calls = []
-
-    def generate(self, prompts, params):
-        self.gate.wait(10)
-        self.calls.append(list(prompts))
-        return [Completion(f"answer to {p}", 1, 1, "stop") for p in prompts]
-
-    def stream(self, prompt, params):
-        yield self.generate([prompt], params)[0].text
-
-    def render_chat(self, messages):
-        return None
-
-    def count_tokens(self, text):
-        return len(text.split()) + 1
-
-
 def test_full_queue_answers_503_with_retry_after(make_client):
     engine = GatedEngine()
     client = make_client(engine, max_queue=2, max_batch_size=1)
     service = client.app.state.service
-    service.engine.submit(["first"], SamplingParams())  # taken by the worker, blocks on the gate
-    time.sleep(0.2)
+    service.engine.submit(["first"], SamplingParams())
+    assert engine.started.wait(5)  # taken by the worker, which now waits on the gate
     service.engine.submit(["a", "b"], SamplingParams())  # fills the queue
     response = client.post("/v1/completions", json={"prompt": "c", "max_tokens": 1})
     assert response.status_code == 503 and response.headers["retry-after"] == "1"

@@ -1,10 +1,8 @@
-import time
-
 import pytest
 
 from knowlm.config import SamplingParams
 from knowlm.serve.batching import BatchingEngine, QueueFullError
-from tests.serve.test_api import GatedEngine
+from tests.serve.conftest import GatedEngine
 
 
 def test_requests_in_the_window_share_one_engine_call():
@@ -31,14 +29,15 @@ def test_different_settings_are_separate_calls():
 def test_cancelled_requests_are_dropped_before_they_run():
     engine = GatedEngine()
     batcher = BatchingEngine(engine, max_batch_size=1, wait_s=0)
-    first = batcher.submit(["first"], SamplingParams())  # running, waits on the gate
-    time.sleep(0.2)
+    first = batcher.submit(["first"], SamplingParams())
+    assert engine.started.wait(5)  # running, waits on the gate
     second = batcher.submit(["gone"], SamplingParams())
     assert second[0].cancel()  # the client went away while it waited
+    third = batcher.submit(["third"], SamplingParams())
     engine.gate.set()
     assert first[0].result(5).text == "answer to first"
-    time.sleep(0.3)
-    assert engine.calls == [["first"]]
+    assert third[0].result(5).text == "answer to third"  # queued after the cancelled one: it had its turn
+    assert engine.calls == [["first"], ["third"]]
     batcher.close()
 
 
@@ -46,7 +45,7 @@ def test_bounded_queue():
     engine = GatedEngine()
     batcher = BatchingEngine(engine, max_batch_size=1, wait_s=0, max_queue=2)
     batcher.submit(["running"], SamplingParams())
-    time.sleep(0.2)
+    assert engine.started.wait(5)  # the worker holds it: the queue is empty
     batcher.submit(["w1", "w2"], SamplingParams())
     with pytest.raises(QueueFullError, match="queue is full"):
         batcher.submit(["w3"], SamplingParams())
