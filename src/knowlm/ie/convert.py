@@ -333,6 +333,17 @@ def read_finre(path: str | Path, stats: Stats | None = None) -> Iterator[Documen
             head, tail = tail, head
         if (head, relation, tail) not in pairs:
             pairs.append((head, relation, tail))
+    yield from _sentence_documents("finre", sentences, first_line, stats)
+
+
+def _sentence_documents(
+    prefix: str,
+    sentences: dict[str, list[tuple[str, str, str]]],
+    first_line: dict[str, int],
+    stats: Stats | None,
+) -> Iterator[Document]:
+    """A document a sentence with its (head, relation, tail) pairs located in it; a name missing from its
+    sentence drops that triple, counted in ``stats``."""
     for sentence, pairs in sentences.items():
         triples: list[Item] = []
         for head, relation, tail in pairs:
@@ -342,7 +353,7 @@ def read_finre(path: str | Path, stats: Stats | None = None) -> Iterator[Documen
                     stats.skip("name_not_in_sentence")
                 continue
             triples.append(triple)
-        yield Document(f"finre-{first_line[sentence]}", sentence, triples, "zh", "re")
+        yield Document(f"{prefix}-{first_line[sentence]}", sentence, triples, "zh", "re")
 
 
 def _position(text: str, name: str) -> int:
@@ -411,16 +422,7 @@ def read_sanwen(path: str | Path, stats: Stats | None = None) -> Iterator[Docume
             head, tail = tail, head
         if (head, SANWEN_RELATIONS[label], tail) not in pairs:
             pairs.append((head, SANWEN_RELATIONS[label], tail))
-    for sentence, pairs in sentences.items():
-        triples: list[Item] = []
-        for head, relation, tail in pairs:
-            triple = _located(sentence, head, relation, tail)
-            if triple is None:
-                if stats is not None:
-                    stats.skip("name_not_in_sentence")
-                continue
-            triples.append(triple)
-        yield Document(f"sanwen-{first_line[sentence]}", sentence, triples, "zh", "re")
+    yield from _sentence_documents("sanwen", sentences, first_line, stats)
 
 
 def _json_file(path: Path, what: str) -> Any:
