@@ -113,6 +113,27 @@ def test_extract_endpoint(make_client):
     assert all({"results", "parse", "outputs"} <= set(r) for r in data["results"])
 
 
+def test_extract_takes_every_option_of_the_one_definition_grounding_included(
+    make_client, tiny_engine, monkeypatch
+):
+    from knowlm.ie.extractor import Extractor
+
+    seen = []
+    real = Extractor.from_config.__func__
+
+    def spy(cls, engine, config, **kwargs):
+        seen.append(config)
+        return real(cls, engine, config, **kwargs)
+
+    monkeypatch.setattr(Extractor, "from_config", classmethod(spy))
+    options = {"constrained": True, "grounded": False, "schema_batch_size": 1}
+    body = {"task": "ner", "schema": "person,city", "text": "Ann lives in Rome.", "options": options,
+            "parameters": {"max_tokens": 4}}  # fmt: skip
+    assert make_client().post("/v1/extract", json=body).status_code == 200
+    (config,) = seen
+    assert (config.constrained, config.grounded, config.schema_batch_size) == (True, False, 1)
+
+
 @pytest.mark.parametrize(
     ("body", "status", "needle"),
     [
@@ -121,6 +142,17 @@ def test_extract_endpoint(make_client):
         ({"task": "ner", "schema": [], "text": "x"}, 400, "the schema is empty"),
         ({"task": "ner", "schema": "a"}, 400, "give either 'text' or 'texts'"),
         ({"task": "ner", "schema": "a", "text": "x", "options": {"colour": 1}}, 400, "options.colour"),
+        ({"task": "ner", "schema": "a", "text": "x", "options": {"lang": "fr"}}, 400, "--lang 'fr'"),
+        (
+            {"task": "ner", "schema": "a", "text": "x", "options": {"max_chunk_tokens": 4}},
+            400,
+            "max_chunk_tokens",
+        ),
+        (
+            {"task": "ner", "schema": "a", "text": "x", "options": {"schema_file": "/etc/passwd"}},
+            400,
+            "schema_file",
+        ),
     ],
 )
 def test_extract_errors(make_client, body, status, needle):
