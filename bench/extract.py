@@ -275,12 +275,9 @@ def text_first(lines: list[Any]) -> list[Any]:
     """The same evaluation lines with the input text before the schema in the OneKE instruction."""
     import dataclasses
 
-    out = []
-    for line in lines:
-        body = json.loads(line.instruction)
-        order = {"instruction": body["instruction"], "input": body["input"], "schema": body["schema"]}
-        out.append(dataclasses.replace(line, instruction=json.dumps(order, ensure_ascii=False)))
-    return out
+    from knowlm.ie.formats import text_first_instruction
+
+    return [dataclasses.replace(line, instruction=text_first_instruction(line.instruction)) for line in lines]
 
 
 def layout(n_docs: int, sequences: int, new_tokens: int) -> dict:

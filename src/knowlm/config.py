@@ -9,6 +9,8 @@ collects every problem into one error that names the offending field.
 from __future__ import annotations
 
 import dataclasses
+import operator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,7 +30,12 @@ def _opt(default: Any, help: str, **extra: Any) -> Any:
     return field(default=default, metadata={"help": help, **extra})
 
 
-BOUNDS = {"ge": ">=", "gt": ">", "le": "<="}
+BOUNDS: dict[str, tuple[str, Callable[[Any, Any], bool]]] = {
+    "ge": (">=", operator.ge),
+    "gt": (">", operator.gt),
+    "le": ("<=", operator.le),
+}
+"""Bound metadata key -> (how a message writes it, the check a value must pass)."""
 
 
 def bound_problems(settings: Any) -> list[str]:
@@ -36,22 +43,11 @@ def bound_problems(settings: Any) -> list[str]:
     problems = []
     for f in dataclasses.fields(settings):
         value = getattr(settings, f.name)
-        if value is None or isinstance(value, bool):
+        bounds = [(key, f.metadata[key]) for key in BOUNDS if key in f.metadata]
+        if value is None or isinstance(value, bool) or not bounds:
             continue
-        broken = [
-            f"{op} {f.metadata[key]}"
-            for key, op in BOUNDS.items()
-            if key in f.metadata
-            and not {
-                "ge": value >= f.metadata[key],
-                "gt": value > f.metadata[key],
-                "le": value <= f.metadata[key],
-            }[key]
-        ]
-        if broken:
-            wanted = " and ".join(
-                f"{op} {f.metadata[key]}" for key, op in BOUNDS.items() if key in f.metadata
-            )
+        if not all(BOUNDS[key][1](value, bound) for key, bound in bounds):
+            wanted = " and ".join(f"{BOUNDS[key][0]} {bound}" for key, bound in bounds)
             problems.append(f"{f.name} must be {wanted}, got {value}")
     return problems
 

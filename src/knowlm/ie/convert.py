@@ -23,7 +23,7 @@ from typing import Any
 
 from knowlm.errors import InputError
 from knowlm.ie.augment import item_type, make_records
-from knowlm.ie.formats import detect_language, parse_oneke_instruction
+from knowlm.ie.formats import detect_language, parse_oneke_instruction, text_first_instruction
 from knowlm.ie.results import Entity, Event, Item, Spans, Triple
 from knowlm.ie.schema import Schema, SchemaItem
 from knowlm.ie.split import chunk_text
@@ -782,14 +782,6 @@ def convert(
     for i in held:
         dev += records_of(docs[i], "eval")
     return main, dev, stats
-
-
-def text_first_instruction(instruction: str) -> str:
-    """A OneKE instruction (JSON string) with its input before its schema: the prompts of one text's schema
-    batches then begin alike, and an engine that reuses a shared prompt prefix computes the text once."""
-    body = json.loads(instruction)
-    order = ("instruction", "input", "schema")
-    return json.dumps({**{k: body[k] for k in order if k in body}, **body}, ensure_ascii=False)
 
 
 def selected(

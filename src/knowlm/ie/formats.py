@@ -63,15 +63,18 @@ def _oneke(task: Task, schema: Schema, text: str, lang: str, instruction: str | 
     return Instruction(json.dumps(body, ensure_ascii=False))
 
 
+def text_first_instruction(instruction: str) -> str:
+    """A OneKE instruction (JSON string) with its input before its schema: the prompts of one text's schema
+    batches then begin alike, and an engine that reuses a shared prompt prefix computes the text once."""
+    body = json.loads(instruction)
+    order = ("instruction", "input", "schema")
+    return json.dumps({**{k: body[k] for k in order if k in body}, **body}, ensure_ascii=False)
+
+
 def _oneke_text_first(
     task: Task, schema: Schema, text: str, lang: str, instruction: str | None = None
 ) -> Instruction:
-    body = {
-        "instruction": instruction or task.instructions[lang],
-        "input": text,
-        "schema": [task.schema_entry(item) for item in schema.items],
-    }
-    return Instruction(json.dumps(body, ensure_ascii=False))
+    return Instruction(text_first_instruction(_oneke(task, schema, text, lang, instruction).instruction))
 
 
 def _schema_text(schema: Schema, lang: str) -> str:
