@@ -245,6 +245,13 @@ class ExtractConfig:
         "decoding (--no-grounded: any string, only the JSON shape is enforced)",
     )
     drop_ungrounded: bool = _opt(False, "drop items whose text does not occur in the input")
+    min_confidence: float = _opt(
+        0.0,
+        "keep only items whose confidence (the model's probability of the tokens that wrote them, 0-1) is "
+        "at least this; items without a confidence (an engine that gives none) are dropped too when above 0",
+        ge=0,
+        le=1,
+    )
     max_chunk_tokens: int = _opt(
         1024, "split longer inputs on sentence boundaries into chunks of this many tokens", ge=16
     )

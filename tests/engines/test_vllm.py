@@ -131,6 +131,10 @@ def test_vllm_generates_like_the_protocol_says(vllm_tiny_engine):
         ["Berlin is the capital of", "北京是"], [params, params.replace(max_new_tokens=2)]
     )  # one call, each prompt with its own settings
     assert each[0].text == done[0].text and each[1].completion_tokens <= 2
+    for c in done:  # each token's log-probability, its pieces joining to the text
+        assert c.logprobs is not None and len(c.logprobs) == c.completion_tokens
+        assert all(lp <= 0 for _, lp in c.logprobs)
+    assert "".join(p for p, _ in done[0].logprobs or []).startswith(done[0].text)
 
 
 @pytest.mark.requires_vllm

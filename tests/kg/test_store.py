@@ -150,6 +150,23 @@ def test_ungrounded_items_load_only_when_asked(tmp_path: Path, outputs: Path) ->
     assert any(r["tail"] == "Steve Wozniak" for r in store.neighbourhood("Apple"))
 
 
+def test_min_confidence_leaves_unsure_items_out_and_mentions_keep_their_confidence(tmp_path: Path) -> None:
+    sure = {**triple("Steve Jobs", "founder", "Apple", DOC1), "confidence": 0.9}
+    unsure = {**triple("Apple", "located in", "Cupertino", DOC1), "confidence": 0.2}
+    unknown = triple("Steve Jobs", "lives in", "Cupertino", DOC1)  # an engine that gave no confidence
+    data = tmp_path / "out.jsonl"
+    data.write_text(json.dumps(record("d1", DOC1, [sure, unsure, unknown])) + "\n", encoding="utf-8")
+    store = GraphStore(tmp_path / "kg")
+    report = store.load([data], min_confidence=0.5)
+    assert (report.triples, report.skipped) == (1, 2)
+    _, rows = store.rows("SELECT ?c WHERE { ?s rdf:predicate rel:founder . ?m kg:of ?s ; kg:confidence ?c }")
+    assert [float(r[0]) for r in rows] == [0.9]
+    everything = GraphStore(tmp_path / "kg2")
+    assert everything.load([data]).triples == 3
+    with pytest.raises(InputError, match="min-confidence"):
+        everything.load([data], min_confidence=1.5)
+
+
 def test_bad_inputs_name_the_file_and_line(tmp_path: Path) -> None:
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"id": 1, "results": []}\n{oops\n', encoding="utf-8")

@@ -29,11 +29,14 @@ def test_overlapping_spans_keep_the_longest():
 def test_rows_and_graph():
     r = result(
         "马云创立了阿里巴巴。",
-        [Triple("马云", "创始人", "阿里巴巴"), Event("创立", "创立", [Argument("创始人", "马云")])],
+        [
+            Triple("马云", "创始人", "阿里巴巴", confidence=0.876),
+            Event("创立", "创立", [Argument("创始人", "马云")]),
+        ],
     )
     assert rows(r) == [
-        ["triple", "创始人", "阿里巴巴", "马云", "", True],
-        ["event", "创立", "创立", "", "创始人=马云", True],
+        ["triple", "创始人", "阿里巴巴", "马云", "", 0.88, True],
+        ["event", "创立", "创立", "", "创始人=马云", "", True],
     ]
     svg = graph_svg([(t.head, t.relation, t.tail) for t in r.triples])
     assert svg.startswith("<svg") and svg.count("<circle") == 2 and "创始人" in svg

@@ -62,6 +62,14 @@ def register(sub: Any) -> None:
     parser.add_argument(
         "--few-shot-from", type=Path, metavar="FILE", help="OneKE training records to take the examples from"
     )
+    parser.add_argument(
+        "--min-confidence",
+        type=float,
+        default=0.0,
+        metavar="P",
+        help="score only predictions of confidence at least P (0-1; answers saved with their token "
+        "log-probabilities, as --data saves them); the report's calibration shows each threshold",
+    )
     parser.add_argument("--limit", type=int, help="score only the first N documents of the file")
     parser.add_argument("--report", type=Path, help="write the JSON report here")
     parser.add_argument("--json", action="store_true", help="print the JSON report instead of a table")
@@ -77,6 +85,8 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("give --gold FILE (score existing answers) or --data FILE (run a model, then score)")
     if args.few_shot and not (args.data and args.few_shot_from):
         raise InputError("--few-shot N needs --data FILE and --few-shot-from FILE (the examples)")
+    if not 0.0 <= args.min_confidence <= 1.0:
+        raise InputError(f"--min-confidence must be between 0 and 1, got {args.min_confidence}")
     lines = evaluate.first_documents(evaluate.read_eval_file(args.gold or args.data, args.task), args.limit)
     task = evaluate.single_task(lines)
     if args.data:
@@ -90,15 +100,18 @@ def run(args: argparse.Namespace) -> int:
             shots=evaluate.few_shot_examples(args.few_shot_from, args.few_shot) if args.few_shot else None,
             batch_size=args.batch_size,
             output=args.output,
+            min_confidence=args.min_confidence,
         )
     elif args.pred:
-        report = evaluate.score(task, evaluate.apply_predictions(args.pred, lines))
+        docs = evaluate.apply_predictions(args.pred, lines)
+        report = evaluate.score(task, evaluate.keep_confident(docs, args.min_confidence))
     else:
         if all(line.output is None for line in lines):
             raise InputError(
                 f"{args.gold} has no 'output' fields; pass --pred FILE or run a model with --data"
             )
-        report = evaluate.score(task, evaluate.documents_from_lines(lines))
+        docs = evaluate.documents_from_lines(lines)
+        report = evaluate.score(task, evaluate.keep_confident(docs, args.min_confidence))
     if args.report:
         with atomic_write(args.report) as f:
             json.dump(report, f, ensure_ascii=False, indent=1)

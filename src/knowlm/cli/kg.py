@@ -60,6 +60,14 @@ def register(sub: Any) -> None:
         action="store_true",
         help="also load items whose text is not in their document",
     )
+    build.add_argument(
+        "--min-confidence",
+        type=float,
+        default=0.0,
+        metavar="P",
+        help="load only items of confidence at least P (0-1; the 'confidence' knowlm extract writes); "
+        "each mention keeps its confidence as kg:confidence",
+    )
     build.set_defaults(handler=run_build)
 
     query = ops.add_parser(
@@ -106,7 +114,11 @@ def run_build(args: argparse.Namespace) -> int:
     aliases = read_aliases(args.aliases) if args.aliases else None
     store = GraphStore(args.store)
     report = store.load(
-        args.inputs, aliases=aliases, model=args.model_name, include_ungrounded=args.include_ungrounded
+        args.inputs,
+        aliases=aliases,
+        model=args.model_name,
+        include_ungrounded=args.include_ungrounded,
+        min_confidence=args.min_confidence,
     )
     print(
         f"loaded {report.files} files ({report.records} records): {report.entities} entities, "

@@ -24,6 +24,10 @@ class Completion:
     prompt_tokens: int
     completion_tokens: int
     finish_reason: FinishReason
+    logprobs: list[tuple[str, float]] | None = None
+    """Each generated token's text and natural-log probability under the model itself (its raw logits:
+    before temperature, top-k/top-p and constraint masks), in order; the texts join to ``text`` plus
+    whatever a stop string cut off. None when the engine gives none (beam search)."""
 
 
 class Engine(Protocol):

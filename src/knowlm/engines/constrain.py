@@ -84,5 +84,6 @@ class TorchMaskProcessor:
     def __call__(self, input_ids: Any, scores: Any) -> Any:
         for row in range(input_ids.shape[0]):
             self._fill(self.rows.advance(row, input_ids[row]), self.bitmask, row)
+        scores = scores.clone()  # generate() keeps the raw logits it passed in (the tokens' logprobs)
         self._apply(scores, self.bitmask.to(scores.device))
         return scores

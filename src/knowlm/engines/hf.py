@@ -182,22 +182,47 @@ class TransformersEngine:
     def _generate_batch(self, prompts: list[str], params: SamplingParams) -> list[Completion]:
         inputs = self._encode(prompts)
         kwargs = self._generate_kwargs(inputs, params, None)
+        scored = params.num_beams == 1  # beams reorder rows: their per-step logits are not one row's
         with self._lock, torch.inference_mode():
             self._seed(params)
-            output = self.model.generate(**kwargs)
+            output = self.model.generate(**kwargs, return_dict_in_generate=True, output_logits=scored)
         prompt_len = inputs["input_ids"].shape[1]
+        generated = output.sequences[:, prompt_len:]
+        chosen = None
+        if scored and generated.shape[1]:  # each chosen token's log-probability under the raw logits
+            logits = torch.stack(output.logits, dim=1).float()
+            chosen = (logits.log_softmax(-1).gather(-1, generated[..., None])[..., 0]).tolist()
         eos = kwargs["generation_config"].eos_token_id
         eos_ids = set(eos if isinstance(eos, list) else [eos])
         completions = []
-        for row, mask in zip(output[:, prompt_len:].tolist(), inputs["attention_mask"], strict=True):
+        for r, (row, mask) in enumerate(zip(generated.tolist(), inputs["attention_mask"], strict=True)):
             n_tokens = next((i + 1 for i, t in enumerate(row) if t in eos_ids), len(row))
             ended = n_tokens < len(row) or (bool(row) and row[-1] in eos_ids)
             text = self.tokenizer.decode(row[:n_tokens], skip_special_tokens=True)
+            logprobs = None if chosen is None else self._pieces(row[:n_tokens], chosen[r])
             cut = find_stop(text, params.stop)
             if cut is not None:
                 text, ended = text[:cut], True
-            completions.append(Completion(text, int(mask.sum()), n_tokens, "stop" if ended else "length"))
+            completions.append(
+                Completion(text, int(mask.sum()), n_tokens, "stop" if ended else "length", logprobs)
+            )
         return completions
+
+    def _pieces(self, tokens: list[int], logprobs: list[float]) -> list[tuple[str, float]]:
+        """Each token's share of the decoded text (what decoding one more token adds) with its
+        log-probability; pieces join to the decoded text."""
+        out: list[tuple[str, float]] = []
+        seen = ""
+        for i, logprob in enumerate(logprobs[: len(tokens)]):
+            text = self.tokenizer.decode(tokens[: i + 1], skip_special_tokens=True)
+            if text.endswith(
+                "\ufffd"
+            ):  # an incomplete UTF-8 sequence: its character comes with a later token
+                out.append(("", logprob))
+                continue
+            out.append((text[len(seen) :], logprob))
+            seen = text
+        return out
 
 
 class _StopStrings(StoppingCriteria):

@@ -78,6 +78,7 @@ class _Sequence:
     text: list[str] = field(default_factory=list)
     decoder: Any = field(default_factory=lambda: codecs.getincrementaldecoder("utf-8")("ignore"))
     logits_index: int = -1
+    logprobs: list[tuple[str, float]] = field(default_factory=list)
 
 
 class Scheduler:
@@ -334,6 +335,7 @@ class Scheduler:
     def _sample(self, seq: _Sequence) -> None:
         L = self.L
         row = np.ctypeslib.as_array(L.llama_get_logits_ith(self.ctx, seq.logits_index), shape=(self.n_vocab,))
+        norm = log_sum_exp(row)  # of the model's own distribution, before any mask changes the row
         if seq.matcher is not None:
             seq.matcher.unsafe_compute_mask_ptr(self._mask_words.ctypes.data, self._mask_words.nbytes)
             keep_only(row, allowed_tokens(self._mask_words))
@@ -350,6 +352,7 @@ class Scheduler:
         if seq.matcher is not None:
             seq.matcher.consume_token(token)
         piece = seq.decoder.decode(self._bytes_of(token))
+        seq.logprobs.append((piece, float(row[token]) - norm))  # a sampled token's logit is never masked
         out = seq.streamer.feed(piece)
         self._emit(seq, out)
         if seq.streamer.stopped or (seq.matcher is not None and seq.matcher.is_stopped()):
@@ -385,7 +388,7 @@ class Scheduler:
         if not seq.streamer.stopped:
             self._emit(seq, seq.streamer.feed(seq.decoder.decode(b"", final=True)) + seq.streamer.flush())
         seq.request.future.set_result(
-            Completion("".join(seq.text), len(seq.request.tokens), seq.generated, reason)
+            Completion("".join(seq.text), len(seq.request.tokens), seq.generated, reason, seq.logprobs)
         )
 
 
@@ -396,6 +399,12 @@ def allowed_tokens(words: np.ndarray) -> np.ndarray:
     bits = np.unpackbits(words[nonzero].view(np.uint8), bitorder="little").reshape(len(nonzero), 32)
     ids: np.ndarray = (nonzero[:, None] * 32 + np.arange(32))[bits.astype(bool)]
     return ids
+
+
+def log_sum_exp(row: np.ndarray) -> float:
+    """log(sum(exp(row))), computed stably: a token's log-probability is its logit less this."""
+    top = float(row.max())
+    return top + float(np.log(np.exp(row - top).sum()))
 
 
 def keep_only(row: np.ndarray, tokens: np.ndarray) -> None:

@@ -110,6 +110,7 @@ class VllmEngine:
             # vLLM skips special tokens in its text, so turn markers stop by id
             stop_token_ids=special_stop_ids(params.stop, partial(special_token, self.tokenizer)) or None,
             seed=params.seed,
+            logprobs=0,  # the sampled token's log-probability (raw: before sampling settings)
         )
 
     def generate(self, prompts: Sequence[str], params: SamplingParams) -> list[Completion]:
@@ -129,7 +130,9 @@ class VllmEngine:
         for out in outputs:
             best = out.outputs[0]
             finish: FinishReason = "length" if best.finish_reason == "length" else "stop"
-            results.append(Completion(best.text, len(out.prompt_token_ids), len(best.token_ids), finish))
+            results.append(
+                Completion(best.text, len(out.prompt_token_ids), len(best.token_ids), finish, _logprobs(best))
+            )
         return results
 
     def stream(self, prompt: str, params: SamplingParams) -> Iterator[str]:
@@ -141,6 +144,16 @@ class VllmEngine:
 
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer(text)["input_ids"])
+
+
+def _logprobs(output: Any) -> list[tuple[str, float]] | None:
+    """The sampled tokens' texts and log-probabilities of a vLLM CompletionOutput."""
+    if output.logprobs is None:
+        return None
+    return [
+        (step[token].decoded_token or "", float(step[token].logprob))
+        for token, step in zip(output.token_ids, output.logprobs, strict=False)
+    ]
 
 
 def _cpu_memory(path: Any, config: ModelConfig) -> dict[str, Any]:

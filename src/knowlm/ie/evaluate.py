@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from knowlm.config import records_per_call
 from knowlm.errors import InputError
+from knowlm.ie.confidence import set_confidences
 from knowlm.ie.formats import parse_oneke_instruction
 from knowlm.ie.parse import read_json
 from knowlm.ie.results import Entity, Event, Item, Triple, item_from_dict
@@ -62,6 +63,15 @@ class Counts:
 
 
 @dataclass
+class Answer:
+    """A model's answer to one evaluation line, with its tokens' log-probabilities when the engine gave
+    them (`knowlm.engines.base.Completion.logprobs`), from which its items' confidences are read."""
+
+    text: str
+    logprobs: list[tuple[str, float]] | None = None
+
+
+@dataclass
 class Document:
     id: str
     gold: list[Item]
@@ -83,6 +93,7 @@ def score(task: str, documents: Iterable[Document], *, rounds: int = 1000) -> di
     by_type: dict[str, Counts] = defaultdict(Counts)
     confusion: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     per_doc: list[tuple[int, int, int]] = []
+    judged: list[tuple[float, bool]] = []  # (confidence, correct) of each predicted headline key
     slot = 1 if metrics[0] == "triple" else 0  # where the type sits in a headline key (head, relation, tail)
     n_docs = outputs = failures = 0
     for doc in documents:
@@ -96,6 +107,7 @@ def score(task: str, documents: Iterable[Document], *, rounds: int = 1000) -> di
             if metric != metrics[0]:
                 continue
             per_doc.append((len(gold & pred), len(pred), len(gold)))
+            judged.extend((c, k in gold) for k, c in _confidences(doc.pred, metric).items())
             for name in {k[slot] for k in gold | pred}:
                 by_type[name].add({k for k in gold if k[slot] == name}, {k for k in pred if k[slot] == name})
             _confuse(confusion, gold - pred, pred - gold, slot)
@@ -107,7 +119,56 @@ def score(task: str, documents: Iterable[Document], *, rounds: int = 1000) -> di
     report["outputs"] = outputs
     report["parse_failures"] = failures
     report["parse_failure_rate"] = round(failures / outputs, 4) if outputs else 0.0
+    if judged:
+        report["calibration"] = calibration(judged, totals[metrics[0]].gold)
     return report
+
+
+def _confidences(items: list[Item], metric: str) -> dict[tuple[str, ...], float]:
+    """Each predicted key's confidence (the highest of the items giving it), for items that have one."""
+    out: dict[tuple[str, ...], float] = {}
+    for item in items:
+        if item.confidence is not None:
+            for k in keys(item, metric):
+                out[k] = max(out.get(k, 0.0), item.confidence)
+    return out
+
+
+THRESHOLDS = (0.0, 0.3, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
+
+
+def calibration(judged: list[tuple[float, bool]], gold: int, bins: int = 10) -> dict[str, Any]:
+    """How well confidences predict correctness: the expected calibration error (ECE: the mean gap
+    between confidence and accuracy over ``bins`` equal-width bins, weighted by their size), the
+    reliability table (per bin: items, mean confidence, share correct) and precision / recall / F1 of
+    the items kept at each threshold of `THRESHOLDS` (``gold``: the gold count recall is out of)."""
+    table = []
+    ece = 0.0
+    for b in range(bins):
+        low, high = b / bins, (b + 1) / bins
+        inside = [(c, ok) for c, ok in judged if low <= c < high or (b == bins - 1 and c == 1.0)]
+        if not inside:
+            continue
+        confidence = sum(c for c, _ in inside) / len(inside)
+        accuracy = sum(ok for _, ok in inside) / len(inside)
+        ece += len(inside) / len(judged) * abs(confidence - accuracy)
+        table.append({"bin": [low, high], "items": len(inside), "confidence": round(confidence, 4),
+                      "accuracy": round(accuracy, 4)})  # fmt: skip
+    thresholds = []
+    for t in THRESHOLDS:
+        kept = [ok for c, ok in judged if c >= t]
+        counts = Counts(tp=sum(kept), predicted=len(kept), gold=gold)
+        thresholds.append({"min_confidence": t, **counts.report()})
+    return {"items": len(judged), "ece": round(ece, 4), "reliability": table, "thresholds": thresholds}
+
+
+def keep_confident(documents: Iterable[Document], threshold: float) -> list[Document]:
+    """The documents with only the predictions whose confidence is at least ``threshold`` (0: all)."""
+    docs = list(documents)
+    if threshold > 0:
+        for doc in docs:
+            doc.pred = [i for i in doc.pred if i.confidence is not None and i.confidence >= threshold]
+    return docs
 
 
 def _confuse(
@@ -155,6 +216,13 @@ def format_report(report: dict[str, Any]) -> str:
             f"{name[:24]:<24} {r['precision']:>7.2%} {r['recall']:>7.2%} {r['f1']:>7.2%} "
             f"{r['gold']:>6} {r['predicted']:>6}"
         )
+    if "calibration" in report:
+        cal = report["calibration"]
+        kept = "; ".join(
+            f">= {t['min_confidence']}: P {t['precision']:.2%} R {t['recall']:.2%} F1 {t['f1']:.2%}"
+            for t in cal["thresholds"][1:5]
+        )
+        lines += ["", f"confidence: ECE {cal['ece']:.3f} over {cal['items']} predictions; keeping {kept}"]
     return "\n".join(lines)
 
 
@@ -249,10 +317,13 @@ def read_eval_file(path: str | Path, task: str | None = None) -> list[EvalLine]:
     return lines
 
 
-def documents_from_lines(lines: list[EvalLine], outputs: dict[int, str] | None = None) -> list[Document]:
+def documents_from_lines(
+    lines: list[EvalLine], outputs: dict[int, str] | dict[int, Answer] | None = None
+) -> list[Document]:
     """Merge lines of the same id (one document split by schema batches) and read their answers.
 
-    ``outputs`` maps line numbers to model answers; by default each line's own ``output`` is used.
+    ``outputs`` maps line numbers to model answers (texts, or `Answer`s whose log-probabilities give each
+    item its confidence); by default each line's own ``output`` is used.
     """
     docs: dict[str, Document] = {}
     for line in lines:
@@ -264,12 +335,14 @@ def documents_from_lines(lines: list[EvalLine], outputs: dict[int, str] | None =
         # label repeated on every line of a document counts once
         doc.names.update(line.names)
         doc.gold.extend(canonical(i, line.names) for i in read_gold(line.task, line.label))
-        output = outputs.get(line.number) if outputs is not None else line.output
-        if output is None:
+        answer = outputs.get(line.number) if outputs is not None else line.output
+        if answer is None:
             continue
+        output, logprobs = (answer.text, answer.logprobs) if isinstance(answer, Answer) else (answer, None)
         doc.outputs += 1
         read = read_json(output)
         items, reading = task.read_answer(read.value, line.schema) if read.value is not None else ([], None)
+        set_confidences(output, logprobs, items)
         if not (read.found and read.complete and reading is not None and reading.matched):
             doc.parse_failures += 1
         doc.pred.extend(canonical(i, line.names) for i in items)
@@ -289,7 +362,7 @@ def apply_predictions(path: str | Path, lines: list[EvalLine]) -> list[Document]
                 f"{path}: {len(records)} predictions for {len(lines)} evaluation lines; they must match"
             )
         return documents_from_lines(
-            lines, {line.number: r["output"] for line, (_, r) in zip(lines, records, strict=True)}
+            lines, {line.number: _answer(r) for line, (_, r) in zip(lines, records, strict=True)}
         )
     docs = {doc.id: doc for doc in documents_from_lines(lines, {})}
     for number, record in records:
@@ -341,7 +414,7 @@ def generate_answers(
     batch_size: int = 8,
     output: Path | None = None,
     progress: bool = True,
-) -> dict[int, str]:
+) -> dict[int, Answer]:
     """The model's answer to every line's instruction, by line number. ``constrained`` decodes each line
     under its schema batch's JSON shape (``grounded``: every string a piece of the line's input);
     ``shots`` gives worked examples per line; with ``output`` answers are saved as they come and an
@@ -362,13 +435,21 @@ def generate_answers(
 
     def answer(chunk: Sequence[EvalLine]) -> list[dict[str, Any]]:
         done = generate_each(engine, [prompt(line) for line in chunk], [line_params(line) for line in chunk])
-        return [{"id": line.id, "output": c.text} for line, c in zip(chunk, done, strict=True)]
+        return [
+            {"id": line.id, "output": c.text, **({"logprobs": c.logprobs} if c.logprobs is not None else {})}
+            for line, c in zip(chunk, done, strict=True)
+        ]
 
     results = run_resumable(
         lines, answer, step=records_per_call(batch_size), output=output, unit="line", progress=progress
     )
-    answers = {line.number: r["output"] for line, r in zip(lines, results, strict=True)}
-    return answers
+    return {line.number: _answer(r) for line, r in zip(lines, results, strict=True)}
+
+
+def _answer(record: dict[str, Any]) -> Answer:
+    """An answer record (``output``, and ``logprobs`` as [text, log-probability] pairs when saved)."""
+    logprobs = record.get("logprobs")
+    return Answer(record["output"], [(str(t), float(p)) for t, p in logprobs] if logprobs else None)
 
 
 def evaluate_model(
@@ -383,9 +464,11 @@ def evaluate_model(
     batch_size: int = 8,
     output: Path | None = None,
     progress: bool = True,
+    min_confidence: float = 0.0,
 ) -> dict[str, Any]:
     """`knowlm eval --data`'s pipeline, also run by `knowlm finetune --eval-ie`: the model's answers to
-    ``lines`` (see `generate_answers`) read and scored (see `score`)."""
+    ``lines`` (see `generate_answers`) read and scored (see `score`), keeping the items of confidence at
+    least ``min_confidence``."""
     from knowlm.engines.base import chat_renderer
     from knowlm.prompts import get_template
 
@@ -401,7 +484,7 @@ def evaluate_model(
         output=output,
         progress=progress,
     )
-    return score(single_task(lines), documents_from_lines(lines, answers))
+    return score(single_task(lines), keep_confident(documents_from_lines(lines, answers), min_confidence))
 
 
 def few_shot_examples(path: Path, n: int) -> Shots:

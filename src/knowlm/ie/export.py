@@ -57,6 +57,7 @@ def _rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
                     "text": item["text"],
                     "start": _first_start(item.get("spans")),
                 }
+            row["confidence"] = item.get("confidence")
             row["grounded"] = item.get("grounded")
             rows.append(row)
     return rows
@@ -68,7 +69,9 @@ def _first_start(spans: Any) -> int | None:
 
 def to_csv(records: list[dict[str, Any]]) -> str:
     """One row per extracted item: id, kind, type (relation for triples), text (tail), head, ..."""
-    fields = ["id", "kind", "type", "head", "text", "arguments", "start", "head_start", "grounded"]
+    fields = [
+        "id", "kind", "type", "head", "text", "arguments", "start", "head_start", "confidence", "grounded"
+    ]  # fmt: skip
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=fields, extrasaction="ignore")
     writer.writeheader()

@@ -8,8 +8,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from knowlm.config import ExtractConfig, ModelConfig, SamplingParams
-from knowlm.engines.base import Engine, chat_renderer, generate_each
+from knowlm.engines.base import Completion, Engine, chat_renderer, generate_each
 from knowlm.errors import InputError
+from knowlm.ie.confidence import set_confidences
 from knowlm.ie.formats import detect_language, get_format
 from knowlm.ie.grammar import answer_params
 from knowlm.ie.ground import ground
@@ -179,10 +180,9 @@ class Extractor:
         shapes = [self.task.answer_json_schema(batch) for batch in self.batches]
         params = [self._params(shapes[b], chunk) for _, b, _, chunk in jobs]
         done = generate_each(self.engine, [prompt for _, _, prompt, _ in jobs], params)
-        outputs = [c.text for c in done]
         results = [ExtractionResult(text, self.task.name) for text in texts]
         for j, (d, b, _, _) in enumerate(jobs):
-            self._read(results[d], outputs[j], self.batches[b])
+            self._read(results[d], done[j], self.batches[b])
         for result in results:
             self._finish(result)
         return results
@@ -194,7 +194,8 @@ class Extractor:
             return self.params
         return answer_params(self.params, shape, chunk, grounded=self.config.grounded)
 
-    def _read(self, result: ExtractionResult, output: str, batch: Schema) -> None:
+    def _read(self, result: ExtractionResult, completion: Completion, batch: Schema) -> None:
+        output = completion.text
         result.outputs.append(output)
         read = self.format.read(output)
         if not (read.found and read.complete):
@@ -206,6 +207,7 @@ class Extractor:
         if not reading.matched:
             result.parsed = False
             result.problems.append("the answer is not keyed by the schema's items")
+        set_confidences(output, completion.logprobs, items)
         result.items.extend(items)
         result.problems.extend(p for p in reading.problems if p not in result.problems)
         result.unknown.extend(reading.unknown)
@@ -219,7 +221,15 @@ class Extractor:
                 *item.key(),
                 *(item.argument_keys() if isinstance(item, Event) else ()),
             )
-            unique.setdefault(key, item)
+            kept = unique.setdefault(key, item)
+            if (item.confidence or 0.0) > (kept.confidence or 0.0):  # said twice: its surer answer counts
+                kept.confidence = item.confidence
         items = ground(result.text, list(unique.values()))
         result.ungrounded = sum(1 for item in items if not item.grounded)
-        result.items = [i for i in items if i.grounded] if self.config.drop_ungrounded else items
+        if self.config.drop_ungrounded:
+            items = [i for i in items if i.grounded]
+        if self.config.min_confidence > 0:
+            items = [
+                i for i in items if i.confidence is not None and i.confidence >= self.config.min_confidence
+            ]
+        result.items = items

@@ -14,6 +14,8 @@ class Entity:
     text: str
     spans: Spans = field(default_factory=list)
     grounded: bool | None = None
+    confidence: float | None = None
+    """How sure the model was of this item, in [0, 1] (`knowlm.ie.confidence`); None: not known."""
 
     def key(self) -> tuple[str, ...]:
         return (self.type, self.text)
@@ -34,6 +36,7 @@ class Triple:
     head_spans: Spans = field(default_factory=list)
     tail_spans: Spans = field(default_factory=list)
     grounded: bool | None = None
+    confidence: float | None = None
 
     def key(self) -> tuple[str, ...]:
         return (self.head, self.relation, self.tail)
@@ -47,6 +50,7 @@ class Argument:
     role: str
     text: str
     spans: Spans = field(default_factory=list)
+    confidence: float | None = None
 
 
 @dataclass
@@ -56,6 +60,7 @@ class Event:
     arguments: list[Argument] = field(default_factory=list)
     trigger_spans: Spans = field(default_factory=list)
     grounded: bool | None = None
+    confidence: float | None = None
 
     def key(self) -> tuple[str, ...]:
         return (self.type, self.trigger or "")
@@ -77,6 +82,9 @@ def item_to_dict(item: Item) -> dict[str, Any]:
             out[key] = [list(span) for span in value]
         elif value is None and key != "grounded":
             del out[key]
+    for argument in out.get("arguments", []):
+        if argument.get("confidence") is None:
+            argument.pop("confidence", None)
     return out
 
 

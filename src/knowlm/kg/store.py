@@ -175,9 +175,13 @@ class GraphStore:
         aliases: dict[str, list[str]] | None = None,
         model: str | None = None,
         include_ungrounded: bool = False,
+        min_confidence: float = 0.0,
     ) -> LoadReport:
         """Add extraction outputs (``knowlm extract`` JSONL records, or corpus-run directories) to the graph.
-        ``aliases`` (entity -> alias names) maps every alias onto its entity's name before deduplication."""
+        ``aliases`` (entity -> alias names) maps every alias onto its entity's name before deduplication;
+        items of confidence below ``min_confidence`` (or without one, when it is above 0) are left out."""
+        if not 0.0 <= min_confidence <= 1.0:
+            raise InputError(f"--min-confidence must be between 0 and 1, got {min_confidence}")
         canonical = {normalise(a): name for name, names in (aliases or {}).items() for a in names}
         report = LoadReport()
         for file in extraction_files(paths):
@@ -204,6 +208,9 @@ class GraphStore:
                     if not isinstance(item, dict):
                         raise InputError(f"{file} line {number}: a result is not a JSON object")
                     if item.get("grounded") is False and not include_ungrounded:
+                        report.skipped += 1
+                        continue
+                    if min_confidence > 0 and not (item.get("confidence") or 0.0) >= min_confidence:
                         report.skipped += 1
                         continue
                     self._item(batch, item, str(record.get("id", number)), provenance, canonical, report)
@@ -236,7 +243,7 @@ class GraphStore:
                 self._quad(statement, RDF + "object", tail),
             ]
             spans = {"head": item.get("head_spans"), "tail": item.get("tail_spans")}
-            self._mention(batch, [statement, head, tail], doc, prov, spans)
+            self._mention(batch, [statement, head, tail], doc, prov, spans, item.get("confidence"))
             report.triples += 1
         elif "arguments" in item or "trigger" in item:
             event = f"{KG}event/{_hash(prov.source, doc, item['type'], item.get('trigger'), item.get('trigger_spans'))}"
@@ -249,11 +256,13 @@ class GraphStore:
             for argument in item.get("arguments", []):
                 entity = self._entity(batch, argument["text"], None, canonical)
                 batch.quads.append(self._quad(event, role_iri(argument["role"]), entity))
-            self._mention(batch, [event], doc, prov, {"trigger": item.get("trigger_spans")})
+            self._mention(
+                batch, [event], doc, prov, {"trigger": item.get("trigger_spans")}, item.get("confidence")
+            )
             report.events += 1
         else:
             entity = self._entity(batch, item["text"], item.get("type"), canonical)
-            self._mention(batch, [entity], doc, prov, {"": item.get("spans")})
+            self._mention(batch, [entity], doc, prov, {"": item.get("spans")}, item.get("confidence"))
             report.entities += 1
 
     def _entity(self, batch: _Batch, name: str, type_: str | None, canonical: dict[str, str]) -> str:
@@ -273,9 +282,16 @@ class GraphStore:
         return iri
 
     def _mention(
-        self, batch: _Batch, targets: list[str], doc: str, prov: Provenance, spans: dict[str, Any]
+        self,
+        batch: _Batch,
+        targets: list[str],
+        doc: str,
+        prov: Provenance,
+        spans: dict[str, Any],
+        confidence: Any = None,
     ) -> None:
-        """One extraction of ``targets[0]`` (a triple's mention is also one of its head and tail entities)."""
+        """One extraction of ``targets[0]`` (a triple's mention is also one of its head and tail entities),
+        with the confidence the extraction gave it."""
         first = {k: v[0] for k, v in spans.items() if v}
         mention = f"{KG}mention/{_hash(targets[0], prov.source, doc, json.dumps(first))}"
         batch.mentions.append(self._quad(mention, KG + "of", targets[0]))
@@ -287,6 +303,9 @@ class GraphStore:
             self._quad(mention, KG + "model", self._literal(prov.model)),
             self._quad(mention, KG + "extractedAt", self._literal(prov.time, XSD + "dateTime")),
         ]
+        if isinstance(confidence, int | float) and not isinstance(confidence, bool):
+            value = f"{min(max(float(confidence), 0.0), 1.0):.4f}"
+            batch.quads.append(self._quad(mention, KG + "confidence", self._literal(value, XSD + "decimal")))
         for key, (start, end) in first.items():
             prefix = f"{key}_" if key else ""
             batch.quads.append(

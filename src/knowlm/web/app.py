@@ -126,16 +126,18 @@ def highlighted(result: ExtractionResult) -> list[tuple[str, str | None]]:
 
 
 def rows(result: ExtractionResult) -> list[list[Any]]:
-    """One table row per item: kind, type/relation, text, head, details, grounded."""
+    """One table row per item: kind, type/relation, text, head, details, confidence, grounded."""
     table = []
     for item in result.items:
+        sure = "" if item.confidence is None else round(item.confidence, 2)
         if isinstance(item, Entity):
-            table.append(["entity", item.type, item.text, "", "", item.grounded])
+            table.append(["entity", item.type, item.text, "", "", sure, item.grounded])
         elif isinstance(item, Triple):
-            table.append(["triple", item.relation, item.tail, item.head, item.head_type or "", item.grounded])
+            head_type = item.head_type or ""
+            table.append(["triple", item.relation, item.tail, item.head, head_type, sure, item.grounded])
         else:
             args = "; ".join(f"{a.role}={a.text}" for a in item.arguments)
-            table.append(["event", item.type, item.trigger or "", "", args, item.grounded])
+            table.append(["event", item.type, item.trigger or "", "", args, sure, item.grounded])
     return table
 
 
@@ -258,7 +260,7 @@ def build_ui(engine: Engine, *, title: str = "KnowLM", kg_store: str | Path | No
             status = gr.Markdown(elem_id="extract-status")
             spans = gr.HighlightedText(label="in the text", combine_adjacent=False)
             table = gr.Dataframe(
-                headers=["kind", "type", "text", "head", "details", "grounded"],
+                headers=["kind", "type", "text", "head", "details", "confidence", "grounded"],
                 label="results",
                 elem_id="extract-table",
                 interactive=False,
