@@ -45,17 +45,17 @@ install: $(VENV)/.installed
 install-llamacpp: $(VENV)/.llamacpp
 
 # The default model's Chinese entity types are CLUENER's, where a company is 公司 (组织机构 is for other
-# organizations), and it tends to fill one relation per answer: the relation examples ask one relation per
-# prompt (--schema-batch-size 1). docs/ie-quality.md has what both choices measure.
+# organizations). Relations need no extra option: the default model is asked one relation a prompt, the
+# text first (docs/ie-quality.md has what each way of asking measures).
 demo: $(VENV)/.installed $(VENV)/.llamacpp
 	$(BIN)/knowlm models --prepare
 	$(BIN)/knowlm extract --constrained --task ner --schema 人物,地点,公司 \
 		--text "马云在杭州创立了阿里巴巴集团。"
 	$(BIN)/knowlm extract --constrained --task ner --schema person,organization,location \
 		--text "Tim Cook leads Apple from Cupertino, California."
-	$(BIN)/knowlm extract --constrained --task re --schema-batch-size 1 --schema 创始人,总部位于 \
+	$(BIN)/knowlm extract --constrained --task re --schema 创始人,总部位于 \
 		--text "马云在杭州创立了阿里巴巴集团。"
-	$(BIN)/knowlm extract --constrained --task re --schema-batch-size 1 --schema founder,headquartered_in \
+	$(BIN)/knowlm extract --constrained --task re --schema founder,headquartered_in \
 		--text "Steve Jobs founded Apple, which is headquartered in Cupertino."
 
 test: $(VENV)/.installed $(VENV)/.llamacpp

@@ -19,9 +19,10 @@
    `make test-vllm`'s .venv-vllm) puts the same documents through vLLM as the anchor; ``--parts layout``
    compares OneKE's prompt layout with the text before the schema on CoNLL04 (speed and F1).
 6. ``--parts strategy``: how to ask for relations, through `Extractor` as users run it: schema batches of
-   the task's default size or one relation a prompt, schema or text first, on held-out CoNLL04 documents
-   (documents/s, F1) and `make demo`'s two relation sentences (triples found of 4); ``--adapter DIR``
-   measures an adapter other than the shipped one.
+   the task's default size or one relation a prompt, schema or text first, on held-out documents of
+   ``--strategy-set`` (CoNLL04, FinRE or SanWen: documents/s, F1, F1 keeping only confident items) and
+   `make demo`'s two relation sentences (triples found of 4); ``--adapter DIR`` measures an adapter other
+   than the shipped one, ``--strategies`` picks the ways to compare.
 
     python bench/extract.py [--docs 16] [--new-tokens 64] [--parts throughput,parse,paths,constrained,multiseq]
                             [--multiseq-docs 200] [--sizes 4,8,16]
@@ -292,12 +293,23 @@ def layout(n_docs: int, sequences: int, new_tokens: int) -> dict:
     return {"set": "conll04", "documents": n_docs, "sequences": sequences, "rows": rows}
 
 
-STRATEGIES: dict[str, dict[str, Any]] = {
-    "4 relations a prompt, schema first (OneKE)": {"prompt_format": "oneke"},
-    "1 relation a prompt, schema first": {"prompt_format": "oneke", "schema_batch_size": 1},
-    "4 relations a prompt, text first": {"prompt_format": "oneke-text-first"},
-    "1 relation a prompt, text first": {"prompt_format": "oneke-text-first", "schema_batch_size": 1},
+STRATEGIES: dict[str, tuple[str, dict[str, Any]]] = {
+    "batch-schema": (
+        "4 relations a prompt, schema first (OneKE)",
+        {"prompt_format": "oneke", "schema_batch_size": 4},
+    ),
+    "one-schema": ("1 relation a prompt, schema first", {"prompt_format": "oneke", "schema_batch_size": 1}),
+    "batch-text": (
+        "4 relations a prompt, text first",
+        {"prompt_format": "oneke-text-first", "schema_batch_size": 4},
+    ),
+    "one-text": (
+        "1 relation a prompt, text first (the default model's default)",
+        {"prompt_format": "oneke-text-first", "schema_batch_size": 1},
+    ),
 }
+KEEP = (0.3, 0.5)
+"""Confidence thresholds at which each strategy's F1 is also reported."""
 DEMO = [
     (
         "创始人,总部位于",
@@ -312,14 +324,18 @@ DEMO = [
 ]
 
 
-def strategy(n_docs: int, sequences: int, new_tokens: int, adapter: Path | None) -> dict:
-    """Each way of asking for relations (`STRATEGIES`) through `Extractor.extract_many`, constrained and
-    grounded as `make demo` runs: CoNLL04 documents/s and F1, and the demo's triples found."""
+def strategy(
+    n_docs: int, sequences: int, new_tokens: int, adapter: Path | None, set_name: str, names: list[str]
+) -> dict:
+    """Each way of asking for relations (`STRATEGIES`, those in ``names``) through
+    `Extractor.extract_many`, constrained and grounded as `make demo` runs: documents/s and F1 on the
+    held-out documents of ``set_name`` (also keeping only items of confidence >= each of `KEEP`), and
+    the demo's triples found."""
     from knowlm.config import ExtractConfig
     from knowlm.ie import evaluate
     from knowlm.models.default import default_ie_gguf
 
-    lines = eval_lines("conll04", "re", n_docs)
+    lines = eval_lines(set_name, "re", n_docs)
     gold = evaluate.documents_from_lines(lines, {})
     texts = {line.id: json.loads(line.instruction)["input"] for line in lines}
     schema = ",".join(dict.fromkeys(n for line in lines for n in line.schema.names))
@@ -327,7 +343,8 @@ def strategy(n_docs: int, sequences: int, new_tokens: int, adapter: Path | None)
     engine = create_engine(ModelConfig(model=model, engine="llamacpp", batch_size=sequences))
     params = SamplingParams(max_new_tokens=new_tokens)
     rows = {}
-    for name, options in STRATEGIES.items():
+    for key in names:
+        name, options = STRATEGIES[key]
         config = ExtractConfig(task="re", schema=schema, constrained=True, **options)
         extractor = Extractor.from_config(engine, config, params=params)
         extractor.extract(texts[gold[0].id])  # warm-up
@@ -336,6 +353,7 @@ def strategy(n_docs: int, sequences: int, new_tokens: int, adapter: Path | None)
         seconds = time.perf_counter() - start
         scored = [evaluate.Document(d.id, d.gold, r.items) for d, r in zip(gold, results, strict=True)]
         report = evaluate.score("re", scored)
+        kept = {f">={t}": evaluate.score("re", evaluate.keep_confident(scored, t))["f1"] for t in KEEP}
         found = 0
         for demo_schema, text, expected in DEMO:
             demo = Extractor.from_config(
@@ -348,16 +366,18 @@ def strategy(n_docs: int, sequences: int, new_tokens: int, adapter: Path | None)
             "f1_ci95": report["f1_ci95"],
             "precision": report["precision"],
             "recall": report["recall"],
+            "f1_by_min_confidence": kept,
+            "ece": report.get("calibration", {}).get("ece"),
             "demo_triples": f"{found} of 4",
         }
         r = rows[name]
         print(
-            f"strategy {name}: {r['docs_per_s']} docs/s, F1 {r['f1']:.3f}, demo {r['demo_triples']}",
+            f"strategy {name}: {r['docs_per_s']} docs/s, F1 {r['f1']:.3f} {kept}, demo {r['demo_triples']}",
             flush=True,
         )
     getattr(engine, "close", lambda: None)()
     return {
-        "set": "conll04",
+        "set": set_name,
         "documents": len(gold),
         "sequences": sequences,
         "adapter": str(adapter or "shipped"),
@@ -382,6 +402,8 @@ def main() -> None:
     parser.add_argument(
         "--adapter", type=Path, help="strategy: an IE adapter directory (default: the shipped one)"
     )
+    parser.add_argument("--strategy-set", default="conll04", help="strategy: conll04, finre or sanwen")
+    parser.add_argument("--strategies", default=",".join(STRATEGIES), help="strategy: which ways to ask")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "extract.json")
     args = parser.parse_args()
     if not DATA.exists():
@@ -431,7 +453,10 @@ def main() -> None:
     if "layout" in parts:
         result["layout"] = layout(args.multiseq_docs, args.batch, args.new_tokens)
     if "strategy" in parts:
-        result["strategy"] = strategy(args.multiseq_docs, args.batch, args.new_tokens, args.adapter)
+        result["strategy"] = strategy(
+            args.multiseq_docs, args.batch, args.new_tokens, args.adapter, args.strategy_set,
+            args.strategies.split(","),
+        )  # fmt: skip
     if "vllm" in parts:
         sizes = [int(n) for n in args.sizes.split(",")]
         result["vllm_anchor"] = multi_sequence(args.multiseq_docs, sizes, args.new_tokens, "vllm")

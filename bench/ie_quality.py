@@ -1,5 +1,6 @@
 """Extraction quality of the default model on held-out data: NER and RE, adapters old and new, free and
-constrained, with 95% bootstrap intervals, per-type F1 and type-confusion tables.
+constrained, with 95% bootstrap intervals, per-type F1, type-confusion tables and the calibration of the
+items' confidences (ECE, precision / recall per threshold).
 
 Evaluation sets (seeded samples of each dev split, never training data), made with `knowlm data
 convert-ie` from ../shared/data:
@@ -175,6 +176,7 @@ def measure(
         "confusion": result["confusion"],
         "seconds": seconds,
         "docs_per_s": round(result["documents"] / seconds, 3) if seconds else None,
+        "calibration": result.get("calibration"),
     }
     print(
         f"{setting:<26} {name:<10} F1 {row['f1']:.3f} [{row['f1_ci95'][0]:.3f}, {row['f1_ci95'][1]:.3f}]  "
@@ -278,6 +280,18 @@ def render(results: dict[str, Any]) -> str:
             values = [cell.get((setting, s), {}).get("docs_per_s") for s in sets]
             out.append(f"| {LABELS[setting]} | " + " | ".join(f"{v}" if v else "–" for v in values) + " |")
     main = settings[0]
+    calibrated = [
+        (s, cell[(main, s)]["calibration"]) for s in sets if (cell.get((main, s)) or {}).get("calibration")
+    ]
+    if calibrated:
+        out += ["", f"Confidence ({LABELS[main]}): expected calibration error, then precision / recall of the "
+                "items kept at each `--min-confidence`", ""]  # fmt: skip
+        thresholds = [t["min_confidence"] for t in calibrated[0][1]["thresholds"]]
+        out.append("| set | ECE | items | " + " | ".join(f">= {t}" for t in thresholds) + " |")
+        out.append("|---|---|---|" + "---|" * len(thresholds))
+        for s, cal in calibrated:
+            kept = " | ".join(f"{t['precision']:.2f} / {t['recall']:.2f}" for t in cal["thresholds"])
+            out.append(f"| {SETS[s][0]} | {cal['ece']:.3f} | {cal['items']} | {kept} |")
     out += ["", f"Per type ({LABELS[main]}): F1", ""]
     for s in sets:
         r = cell.get((main, s))

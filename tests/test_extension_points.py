@@ -107,6 +107,22 @@ def test_a_registered_engine_is_accepted_by_the_configuration_and_runs_a_registe
     )
 
 
+def test_the_default_model_carries_how_it_is_best_asked_and_other_models_do_not(knowlm_cache):
+    """``--model default`` with KnowLM's adapter says how it is asked (what prompt_format auto and an unset
+    schema batch size mean); the plain base model and any other model say nothing."""
+    from knowlm.engines import create_engine
+    from knowlm.models.default import DEFAULT_IE_OPTIONS, default_adapter
+
+    if default_adapter() is None:
+        pytest.skip("the package ships no IE adapter")
+    shipped = create_engine(ModelConfig(model="default", engine=ENGINE))
+    assert shipped.config.adapter is not None and shipped.ie_options == DEFAULT_IE_OPTIONS
+    assert DEFAULT_IE_OPTIONS["re"] == {"prompt_format": "oneke-text-first", "schema_batch_size": 1}
+    base = create_engine(ModelConfig(model="default", engine=ENGINE, no_adapter=True))
+    other = create_engine(ModelConfig(model="anything", engine=ENGINE))
+    assert not hasattr(base, "ie_options") and not hasattr(other, "ie_options")
+
+
 def test_constrained_decoding_follows_the_registered_tasks_answer_schema(tiny_engine):
     extractor = Extractor(
         tiny_engine,

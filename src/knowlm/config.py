@@ -214,8 +214,9 @@ class ExtractConfig:
         "auto", "instruction language; auto = Chinese when the text is mostly Chinese", choices=LANGS
     )
     prompt_format: str = _opt(
-        "oneke",
-        "instruction format: oneke (OneKE/IEPile JSON), oneke-text-first (the input before the schema: a "
+        "auto",
+        "instruction format: auto (the model's own choice: the default model asks relations with the text "
+        "first; else oneke), oneke (OneKE/IEPile JSON), oneke-text-first (the input before the schema: a "
         "text's prompts share its prefill), knowlm-tuple, knowlm-colon or knowlm-json (KnowLM's prompt families)",
     )
     template: str = _opt(
@@ -236,7 +237,10 @@ class ExtractConfig:
         api=False,
     )
     schema_batch_size: int | None = _opt(
-        None, "schema items per prompt; large schemas are split (default: per task, as IEPile)", ge=1
+        None,
+        "schema items per prompt; large schemas are split (default: the model's own choice — the default "
+        "model asks one relation a prompt — else per task, as IEPile)",
+        ge=1,
     )
     constrained: bool = _opt(False, "constrain generation to JSON valid for the schema (oneke format)")
     grounded: bool = _opt(
@@ -262,7 +266,7 @@ class ExtractConfig:
             problems.append(f"--lang {self.lang!r} is not one of {', '.join(LANGS)}")
         if self.instructions and self.instructions_from:
             problems.append("give --instructions FILE or --instructions-from FILE, not both")
-        if self.constrained and not self.prompt_format.startswith("oneke"):
+        if self.constrained and self.prompt_format != "auto" and not self.prompt_format.startswith("oneke"):
             problems.append(
                 "--constrained works with --prompt-format oneke (JSON answers keyed by schema item)"
             )

@@ -1,4 +1,5 @@
 import json
+import math
 
 import pytest
 
@@ -166,6 +167,31 @@ def test_eval_runs_a_model_on_data(capsys, tmp_path, tiny_model_dir):
     assert len(answers.read_text().splitlines()) == 3
     code, out, _ = run_cli(capsys, "eval", "--gold", data, "--pred", answers, "--json")
     assert code == 0 and json.loads(out)["outputs"] == 3
+    saved = [json.loads(line) for line in answers.read_text().splitlines()]
+    assert all("".join(p for p, _ in r["logprobs"]).startswith(r["output"]) for r in saved)
+
+
+def test_eval_min_confidence_scores_only_the_sure_items(capsys, tmp_path):
+    text = "Jobs founded Apple. Woz met Apple."
+    instruction = json.dumps({"instruction": "x", "schema": ["founder"], "input": text})
+    label = json.dumps([{"head": "Jobs", "relation": "founder", "tail": "Apple"}])
+    gold = tmp_path / "dev.json"
+    gold.write_text(json.dumps({"id": 1, "task": "RE", "instruction": instruction, "label": label}) + "\n")
+    sure, unsure = 0.9, 0.2
+    answer = '{"founder": [{"head": "Jobs", "tail": "Apple"}, {"head": "Woz", "tail": "Apple"}]}'
+    split = answer.index("Woz") - 4  # the second triple's tokens start after the first one's last string
+    logprobs = [[answer[:split], math.log(sure)], [answer[split:], math.log(unsure)]]
+    pred = tmp_path / "answers.jsonl"
+    pred.write_text(json.dumps({"id": 1, "output": answer, "logprobs": logprobs}) + "\n")
+    code, out, _ = run_cli(capsys, "eval", "--gold", gold, "--pred", pred, "--json")
+    report = json.loads(out)
+    assert code == 0 and report["precision"] == 0.5 and report["calibration"]["items"] == 2
+    code, out, _ = run_cli(
+        capsys, "eval", "--gold", gold, "--pred", pred, "--json", "--min-confidence", "0.5"
+    )
+    assert code == 0 and (json.loads(out)["precision"], json.loads(out)["recall"]) == (1.0, 1.0)
+    code, _, err = run_cli(capsys, "eval", "--gold", gold, "--pred", pred, "--min-confidence", "2")
+    _assert_one_line_error(code, err, "--min-confidence")
 
 
 def test_eval_needs_gold_or_data(capsys):

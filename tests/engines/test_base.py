@@ -75,3 +75,17 @@ def test_default_means_base_plus_shipped_adapter_unless_opted_out(monkeypatch, t
     assert with_default_adapter(other, "transformers") == other
     monkeypatch.setattr(default, "default_adapter", lambda: None)  # an installation without the adapter
     assert with_default_adapter(plain, "llamacpp") == plain
+
+
+def test_token_pieces_join_to_the_text_and_a_split_character_goes_to_its_last_token():
+    from knowlm.engines.base import token_pieces
+
+    vocab = {1: b"Ma ", 2: "云".encode()[:2], 3: "云".encode()[2:], 4: b"!"}
+
+    def decode(tokens: list[int]) -> str:
+        return b"".join(vocab[t] for t in tokens).decode("utf-8", errors="replace")
+
+    pieces = token_pieces(decode, [1, 2, 3, 4], [-0.1, -0.2, -0.3, -0.4])
+    assert pieces == [("Ma ", -0.1), ("", -0.2), ("云", -0.3), ("!", -0.4)]
+    broken = token_pieces(decode, [1, 2], [-0.1, -0.2])  # a character never completed: still joins
+    assert "".join(p for p, _ in broken) == decode([1, 2])

@@ -642,6 +642,18 @@ def test_text_first_puts_the_input_before_the_schema_in_a_share_of_records(tmp_p
     assert [r["output"] for r in records] == [r["output"] for r in plain]
 
 
+def test_schema_batch_size_asks_one_relation_a_training_record(tmp_path: Path):
+    path = write_docred(tmp_path)
+    records, _, _ = convert("docred", path, negatives=99, schema_batch_size=1)
+    batched, _, _ = convert("docred", path, negatives=99)
+    assert all(len(json.loads(r["instruction"])["schema"]) == 1 for r in records)
+    assert len(records) > len(batched)
+    answers = [json.loads(r["output"]) for r in records]
+    assert all(len(a) == 1 for a in answers) and any(v for a in answers for v in a.values())
+    with pytest.raises(InputError, match="schema_batch_size"):
+        convert("docred", path, mode="eval", schema_batch_size=1)
+
+
 FEWREL = {
     "P26": [
         {"tokens": ["Marie", "Curie", "married", "Pierre", "Curie", "in", "1895", "."],

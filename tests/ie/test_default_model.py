@@ -63,7 +63,8 @@ def test_shipped_adapter_extracts_an_obvious_triple(schema: str, text: str, trip
 @pytest.mark.requires_llamacpp
 @pytest.mark.skipif(not is_llamacpp_available(), reason="llama-cpp-python is not installed")
 def test_make_demo_finds_the_entities_and_every_triple():
-    """What `make demo` prints (the same options as its commands): every entity and both triples per text."""
+    """What `make demo` prints (the same options as its commands, no expert settings): every entity and
+    both triples per text, each with a confidence."""
     from knowlm.engines import create_engine
 
     engine = create_engine(ModelConfig(model="default"))
@@ -73,7 +74,8 @@ def test_make_demo_finds_the_entities_and_every_triple():
         return {(e.type, e.text) for e in result.entities}
 
     def triples(schema: str, text: str) -> set[tuple[str, str, str]]:
-        result = Extractor(engine, "re", schema, constrained=True, schema_batch_size=1).extract(text)
+        result = Extractor(engine, "re", schema, constrained=True).extract(text)
+        assert all(t.confidence is not None and 0 < t.confidence <= 1 for t in result.triples)
         return {t.key() for t in result.triples}
 
     zh = "马云在杭州创立了阿里巴巴集团。"

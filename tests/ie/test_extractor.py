@@ -72,6 +72,30 @@ def test_schema_batches_go_to_the_engine_together_and_merge():
     assert results[0].ungrounded == 5 and results[1].entities[0].grounded is False
 
 
+def test_auto_settings_ask_as_the_model_prefers_and_explicit_ones_win():
+    engine = ScriptedEngine(lambda names, text: json.dumps({n: [] for n in names}))
+    engine.ie_options = {"re": {"prompt_format": "oneke-text-first", "schema_batch_size": 1}}
+
+    def prompts(task: str, schema: str, **options) -> list[dict]:
+        extractor = Extractor(engine, task, schema, **options)
+        return [json.loads(body) for body in extractor_bodies(extractor)]
+
+    preferred = prompts("re", "founder,headquartered_in")
+    assert [list(p) for p in preferred] == [["instruction", "input", "schema"]] * 2  # text first, 1 each
+    assert [p["schema"] for p in preferred] == [["founder"], ["headquartered_in"]]
+    explicit = prompts("re", "founder,headquartered_in", prompt_format="oneke", schema_batch_size=2)
+    assert [list(p) for p in explicit] == [["instruction", "schema", "input"]]
+    ner = prompts("ner", "person,location")  # the model states nothing for NER: OneKE, the task's batches
+    assert [list(p) for p in ner] == [["instruction", "schema", "input"]]
+
+
+def extractor_bodies(extractor: Extractor) -> list[str]:
+    return [
+        re.search(r"### Instruction:\n(.*?)\n\n### Response:", prompt, re.S).group(1)
+        for _, prompt, _ in extractor.prompts_for("Steve Jobs founded Apple.")
+    ]
+
+
 def test_long_documents_are_chunked_and_merged_with_document_offsets():
     text = "马云在杭州创业。" * 3 + "马化腾在深圳创业。" * 3
     engine = ScriptedEngine(ner_answer)

@@ -179,6 +179,13 @@ def register(sub: Any) -> None:
         help="train mode: this share of the records (0-1) put the input before the schema in the instruction, "
         "so that the model also reads that layout, whose prompts share the text's prefill (default 0)",
     )
+    convert.add_argument(
+        "--schema-batch-size",
+        type=int,
+        metavar="N",
+        help="train mode: schema items per record (default: the task's, as IEPile); 1 trains the one-relation-"
+        "a-prompt questions the default model is asked",
+    )
     convert.set_defaults(handler=run_convert)
 
 
@@ -259,6 +266,7 @@ def run_convert(args: argparse.Namespace) -> int:
         exclude=names(args.exclude_types),
         only=names(args.only_types),
         text_first=args.text_first,
+        schema_batch_size=args.schema_batch_size,
     )
     write_jsonl(args.out, records)
     if args.holdout_out:

@@ -143,7 +143,8 @@ def run(args: argparse.Namespace) -> int:
     from knowlm.ie.tasks import get_task
 
     config = from_args(ExtractConfig, args).validate()
-    get_format(config.prompt_format, get_task(config.task).name)
+    if config.prompt_format != "auto":
+        get_format(config.prompt_format, get_task(config.task).name)
     params = sampling_params(args)
     if corpus_run(args):
         return run_corpus(args, config, params)
@@ -238,6 +239,8 @@ def render_table(records: list[dict[str, Any]]) -> str:
         lines = [f"[{record['id']}] {record['text'][:100]}"]
         for item in record["results"]:
             mark = "" if item.get("grounded") else "   (not in the text)"
+            if item.get("confidence") is not None:
+                mark = f"  {item['confidence']:.2f}{mark}"
             if "relation" in item:
                 lines.append(f"  ({item['head']}, {item['relation']}, {item['tail']}){mark}")
             elif "arguments" in item:

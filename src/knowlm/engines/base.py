@@ -34,7 +34,9 @@ class Engine(Protocol):
     """Generates text from prompt strings. Prompts are complete: templates are applied by the caller.
 
     An engine may also carry ``ie_instructions``: the IE instruction texts its model was trained with
-    (`knowlm.ie.instructions`; None or absent: the built-in texts); ``generate_each(prompts, params)``,
+    (`knowlm.ie.instructions`; None or absent: the built-in texts); ``ie_options``: how its model is best
+    asked, per task ({task: {"prompt_format": ..., "schema_batch_size": ...}}: what the extraction
+    settings "auto" and unset mean); ``generate_each(prompts, params)``,
     every prompt with its own settings in one call (see `generate_each`); and
     ``submit_each(prompts, params)``, a future per prompt, when it schedules sequences itself (the server
     then hands it every request)."""
@@ -157,12 +159,16 @@ def create_engine(config: ModelConfig) -> Engine:
     if name not in _ENGINES:
         raise InputError(f"--engine {name!r} is unknown; choose one of {', '.join(engine_names())}")
     named = config.model
-    config = with_default_adapter(config, name)
+    shipped = with_default_adapter(config, name)  # a new config when KnowLM's IE adapter is applied
     module, attr = _ENGINES[name].target.split(":")
     factory: EngineFactory = getattr(importlib.import_module(module), attr)
-    engine = factory(config)
+    engine = factory(shipped)
     if named == "default":  # not the merged file's path inside the user's cache
         engine.model_name = named
+    if shipped is not config:
+        from knowlm.models.default import DEFAULT_IE_OPTIONS
+
+        engine.ie_options = DEFAULT_IE_OPTIONS  # type: ignore[attr-defined]
     return engine
 
 
@@ -178,6 +184,24 @@ def special_token(tokenizer: Any, text: str) -> int | None:
     """The id of ``text`` when it is one special token of a Hugging Face tokenizer (decoding skips it)."""
     ids = tokenizer.encode(text, add_special_tokens=False)
     return ids[0] if len(ids) == 1 and not tokenizer.decode(ids, skip_special_tokens=True) else None
+
+
+def token_pieces(
+    decode: Callable[[list[int]], str], tokens: Sequence[int], logprobs: Sequence[float]
+) -> list[tuple[str, float]]:
+    """Each token's share of the decoded text with its log-probability: the characters of
+    ``decode(tokens)`` that decoding up to that token settles. The pieces join to the decoded text; a token
+    ending inside a character gets an empty piece, the character going to the token that completes it."""
+    final = decode(list(tokens))
+    out: list[tuple[str, float]] = []
+    done = 0
+    for i, logprob in enumerate(logprobs[: len(tokens)]):
+        text = final if i == len(tokens) - 1 else decode(list(tokens[: i + 1]))
+        settled = next((k for k, (a, b) in enumerate(zip(text, final, strict=False)) if a != b), None)
+        end = max(done, min(len(text), len(final)) if settled is None else settled)
+        out.append((final[done:end], logprob))
+        done = end
+    return out
 
 
 def find_stop(text: str, stops: Sequence[str]) -> int | None:

@@ -24,6 +24,7 @@ from knowlm.engines.base import (
     render_with_tokenizer,
     special_stop_ids,
     special_token,
+    token_pieces,
 )
 from knowlm.errors import InputError
 
@@ -122,6 +123,9 @@ class TransformersEngine:
     def _encode(self, prompts: Sequence[str]) -> Any:
         return self.tokenizer(list(prompts), return_tensors="pt", padding=True).to(self.model.device)
 
+    def _decode(self, tokens: list[int]) -> str:
+        return str(self.tokenizer.decode(tokens, skip_special_tokens=True))
+
     def _ll_tokenizer(self) -> Any:
         """llguidance's view of the tokenizer (built once: seconds for a large vocabulary)."""
         if self._llg_tokenizer is None:
@@ -185,7 +189,8 @@ class TransformersEngine:
         scored = params.num_beams == 1  # beams reorder rows: their per-step logits are not one row's
         with self._lock, torch.inference_mode():
             self._seed(params)
-            output = self.model.generate(**kwargs, return_dict_in_generate=True, output_logits=scored)
+            kwargs["generation_config"].update(return_dict_in_generate=True, output_logits=scored)
+            output = self.model.generate(**kwargs)
         prompt_len = inputs["input_ids"].shape[1]
         generated = output.sequences[:, prompt_len:]
         chosen = None
@@ -199,7 +204,7 @@ class TransformersEngine:
             n_tokens = next((i + 1 for i, t in enumerate(row) if t in eos_ids), len(row))
             ended = n_tokens < len(row) or (bool(row) and row[-1] in eos_ids)
             text = self.tokenizer.decode(row[:n_tokens], skip_special_tokens=True)
-            logprobs = None if chosen is None else self._pieces(row[:n_tokens], chosen[r])
+            logprobs = None if chosen is None else token_pieces(self._decode, row[:n_tokens], chosen[r])
             cut = find_stop(text, params.stop)
             if cut is not None:
                 text, ended = text[:cut], True
@@ -207,22 +212,6 @@ class TransformersEngine:
                 Completion(text, int(mask.sum()), n_tokens, "stop" if ended else "length", logprobs)
             )
         return completions
-
-    def _pieces(self, tokens: list[int], logprobs: list[float]) -> list[tuple[str, float]]:
-        """Each token's share of the decoded text (what decoding one more token adds) with its
-        log-probability; pieces join to the decoded text."""
-        out: list[tuple[str, float]] = []
-        seen = ""
-        for i, logprob in enumerate(logprobs[: len(tokens)]):
-            text = self.tokenizer.decode(tokens[: i + 1], skip_special_tokens=True)
-            if text.endswith(
-                "\ufffd"
-            ):  # an incomplete UTF-8 sequence: its character comes with a later token
-                out.append(("", logprob))
-                continue
-            out.append((text[len(seen) :], logprob))
-            seen = text
-        return out
 
 
 class _StopStrings(StoppingCriteria):

@@ -18,6 +18,7 @@ from knowlm.engines.base import (
     render_with_tokenizer,
     special_stop_ids,
     special_token,
+    token_pieces,
 )
 from knowlm.errors import InputError, MissingDependencyError
 
@@ -131,9 +132,25 @@ class VllmEngine:
             best = out.outputs[0]
             finish: FinishReason = "length" if best.finish_reason == "length" else "stop"
             results.append(
-                Completion(best.text, len(out.prompt_token_ids), len(best.token_ids), finish, _logprobs(best))
+                Completion(
+                    best.text, len(out.prompt_token_ids), len(best.token_ids), finish, self._logprobs(best)
+                )
             )
         return results
+
+    def _logprobs(self, output: Any) -> list[tuple[str, float]] | None:
+        """The sampled tokens' texts (as the tokenizer decodes them in sequence) and log-probabilities of a
+        vLLM CompletionOutput."""
+        if output.logprobs is None:
+            return None
+        chosen = [
+            float(step[token].logprob) for token, step in zip(output.token_ids, output.logprobs, strict=False)
+        ]
+
+        def decode(tokens: list[int]) -> str:
+            return str(self.tokenizer.decode(tokens, skip_special_tokens=True))
+
+        return token_pieces(decode, output.token_ids, chosen)
 
     def stream(self, prompt: str, params: SamplingParams) -> Iterator[str]:
         """The offline engine has no token stream: the whole completion arrives as one piece."""
@@ -144,16 +161,6 @@ class VllmEngine:
 
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer(text)["input_ids"])
-
-
-def _logprobs(output: Any) -> list[tuple[str, float]] | None:
-    """The sampled tokens' texts and log-probabilities of a vLLM CompletionOutput."""
-    if output.logprobs is None:
-        return None
-    return [
-        (step[token].decoded_token or "", float(step[token].logprob))
-        for token, step in zip(output.token_ids, output.logprobs, strict=False)
-    ]
 
 
 def _cpu_memory(path: Any, config: ModelConfig) -> dict[str, Any]:

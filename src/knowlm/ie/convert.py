@@ -684,9 +684,11 @@ def to_records(
     negatives: int,
     source: str,
     keep_empty: float = 1.0,
+    batch_size: int | None = None,
 ) -> list[dict[str, Any]]:
-    """OneKE records for one document: sampled schema with negatives (train) or the whole schema (eval).
-    Evaluation records carry the document's other entity names (``names``) for scoring."""
+    """OneKE records for one document: sampled schema with negatives (train) or the whole schema (eval),
+    in batches of ``batch_size`` items (default: the task's). Evaluation records carry the document's
+    other entity names (``names``) for scoring."""
     records = make_records(
         doc.text,
         list(doc.items),
@@ -694,6 +696,7 @@ def to_records(
         lang=doc.lang,
         rng=rng,
         negatives=negatives,
+        batch_size=batch_size,
         source=source,
         full_schema=mode == "eval",
         keep_empty=keep_empty,
@@ -719,6 +722,7 @@ def convert(
     exclude: Collection[str] = (),
     only: Collection[str] = (),
     text_first: float = 0.0,
+    schema_batch_size: int | None = None,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], Stats]:
     """Records of a dataset file: (main records, held-out evaluation records, statistics).
 
@@ -730,7 +734,9 @@ def convert(
     longer training texts into pieces of at most that many characters (see :func:`windows`).
     ``exclude`` leaves types or relations (as the converter names them) out of every record, schema
     included, and ``only`` keeps just those: convert a set twice with one seed and holdout, once with
-    ``exclude`` and once with ``only``, to train without some relation types and measure them unseen."""
+    ``exclude`` and once with ``only``, to train without some relation types and measure them unseen.
+    ``schema_batch_size`` sets the schema items of a training record (evaluation records keep the
+    task's batches, as `knowlm eval` asks)."""
     if mode not in ("train", "eval"):
         raise InputError(f"mode must be train or eval, got {mode!r}")
     if holdout < 0 or negatives < 0 or (limit is not None and limit < 1):
@@ -745,6 +751,10 @@ def convert(
         raise InputError(f"text_first must be between 0 and 1 and only in train mode, got {text_first}")
     if not 0.0 <= keep_empty <= 1.0:
         raise InputError(f"keep_empty must be between 0 and 1, got {keep_empty}")
+    if schema_batch_size is not None and (schema_batch_size < 1 or mode != "train"):
+        raise InputError(
+            f"schema_batch_size must be at least 1 and only in train mode, got {schema_batch_size}"
+        )
     if not 0.0 <= join <= 1.0 or (join and mode != "train"):
         raise InputError(f"join must be between 0 and 1 and only in train mode, got {join} ({mode} mode)")
     rng = random.Random(seed)
@@ -766,8 +776,16 @@ def convert(
 
     def records_of(doc: Document, mode: str) -> list[dict[str, Any]]:
         own = schema if dataset.complete else _names((item_type(i, doc.task) for i in doc.items), schema.task)
+        size = schema_batch_size if mode == "train" else None
         return to_records(
-            doc, own, mode=mode, rng=rng, negatives=negatives, source=fmt, keep_empty=keep_empty
+            doc,
+            own,
+            mode=mode,
+            rng=rng,
+            negatives=negatives,
+            source=fmt,
+            keep_empty=keep_empty,
+            batch_size=size,
         )
 
     main: list[dict[str, Any]] = []

@@ -107,7 +107,6 @@ class Extractor:
             self.schema = resolve_schema(self.config)
         else:  # a list of items, or a Schema
             self.schema = parse_schema(self.task.name, schema)
-        self.format = get_format(self.config.prompt_format, self.task.name)
         self.params = (params or SamplingParams()).validate()
         if isinstance(model, str):
             from knowlm.engines import create_engine
@@ -118,7 +117,12 @@ class Extractor:
             self.engine = model
         self.template = get_template(self.config.template, chat_renderer(self.engine))
         self.instructions = instruction_texts if instruction_texts is not None else self._instructions()
-        size = self.config.schema_batch_size or self.task.batch_size
+        preferred = (getattr(self.engine, "ie_options", None) or {}).get(self.task.name, {})
+        fmt = self.config.prompt_format
+        self.format = get_format(
+            preferred.get("prompt_format", "oneke") if fmt == "auto" else fmt, self.task.name
+        )
+        size = self.config.schema_batch_size or preferred.get("schema_batch_size") or self.task.batch_size
         self.batches = self.schema.batches(size)
 
     @classmethod

@@ -38,6 +38,16 @@ DEFAULT_MODEL_NOTE = (
 )
 
 
+DEFAULT_IE_OPTIONS: dict[str, dict[str, Any]] = {
+    "re": {"prompt_format": "oneke-text-first", "schema_batch_size": 1},
+}
+"""How the shipped adapter is best asked, per task (what ``--prompt-format auto`` and an unset
+``--schema-batch-size`` mean with ``--model default``): relations one a prompt, the text before the schema.
+Asked several relations at once it fills one; with the text first, a document's prompts share the text's
+prefill, so one relation a prompt is no slower than OneKE's batches (docs/ie-quality.md, "How to ask for
+relations")."""
+
+
 def model_note(model_name: str) -> str | None:
     """What users should know about a model before they chat with it (the default model's purpose)."""
     return DEFAULT_MODEL_NOTE if model_name == "default" else None
