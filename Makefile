@@ -45,8 +45,8 @@ install: $(VENV)/.installed
 install-llamacpp: $(VENV)/.llamacpp
 
 # The default model's Chinese entity types are CLUENER's, where a company is 公司 (组织机构 is for other
-# organizations). Relations need no extra option: the default model is asked one relation a prompt, the
-# text first (docs/ie-quality.md has what each way of asking measures).
+# organizations). Relations need no extra option: the default model asks a schema of up to four relations
+# one relation a prompt (docs/ie-quality.md has what each way of asking measures).
 demo: $(VENV)/.installed $(VENV)/.llamacpp
 	$(BIN)/knowlm models --prepare
 	$(BIN)/knowlm extract --constrained --task ner --schema 人物,地点,公司 \

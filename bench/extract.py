@@ -20,7 +20,8 @@
    compares OneKE's prompt layout with the text before the schema on CoNLL04 (speed and F1).
 6. ``--parts strategy``: how to ask for relations, through `Extractor` as users run it: schema batches of
    the task's default size or one relation a prompt, schema or text first, on held-out documents of
-   ``--strategy-set`` (CoNLL04, FinRE or SanWen: documents/s, F1, F1 keeping only confident items) and
+   ``--strategy-set`` (CoNLL04, FinRE, SanWen or Re-DocRED's whole documents: documents/s, F1, F1 keeping
+   only confident items, answers that parse) and
    `make demo`'s two relation sentences (triples found of 4); ``--adapter DIR`` measures an adapter other
    than the shipped one, ``--strategies`` picks the ways to compare.
 
@@ -367,6 +368,8 @@ def strategy(
             "precision": report["precision"],
             "recall": report["recall"],
             "f1_by_min_confidence": kept,
+            "parse_success": round(sum(r.parsed for r in results) / len(results), 4),
+            "seconds_per_doc": round(seconds / len(gold), 2),
             "ece": report.get("calibration", {}).get("ece"),
             "demo_triples": f"{found} of 4",
         }
@@ -402,7 +405,9 @@ def main() -> None:
     parser.add_argument(
         "--adapter", type=Path, help="strategy: an IE adapter directory (default: the shipped one)"
     )
-    parser.add_argument("--strategy-set", default="conll04", help="strategy: conll04, finre or sanwen")
+    parser.add_argument(
+        "--strategy-set", default="conll04", help="strategy: conll04, finre, sanwen, redocred"
+    )
     parser.add_argument("--strategies", default=",".join(STRATEGIES), help="strategy: which ways to ask")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "extract.json")
     args = parser.parse_args()

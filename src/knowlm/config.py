@@ -215,8 +215,7 @@ class ExtractConfig:
     )
     prompt_format: str = _opt(
         "auto",
-        "instruction format: auto (the model's own choice: the default model asks relations with the text "
-        "first; else oneke), oneke (OneKE/IEPile JSON), oneke-text-first (the input before the schema: a "
+        "instruction format: auto (the model's own choice, else oneke), oneke (OneKE/IEPile JSON), oneke-text-first (the input before the schema: a "
         "text's prompts share its prefill), knowlm-tuple, knowlm-colon or knowlm-json (KnowLM's prompt families)",
     )
     template: str = _opt(
@@ -239,7 +238,7 @@ class ExtractConfig:
     schema_batch_size: int | None = _opt(
         None,
         "schema items per prompt; large schemas are split (default: the model's own choice — the default "
-        "model asks one relation a prompt — else per task, as IEPile)",
+        "model asks a schema of up to 4 relations one relation a prompt — else per task, as IEPile)",
         ge=1,
     )
     constrained: bool = _opt(False, "constrain generation to JSON valid for the schema (oneke format)")

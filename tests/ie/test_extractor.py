@@ -74,15 +74,17 @@ def test_schema_batches_go_to_the_engine_together_and_merge():
 
 def test_auto_settings_ask_as_the_model_prefers_and_explicit_ones_win():
     engine = ScriptedEngine(lambda names, text: json.dumps({n: [] for n in names}))
-    engine.ie_options = {"re": {"prompt_format": "oneke-text-first", "schema_batch_size": 1}}
+    engine.ie_options = {"re": {"prompt_format": "oneke-text-first", "ask_each_up_to": 2}}
 
     def prompts(task: str, schema: str, **options) -> list[dict]:
         extractor = Extractor(engine, task, schema, **options)
         return [json.loads(body) for body in extractor_bodies(extractor)]
 
-    preferred = prompts("re", "founder,headquartered_in")
-    assert [list(p) for p in preferred] == [["instruction", "input", "schema"]] * 2  # text first, 1 each
-    assert [p["schema"] for p in preferred] == [["founder"], ["headquartered_in"]]
+    small = prompts("re", "founder,headquartered_in")
+    assert [list(p) for p in small] == [["instruction", "input", "schema"]] * 2  # text first, one each
+    assert [p["schema"] for p in small] == [["founder"], ["headquartered_in"]]
+    large = prompts("re", "a,b,c,d,e")  # more items than ask_each_up_to: the task's batches of 4
+    assert [len(p["schema"]) for p in large] == [4, 1]
     explicit = prompts("re", "founder,headquartered_in", prompt_format="oneke", schema_batch_size=2)
     assert [list(p) for p in explicit] == [["instruction", "schema", "input"]]
     ner = prompts("ner", "person,location")  # the model states nothing for NER: OneKE, the task's batches

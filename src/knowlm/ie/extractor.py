@@ -123,6 +123,10 @@ class Extractor:
             preferred.get("prompt_format", "oneke") if fmt == "auto" else fmt, self.task.name
         )
         size = self.config.schema_batch_size or preferred.get("schema_batch_size") or self.task.batch_size
+        if self.config.schema_batch_size is None and len(self.schema.items) <= preferred.get(
+            "ask_each_up_to", 0
+        ):
+            size = 1  # a small schema, asked one item a prompt (the model's own choice)
         self.batches = self.schema.batches(size)
 
     @classmethod
