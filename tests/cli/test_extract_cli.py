@@ -192,6 +192,9 @@ def test_eval_min_confidence_scores_only_the_sure_items(capsys, tmp_path):
     assert code == 0 and (json.loads(out)["precision"], json.loads(out)["recall"]) == (1.0, 1.0)
     code, _, err = run_cli(capsys, "eval", "--gold", gold, "--pred", pred, "--min-confidence", "2")
     _assert_one_line_error(code, err, "--min-confidence")
+    pred.write_text(json.dumps({"id": 1, "output": answer, "logprobs": [["x"]]}) + "\n")
+    code, _, err = run_cli(capsys, "eval", "--gold", gold, "--pred", pred)
+    _assert_one_line_error(code, err, "line 1: 'logprobs' must be")
 
 
 def test_eval_needs_gold_or_data(capsys):

@@ -362,7 +362,11 @@ def apply_predictions(path: str | Path, lines: list[EvalLine]) -> list[Document]
                 f"{path}: {len(records)} predictions for {len(lines)} evaluation lines; they must match"
             )
         return documents_from_lines(
-            lines, {line.number: _answer(r) for line, (_, r) in zip(lines, records, strict=True)}
+            lines,
+            {
+                line.number: _answer(r, f"{path} line {n}")
+                for line, (n, r) in zip(lines, records, strict=True)
+            },
         )
     docs = {doc.id: doc for doc in documents_from_lines(lines, {})}
     for number, record in records:
@@ -446,10 +450,14 @@ def generate_answers(
     return {line.number: _answer(r) for line, r in zip(lines, results, strict=True)}
 
 
-def _answer(record: dict[str, Any]) -> Answer:
+def _answer(record: dict[str, Any], where: str = "answer") -> Answer:
     """An answer record (``output``, and ``logprobs`` as [text, log-probability] pairs when saved)."""
     logprobs = record.get("logprobs")
-    return Answer(record["output"], [(str(t), float(p)) for t, p in logprobs] if logprobs else None)
+    try:
+        pairs = [(str(t), float(p)) for t, p in logprobs] if logprobs else None
+    except (TypeError, ValueError):
+        raise InputError(f"{where}: 'logprobs' must be a list of [text, log-probability] pairs") from None
+    return Answer(record["output"], pairs)
 
 
 def evaluate_model(
