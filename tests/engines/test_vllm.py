@@ -81,7 +81,9 @@ def vllm_tiny_engine(vllm_tiny_dir):
     return create_engine(ModelConfig(model=str(vllm_tiny_dir), engine="vllm", dtype="float32", n_ctx=512))
 
 
-def llamacpp_extract(model: Path, docs: list[str], tmp: Path, *, task: str, schema: str, tokens: int) -> list:
+def llamacpp_extract(
+    model: Path, docs: list[str], tmp: Path, *, task: str, schema: str, tokens: int, extra: list[str] = ()
+) -> list:
     """Greedy extraction through llama.cpp, run by the main venv's `knowlm` (it has llama-cpp-python)."""
     knowlm = MAIN_VENV / "bin" / "knowlm"
     if not knowlm.exists():
@@ -101,7 +103,16 @@ def llamacpp_extract(model: Path, docs: list[str], tmp: Path, *, task: str, sche
         "--engine",
         "llamacpp",
     ]
-    cmd += ["--max-new-tokens", str(tokens), "--input", str(inputs), "--output", str(out), "--outputs"]
+    cmd += [
+        "--max-new-tokens",
+        str(tokens),
+        "--input",
+        str(inputs),
+        "--output",
+        str(out),
+        "--outputs",
+        *extra,
+    ]
     run = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
     assert run.returncode == 0, run.stderr[-2000:]
     return [same_text(json.loads(line)["outputs"]) for line in out.read_text().splitlines()]
@@ -134,7 +145,9 @@ def test_vllm_generates_like_the_protocol_says(vllm_tiny_engine):
     for c in done:  # each token's log-probability, its pieces joining to the text
         assert c.logprobs is not None and len(c.logprobs) == c.completion_tokens
         assert all(lp <= 0 for _, lp in c.logprobs)
-    assert "".join(p for p, _ in done[0].logprobs or []).startswith(done[0].text)
+        joined = "".join(p for p, _ in c.logprobs)
+        if "\ufffd" not in joined:  # (a random model's broken bytes: vLLM's text drops them differently)
+            assert joined.startswith(c.text)
 
 
 @pytest.mark.requires_vllm
@@ -179,7 +192,18 @@ def test_the_default_ie_model_answers_the_same_on_vllm_as_on_transformers_and_ll
     assert all(a and a[0].strip() for a in vllm), vllm  # not empty
     assert vllm == hf
     gguf = default_ie_gguf(default_adapter(), qtype="f16")
-    assert llamacpp_extract(gguf, DOCS[:2], tmp_path, **kw) == vllm
+    # the merged file is not `--model default`, so it is asked as any model is, unless told the same way
+    asked = ["--schema-batch-size", str(default_model_batch(kw["schema"]))]
+    assert llamacpp_extract(gguf, DOCS[:2], tmp_path, **kw, extra=asked) == vllm
+
+
+def default_model_batch(schema: str) -> int:
+    """The schema batch size `--model default` asks ``schema`` in (`DEFAULT_IE_OPTIONS`)."""
+    from knowlm.ie.tasks import get_task
+    from knowlm.models.default import DEFAULT_IE_OPTIONS
+
+    small = len(schema.split(",")) <= DEFAULT_IE_OPTIONS["re"].get("ask_each_up_to", 0)
+    return 1 if small else get_task("re").batch_size
 
 
 @pytest.mark.requires_vllm
