@@ -44,7 +44,7 @@ class AnswerTokens:
         chosen = self.logprobs[first : last + 1]
         if not chosen or end <= start:
             return None
-        return math.exp(sum(chosen))
+        return math.exp(min(sum(chosen), 0.0))  # log-probabilities are <= 0; rounding may say 1e-7
 
 
 def _find(output: str, text: str, start: int) -> tuple[int, int] | None:
