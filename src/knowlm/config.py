@@ -215,8 +215,9 @@ class ExtractConfig:
     )
     prompt_format: str = _opt(
         "auto",
-        "instruction format: auto (the model's own choice, else oneke), oneke (OneKE/IEPile JSON), oneke-text-first (the input before the schema: a "
-        "text's prompts share its prefill), knowlm-tuple, knowlm-colon or knowlm-json (KnowLM's prompt families)",
+        "instruction format: auto (the model's own choice, else oneke), oneke (OneKE/IEPile JSON), "
+        "oneke-text-first (the input before the schema: a text's prompts share its prefill), knowlm-tuple, "
+        "knowlm-colon or knowlm-json (KnowLM's prompt families)",
     )
     template: str = _opt(
         "auto", "prompt template: auto (chat template if the model has one, else alpaca), alpaca, chat, raw"

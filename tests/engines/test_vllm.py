@@ -178,32 +178,22 @@ def test_the_default_ie_model_answers_the_same_on_vllm_as_on_transformers_and_ll
     """The trap users report with OneKE-style models on vLLM (other or empty answers than HF inference):
     the default model with its IE adapter (LoRA on vLLM, PEFT on transformers, merged f16 GGUF on llama.cpp)."""
     from knowlm.engines import create_engine
+    from knowlm.ie.extractor import Extractor
     from knowlm.models.default import default_adapter, default_ie_gguf
 
     kw = {"task": "re", "schema": "founder,headquartered_in", "tokens": 64}
-    vllm = answers(
-        create_engine(ModelConfig(model="default", engine="vllm", dtype="float32", n_ctx=1024)),
-        DOCS[:2],
-        **kw,
-    )
+    default = create_engine(ModelConfig(model="default", engine="vllm", dtype="float32", n_ctx=1024))
+    vllm = answers(default, DOCS[:2], **kw)
     hf = answers(
         create_engine(ModelConfig(model="default", engine="transformers", dtype="float32")), DOCS[:2], **kw
     )
     assert all(a and a[0].strip() for a in vllm), vllm  # not empty
     assert vllm == hf
     gguf = default_ie_gguf(default_adapter(), qtype="f16")
-    # the merged file is not `--model default`, so it is asked as any model is, unless told the same way
-    asked = ["--schema-batch-size", str(default_model_batch(kw["schema"]))]
+    # the merged file is not `--model default`, so it is asked as any model is unless told the same way
+    size = max(len(b.items) for b in Extractor(default, kw["task"], kw["schema"]).batches)
+    asked = ["--schema-batch-size", str(size)]
     assert llamacpp_extract(gguf, DOCS[:2], tmp_path, **kw, extra=asked) == vllm
-
-
-def default_model_batch(schema: str) -> int:
-    """The schema batch size `--model default` asks ``schema`` in (`DEFAULT_IE_OPTIONS`)."""
-    from knowlm.ie.tasks import get_task
-    from knowlm.models.default import DEFAULT_IE_OPTIONS
-
-    small = len(schema.split(",")) <= DEFAULT_IE_OPTIONS["re"].get("ask_each_up_to", 0)
-    return 1 if small else get_task("re").batch_size
 
 
 @pytest.mark.requires_vllm

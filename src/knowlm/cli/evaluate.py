@@ -80,13 +80,13 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from knowlm.ie import evaluate
+    from knowlm.ie.confidence import check_threshold
 
     if bool(args.gold) == bool(args.data):
         raise InputError("give --gold FILE (score existing answers) or --data FILE (run a model, then score)")
     if args.few_shot and not (args.data and args.few_shot_from):
         raise InputError("--few-shot N needs --data FILE and --few-shot-from FILE (the examples)")
-    if not 0.0 <= args.min_confidence <= 1.0:
-        raise InputError(f"--min-confidence must be between 0 and 1, got {args.min_confidence}")
+    check_threshold(args.min_confidence)
     lines = evaluate.first_documents(evaluate.read_eval_file(args.gold or args.data, args.task), args.limit)
     task = evaluate.single_task(lines)
     if args.data:

@@ -20,6 +20,7 @@ import json
 import math
 from collections.abc import Sequence
 
+from knowlm.errors import InputError
 from knowlm.ie.results import Event, Item
 
 TokenLogprobs = Sequence[tuple[str, float]]
@@ -45,6 +46,19 @@ class AnswerTokens:
         if not chosen or end <= start:
             return None
         return math.exp(min(sum(chosen), 0.0))  # log-probabilities are <= 0; rounding may say 1e-7
+
+
+def passes(confidence: float | None, threshold: float) -> bool:
+    """Whether an item of ``confidence`` is kept at ``--min-confidence threshold``: 0 keeps every item;
+    above 0, an item without a confidence (an engine that gives none) is not kept."""
+    return threshold <= 0 or (confidence is not None and confidence >= threshold)
+
+
+def check_threshold(threshold: float) -> float:
+    """``threshold`` as a ``--min-confidence``, which must lie in [0, 1]."""
+    if not 0.0 <= threshold <= 1.0:
+        raise InputError(f"--min-confidence must be between 0 and 1, got {threshold}")
+    return threshold
 
 
 def _find(output: str, text: str, start: int) -> tuple[int, int] | None:

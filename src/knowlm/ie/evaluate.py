@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from knowlm.config import records_per_call
 from knowlm.errors import InputError
-from knowlm.ie.confidence import set_confidences
+from knowlm.ie.confidence import passes, set_confidences
 from knowlm.ie.formats import parse_oneke_instruction
 from knowlm.ie.parse import read_json
 from knowlm.ie.results import Entity, Event, Item, Triple, item_from_dict
@@ -165,9 +165,8 @@ def calibration(judged: list[tuple[float, bool]], gold: int, bins: int = 10) -> 
 def keep_confident(documents: Iterable[Document], threshold: float) -> list[Document]:
     """The documents with only the predictions whose confidence is at least ``threshold`` (0: all)."""
     docs = list(documents)
-    if threshold > 0:
-        for doc in docs:
-            doc.pred = [i for i in doc.pred if i.confidence is not None and i.confidence >= threshold]
+    for doc in docs:
+        doc.pred = [i for i in doc.pred if passes(i.confidence, threshold)]
     return docs
 
 

@@ -10,7 +10,7 @@ from typing import Any
 from knowlm.config import ExtractConfig, ModelConfig, SamplingParams
 from knowlm.engines.base import Completion, Engine, chat_renderer, generate_each
 from knowlm.errors import InputError
-from knowlm.ie.confidence import set_confidences
+from knowlm.ie.confidence import passes, set_confidences
 from knowlm.ie.formats import detect_language, get_format
 from knowlm.ie.grammar import answer_params
 from knowlm.ie.ground import ground
@@ -122,11 +122,9 @@ class Extractor:
         self.format = get_format(
             preferred.get("prompt_format", "oneke") if fmt == "auto" else fmt, self.task.name
         )
-        size = self.config.schema_batch_size or preferred.get("schema_batch_size") or self.task.batch_size
-        if self.config.schema_batch_size is None and len(self.schema.items) <= preferred.get(
-            "ask_each_up_to", 0
-        ):
-            size = 1  # a small schema, asked one item a prompt (the model's own choice)
+        size = self.config.schema_batch_size
+        if size is None:  # the model's own choice: a small schema asked one item a prompt, else the task's
+            size = 1 if len(self.schema.items) <= preferred.get("ask_each_up_to", 0) else self.task.batch_size
         self.batches = self.schema.batches(size)
 
     @classmethod
@@ -236,8 +234,4 @@ class Extractor:
         result.ungrounded = sum(1 for item in items if not item.grounded)
         if self.config.drop_ungrounded:
             items = [i for i in items if i.grounded]
-        if self.config.min_confidence > 0:
-            items = [
-                i for i in items if i.confidence is not None and i.confidence >= self.config.min_confidence
-            ]
-        result.items = items
+        result.items = [i for i in items if passes(i.confidence, self.config.min_confidence)]

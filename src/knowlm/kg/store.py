@@ -29,6 +29,7 @@ from typing import Any
 from urllib.parse import quote
 
 from knowlm.errors import InputError, MissingDependencyError
+from knowlm.ie.confidence import check_threshold, passes
 
 KG = "https://knowlm.org/kg/"
 RDF = "http://www.w3.org/1999/02/22-rdf-syntax-ns#"
@@ -180,8 +181,7 @@ class GraphStore:
         """Add extraction outputs (``knowlm extract`` JSONL records, or corpus-run directories) to the graph.
         ``aliases`` (entity -> alias names) maps every alias onto its entity's name before deduplication;
         items of confidence below ``min_confidence`` (or without one, when it is above 0) are left out."""
-        if not 0.0 <= min_confidence <= 1.0:
-            raise InputError(f"--min-confidence must be between 0 and 1, got {min_confidence}")
+        check_threshold(min_confidence)
         canonical = {normalise(a): name for name, names in (aliases or {}).items() for a in names}
         report = LoadReport()
         for file in extraction_files(paths):
@@ -210,7 +210,7 @@ class GraphStore:
                     if item.get("grounded") is False and not include_ungrounded:
                         report.skipped += 1
                         continue
-                    if min_confidence > 0 and not (item.get("confidence") or 0.0) >= min_confidence:
+                    if not passes(item.get("confidence"), min_confidence):
                         report.skipped += 1
                         continue
                     self._item(batch, item, str(record.get("id", number)), provenance, canonical, report)
