@@ -6,6 +6,7 @@ import pytest
 
 from knowlm.errors import InputError
 from knowlm.ie.export import export
+from knowlm.kg.iri import RDFS, entity_iri, relation_iri
 
 TRIPLES = [
     {
@@ -48,8 +49,14 @@ def test_csv_rows():
 
 def test_ntriples_are_deduplicated_and_escaped():
     lines = export(TRIPLES, "nt").splitlines()
-    assert len(lines) == 2
-    assert lines[0].startswith("<urn:knowlm:entity:%E9%A9%AC%E4%BA%91> <urn:knowlm:relation:")
+    edges = [line for line in lines if RDFS + "label" not in line]
+    assert edges == [
+        f"<{entity_iri('马云', None)}> <{relation_iri('创始人')}> <{entity_iri('阿里巴巴', None)}> .",
+        f"<{entity_iri('阿里巴巴', None)}> <{relation_iri('总部')}> <{entity_iri('杭州', None)}> .",
+    ]
+    assert f'<{entity_iri("马云", None)}> <{RDFS}label> "马云" .' in lines and len(lines) == 7
+    quoted = [{"id": 1, "results": [{"head": 'say "hi"\\', "relation": "r", "tail": "x\ny"}]}]
+    assert '"say \\"hi\\"\\\\"' in export(quoted, "nt") and '"x y"' in export(quoted, "nt")
 
 
 def test_graphml_nodes_and_edges():

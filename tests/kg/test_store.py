@@ -204,7 +204,8 @@ def test_exports_read_back_with_rdflib_networkx_and_as_neo4j_csv(tmp_path: Path,
     neo = export_graph(store, "neo4j", tmp_path / "neo4j")
     with (neo / "relations.csv").open(encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
-    assert rows[0].keys() == {":START_ID", ":END_ID", ":TYPE", "support:int"} and len(rows) == 3
+    assert rows[0].keys() == {":START_ID", ":END_ID", ":TYPE", "support:int", "confidence:float"}
+    assert len(rows) == 3
     with (neo / "entities.csv").open(encoding="utf-8") as f:
         ids = {r["iri:ID"] for r in csv.DictReader(f)}
     assert all(r[":START_ID"] in ids and r[":END_ID"] in ids for r in rows)

@@ -447,14 +447,64 @@ def _token_span(starts: list[int], tokens: list[str], first: int, last: int) -> 
     return starts[first], starts[last] + len(tokens[last])
 
 
+@dataclass
+class DocredEntity:
+    """A DocRED entity: the name its items use (its first mention's), its mentions' character spans in the
+    document's text and their types (as mapped by ``DOCRED_TYPES``), in text order."""
+
+    name: str
+    spans: Spans
+    types: list[str | None]
+
+
+def docred_text(record: Any, where: str) -> tuple[str, list[DocredEntity]]:
+    """One DocRED document's running text (sentences detokenized by `join_tokens`, joined by spaces) and its
+    entities with every mention located in that text."""
+    sents, vertices = record.get("sents"), record.get("vertexSet")
+    if not isinstance(sents, list) or not all(isinstance(s, list) and s for s in sents):
+        raise InputError(f"{where}: expected 'sents' (a list of token lists)")
+    if not isinstance(vertices, list):
+        raise InputError(f"{where}: expected 'vertexSet' (a list of entities, each a list of mentions)")
+    pieces: list[str] = []
+    starts: list[list[int]] = []
+    offset = 0
+    for sent in sents:
+        piece, token_starts = join_tokens([str(t) for t in sent], detokenize=True)
+        pieces.append(piece)
+        starts.append([offset + s for s in token_starts])
+        offset += len(piece) + 1
+    text = " ".join(pieces)
+    entities: list[DocredEntity] = []
+    for index, mentions in enumerate(vertices):
+        found: dict[tuple[int, int], str | None] = {}
+        for m in mentions if isinstance(mentions, list) else []:
+            try:
+                sid, (begin, end) = int(m["sent_id"]), (int(m["pos"][0]), int(m["pos"][1]))
+                tokens = sents[sid]
+            except (KeyError, TypeError, ValueError, IndexError):
+                raise InputError(
+                    f"{where}: entity {index}: a mention needs 'sent_id' and 'pos', got {m!r}"
+                ) from None
+            if not 0 <= begin < end <= len(tokens):
+                raise InputError(
+                    f"{where}: entity {index}: pos {[begin, end]} outside sentence {sid}'s {len(tokens)} tokens"
+                )
+            kind = str(m.get("type", ""))
+            found.setdefault(_token_span(starts[sid], tokens, begin, end - 1), DOCRED_TYPES.get(kind, kind or None))
+        if not found:
+            raise InputError(f"{where}: entity {index} has no mentions")
+        ordered = sorted(found)
+        entities.append(DocredEntity(text[slice(*ordered[0])], ordered, [found[s] for s in ordered]))
+    return text, entities
+
+
 def read_docred(path: str | Path) -> Iterator[Document]:
     """DocRED / Re-DocRED JSON: an array of ``{"sents": [[token]], "vertexSet": [[{"name", "sent_id", "pos",
     "type"}]], "labels": [{"h", "t", "r"}]}``; relation ids are named by ``rel_info.json`` next to the file.
 
-    Sentences become running text (`join_tokens`, detokenized) joined by spaces. An entity's items use the
-    name of its first mention in the text and hold the spans of all its mentions; its other names go to
-    ``Document.names``, so an answer that uses any of them scores. A file without ``labels`` (a test split)
-    gives documents without items."""
+    Sentences become running text (`docred_text`). An entity's items use the name of its first mention in the
+    text and hold the spans of all its mentions; its other names go to ``Document.names``, so an answer that
+    uses any of them scores. A file without ``labels`` (a test split) gives documents without items."""
     path = Path(path)
     relations = _labels(path, "rel_info.json", "DocRED's relation labels, {'P17': 'country', ...}")
     data = _json_file(path, "a DocRED-format JSON array")
@@ -462,46 +512,12 @@ def read_docred(path: str | Path) -> Iterator[Document]:
         raise InputError(f"{path}: expected a JSON array of documents")
     for number, record in enumerate(data, 1):
         where = f"{path} document {number}"
-        sents, vertices = record.get("sents"), record.get("vertexSet")
-        if not isinstance(sents, list) or not all(isinstance(s, list) and s for s in sents):
-            raise InputError(f"{where}: expected 'sents' (a list of token lists)")
-        if not isinstance(vertices, list):
-            raise InputError(f"{where}: expected 'vertexSet' (a list of entities, each a list of mentions)")
-        pieces: list[str] = []
-        starts: list[list[int]] = []
-        offset = 0
-        for sent in sents:
-            piece, token_starts = join_tokens([str(t) for t in sent], detokenize=True)
-            pieces.append(piece)
-            starts.append([offset + s for s in token_starts])
-            offset += len(piece) + 1
-        text = " ".join(pieces)
-        entities: list[tuple[str, str | None, Spans]] = []
+        text, entities = docred_text(record, where)
         names: dict[str, str] = {}
-        for index, mentions in enumerate(vertices):
-            spans: set[tuple[int, int]] = set()
-            for m in mentions if isinstance(mentions, list) else []:
-                try:
-                    sid, (begin, end) = int(m["sent_id"]), (int(m["pos"][0]), int(m["pos"][1]))
-                    tokens = sents[sid]
-                except (KeyError, TypeError, ValueError, IndexError):
-                    raise InputError(
-                        f"{where}: entity {index}: a mention needs 'sent_id' and 'pos', got {m!r}"
-                    ) from None
-                if not 0 <= begin < end <= len(tokens):
-                    raise InputError(
-                        f"{where}: entity {index}: pos {[begin, end]} outside sentence {sid}'s {len(tokens)} tokens"
-                    )
-                spans.add(_token_span(starts[sid], tokens, begin, end - 1))
-            if not spans:
-                raise InputError(f"{where}: entity {index} has no mentions")
-            ordered = sorted(spans)
-            name = text[slice(*ordered[0])]
-            kind = str(mentions[0].get("type", ""))
-            entities.append((name, DOCRED_TYPES.get(kind, kind or None), ordered))
-            for s, e in ordered:
-                if text[s:e] != name:
-                    names.setdefault(text[s:e], name)
+        for entity in entities:
+            for s, e in entity.spans:
+                if text[s:e] != entity.name:
+                    names.setdefault(text[s:e], entity.name)
         triples: list[Item] = []
         for label in record.get("labels", []):
             try:
@@ -515,9 +531,13 @@ def read_docred(path: str | Path) -> Iterator[Document]:
                 raise InputError(
                     f"{where}: relation {relation!r} is not in {path.with_name('rel_info.json')}"
                 )
-            triples.append(Triple(head[0], relations[relation], tail[0], head[1], tail[1], head[2], tail[2]))
+            triples.append(
+                Triple(
+                    head.name, relations[relation], tail.name, head.types[0], tail.types[0], head.spans, tail.spans
+                )
+            )
         triples = sorted(_unique(triples), key=lambda t: t.head_spans[0])  # type: ignore[union-attr]
-        names = {alias: name for alias, name in names.items() if alias not in {e[0] for e in entities}}
+        names = {alias: name for alias, name in names.items() if alias not in {e.name for e in entities}}
         yield Document(f"docred-{number}", text, triples, "en", "re", names)
 
 

@@ -7,10 +7,10 @@ import io
 import json
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import quote
 from xml.etree import ElementTree as ET
 
 from knowlm.errors import InputError
+from knowlm.kg.iri import RDFS, entity_iri, relation_iri
 
 Exporter = Callable[[list[dict[str, Any]]], str]
 _EXPORTERS: dict[str, Exporter] = {}
@@ -86,16 +86,21 @@ def _triples(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return triples
 
 
-def _iri(kind: str, name: str) -> str:
-    return f"<urn:knowlm:{kind}:{quote(name, safe='')}>"
+def _literal(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\r", "\\r")
+    return f'"{escaped}"'
 
 
 def to_ntriples(records: list[dict[str, Any]]) -> str:
-    """Triples as N-Triples, with urn:knowlm IRIs for entities and relations (deduplicated)."""
-    lines = dict.fromkeys(
-        f"{_iri('entity', t['head'])} {_iri('relation', t['relation'])} {_iri('entity', t['tail'])} ."
-        for t in _triples(records)
-    )
+    """Triples as N-Triples (deduplicated), each entity and relation labelled, in the IRIs of the graph store
+    (``knowlm.kg.iri``): the same fact exported here and by ``knowlm kg export`` is one triple."""
+    lines: dict[str, None] = {}
+    for t in _triples(records):
+        head, tail = entity_iri(t["head"], t.get("head_type")), entity_iri(t["tail"], t.get("tail_type"))
+        relation = relation_iri(t["relation"])
+        lines[f"<{head}> <{relation}> <{tail}> ."] = None
+        for iri, label in ((head, t["head"]), (relation, t["relation"]), (tail, t["tail"])):
+            lines[f"<{iri}> <{RDFS}label> {_literal(' '.join(label.split()))} ."] = None
     return "".join(line + "\n" for line in lines)
 
 

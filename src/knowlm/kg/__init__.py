@@ -1,5 +1,3 @@
-"""The knowledge-graph store: load extraction outputs, query with SPARQL, export."""
-
-from knowlm.kg.store import GraphStore, LoadReport, normalise
-
-__all__ = ["GraphStore", "LoadReport", "normalise"]
+"""Knowledge graphs of extraction outputs: the store (``knowlm.kg.store``), entity resolution
+(``knowlm.kg.resolve``), graph-level evaluation (``knowlm.kg.evaluate``) and exports. ``knowlm.kg.iri`` is the
+one IRI scheme of every RDF output; this package imports nothing eagerly, so that importing it stays cheap."""

@@ -10,16 +10,21 @@ from collections.abc import Callable
 from pathlib import Path
 from xml.etree import ElementTree as ET
 
-from knowlm.errors import InputError
-from knowlm.io import atomic_write
-from knowlm.kg.store import PREFIXES, GraphStore
+from typing import Any
 
-GraphExporter = Callable[[GraphStore, Path], None]
+from knowlm.errors import InputError
+from knowlm.ie.confidence import check_threshold
+from knowlm.io import atomic_write
+from knowlm.kg.iri import PREFIXES
+from knowlm.kg.store import GraphStore
+
+GraphExporter = Callable[[GraphStore, Path, float], None]
 _GRAPH_EXPORTERS: dict[str, GraphExporter] = {}
 
 
 def register_graph_exporter(name: str, exporter: GraphExporter) -> None:
-    """Add a format of `knowlm kg export --format`: (store, output path) -> writes it, atomically."""
+    """Add a format of `knowlm kg export --format`: (store, output path, minimum confidence of a relation
+    statement) -> writes it, atomically."""
     if name in _GRAPH_EXPORTERS:
         raise ValueError(f"graph export format {name!r} is already registered")
     _GRAPH_EXPORTERS[name] = exporter
@@ -29,25 +34,49 @@ def graph_exporter_names() -> list[str]:
     return list(_GRAPH_EXPORTERS)
 
 
-def export_graph(store: GraphStore, fmt: str, output: str | Path) -> Path:
-    """Write the whole graph as ``fmt`` to ``output`` (a file; a directory for ``neo4j``), atomically."""
+def export_graph(store: GraphStore, fmt: str, output: str | Path, *, min_confidence: float = 0.0) -> Path:
+    """Write the graph as ``fmt`` to ``output`` (a file; a directory for ``neo4j``), atomically; with
+    ``min_confidence``, only relation statements whose highest confidence reaches it."""
     if fmt not in _GRAPH_EXPORTERS:
         raise InputError(f"--format {fmt}: choose one of {', '.join(_GRAPH_EXPORTERS)}")
-    _GRAPH_EXPORTERS[fmt](store, Path(output))
+    check_threshold(min_confidence)
+    _GRAPH_EXPORTERS[fmt](store, Path(output), min_confidence)
     return Path(output)
 
 
 def _rdf(turtle: bool) -> GraphExporter:
-    def write(store: GraphStore, output: Path) -> None:
-        rdf = store.ox.RdfFormat.TURTLE if turtle else store.ox.RdfFormat.N_TRIPLES
+    """The resolved graph and the record of mentions it is derived from, as one RDF graph (a relation's
+    edge and statement left out when its confidence is below the minimum)."""
+
+    def write(store: GraphStore, output: Path, min_confidence: float) -> None:
+        ox = store.ox
+        low: set[Any] = set()
+        if min_confidence > 0:
+            kept = {(t["head"], t["predicate"], t["tail"]) for t in store.triples(min_confidence=min_confidence)}
+            for t in store.triples():
+                if (t["head"], t["predicate"], t["tail"]) not in kept:
+                    low.add(ox.Triple(ox.NamedNode(t["head"]), ox.NamedNode(t["predicate"]), ox.NamedNode(t["tail"])))
+            _, rows = store.rows(
+                f"SELECT ?s WHERE {{ ?s a kg:Statement ; rdf:subject ?h ; rdf:predicate ?p ; rdf:object ?t "
+                f"OPTIONAL {{ ?s kg:maxConfidence ?c }} FILTER(!BOUND(?c) || ?c < {min_confidence!r}) }}"
+            )
+            statements = {ox.NamedNode(r[0]) for r in rows}
+        else:
+            statements = set()
+        triples = (
+            q.triple
+            for q in store.store
+            if q.triple not in low and q.subject not in statements and q.object not in statements
+        )
+        rdf = ox.RdfFormat.TURTLE if turtle else ox.RdfFormat.N_TRIPLES
         options = {"prefixes": PREFIXES} if turtle else {}
         with atomic_write(output, "wb") as f:
-            store.store.dump(f, rdf, from_graph=store.ox.DefaultGraph(), **options)
+            ox.serialize(triples, f, rdf, **options)
 
     return write
 
 
-def _neo4j(store: GraphStore, out: Path) -> None:
+def _neo4j(store: GraphStore, out: Path, min_confidence: float) -> None:
     """``entities.csv`` and ``relations.csv`` with neo4j-admin's header conventions (``:ID``, ``:LABEL``,
     ``:START_ID``, ``:END_ID``, ``:TYPE``): ``neo4j-admin database import full --nodes=entities.csv
     --relationships=relations.csv``. Written to a temp directory that replaces ``out`` when complete."""
@@ -63,9 +92,9 @@ def _neo4j(store: GraphStore, out: Path) -> None:
                 writer.writerow([e["iri"], e["label"], e["type"], e["support"], "Entity"])
         with (tmp / "relations.csv").open("w", newline="", encoding="utf-8") as f:
             writer = csv.writer(f)
-            writer.writerow([":START_ID", ":END_ID", ":TYPE", "support:int"])
-            for t in store.triples():
-                writer.writerow([t["head"], t["tail"], t["relation"], t["support"]])
+            writer.writerow([":START_ID", ":END_ID", ":TYPE", "support:int", "confidence:float"])
+            for t in store.triples(min_confidence=min_confidence):
+                writer.writerow([t["head"], t["tail"], t["relation"], t["support"], t["confidence"]])
         if out.exists():
             shutil.rmtree(out)
         os.replace(tmp, out)
@@ -74,7 +103,7 @@ def _neo4j(store: GraphStore, out: Path) -> None:
         raise
 
 
-def _graphml(store: GraphStore, out: Path) -> None:
+def _graphml(store: GraphStore, out: Path, min_confidence: float) -> None:
     """Entities as nodes (label, type, support), relation statements as directed edges (relation, support)."""
     ns = "http://graphml.graphdrawing.org/xmlns"
     root = ET.Element("graphml", xmlns=ns)
@@ -95,7 +124,7 @@ def _graphml(store: GraphStore, out: Path) -> None:
         node = ET.SubElement(graph, "node", id=e["iri"])
         for name in ("label", "type", "support"):
             ET.SubElement(node, "data", key=f"node_{name}").text = str(e[name])
-    for i, t in enumerate(store.triples()):
+    for i, t in enumerate(store.triples(min_confidence=min_confidence)):
         edge = ET.SubElement(graph, "edge", id=f"e{i}", source=t["head"], target=t["tail"])
         ET.SubElement(edge, "data", key="edge_relation").text = t["relation"]
         ET.SubElement(edge, "data", key="edge_support").text = str(t["support"])
