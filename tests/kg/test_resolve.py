@@ -60,7 +60,10 @@ def test_legal_suffix_and_chinese_company_suffix() -> None:
             occ("Apple", "organization", "d4"),
         ]
     )
-    assert merged(r) == {("legal suffix", "阿里巴巴", "阿里巴巴集团", None), ("legal suffix", "apple", "apple inc.", None)}
+    assert merged(r) == {
+        ("legal suffix", "阿里巴巴", "阿里巴巴集团", None),
+        ("legal suffix", "apple", "apple inc.", None),
+    }
 
 
 def test_chinese_short_name_skips_characters_of_one_long_name() -> None:
@@ -68,7 +71,11 @@ def test_chinese_short_name_skips_characters_of_one_long_name() -> None:
     assert merged(r) == {("chinese short name", "北大", "北京大学", None)}
     # a plain prefix is another name (北京 / 北京大学), and a short name fitting two long names joins neither
     assert Resolver().resolve([occ("北京大学", "组织机构", "d1"), occ("北京", "组织机构", "d2")]).merges == []
-    two = [occ("北京大学", "组织机构", "d1"), occ("北京大兴学院", "组织机构", "d1"), occ("北大", "组织机构", "d2")]
+    two = [
+        occ("北京大学", "组织机构", "d1"),
+        occ("北京大兴学院", "组织机构", "d1"),
+        occ("北大", "组织机构", "d2"),
+    ]
     assert not any(m.left[0] == "北大" for m in Resolver().resolve(two).merges)
     assert is_chinese_short("北大", "北京大学") and not is_chinese_short("大学", "北京大学")
 
@@ -109,7 +116,11 @@ def test_a_later_part_of_a_persons_name_is_that_person_only_in_its_document() ->
     # a short name mentioned before the full name, or matching two full names, is not resolved
     before = Resolver().resolve([occ("Vann", "person", "d1", 0), occ("Bernard Vann", "person", "d1", 9)])
     assert before.merges == []
-    both = [occ("Bernard Vann", "person", "d1", 0), occ("Sarah Vann", "person", "d1", 5), occ("Vann", "person", "d1", 9)]
+    both = [
+        occ("Bernard Vann", "person", "d1", 0),
+        occ("Sarah Vann", "person", "d1", 5),
+        occ("Vann", "person", "d1", 9),
+    ]
     assert Resolver().resolve(both).merges == []
     assert is_part_of("Vann", "Bernard Vann") and not is_part_of("of", "Bank of China")
 
@@ -131,7 +142,12 @@ def test_spelling_variants_of_one_letter_but_not_added_letters_or_numbers() -> N
     assert not is_spelling_variant("Germany", "German")
     assert not is_spelling_variant("World War I", "World War V")
     assert not is_spelling_variant("Catholics", "Catholic")
-    assert Resolver(spelling=False).resolve([occ("Tchaikovsky", "person", "d1"), occ("Tchaikovski", "person", "d2")]).merges == []
+    assert (
+        Resolver(spelling=False)
+        .resolve([occ("Tchaikovsky", "person", "d1"), occ("Tchaikovski", "person", "d2")])
+        .merges
+        == []
+    )
 
 
 def test_values_are_never_resolved() -> None:
@@ -140,7 +156,10 @@ def test_values_are_never_resolved() -> None:
 
 
 def test_the_users_aliases_merge_even_when_resolution_is_off() -> None:
-    occurrences = [occ("NMBS", "organization", "d1"), occ("National Railway Company of Belgium", "organization", "d2")]
+    occurrences = [
+        occ("NMBS", "organization", "d1"),
+        occ("National Railway Company of Belgium", "organization", "d2"),
+    ]
     r = Resolver(enabled=False).resolve(occurrences, aliases={"nmbs": "National Railway Company of Belgium"})
     assert merged(r) == {("alias", "nmbs", "national railway company of belgium", None)}
     assert Resolver(enabled=False).resolve(occurrences).merges == []
@@ -155,8 +174,11 @@ def test_a_rejected_merge_stays_recorded_and_unapplied() -> None:
 
 
 def test_embeddings_propose_merges_only_when_given() -> None:
-    occurrences = [occ("Brussels-South", "location", "d1"), occ("Brussels South", "location", "d2"),
-                   occ("Brussels Zuid", "location", "d3")]
+    occurrences = [
+        occ("Brussels-South", "location", "d1"),
+        occ("Brussels South", "location", "d2"),
+        occ("Brussels Zuid", "location", "d3"),
+    ]
     plain = Resolver(spelling=False).resolve(occurrences)
     assert not any(m.rule == "embedding" for m in plain.merges)
 

@@ -490,7 +490,9 @@ def docred_text(record: Any, where: str) -> tuple[str, list[DocredEntity]]:
                     f"{where}: entity {index}: pos {[begin, end]} outside sentence {sid}'s {len(tokens)} tokens"
                 )
             kind = str(m.get("type", ""))
-            found.setdefault(_token_span(starts[sid], tokens, begin, end - 1), DOCRED_TYPES.get(kind, kind or None))
+            found.setdefault(
+                _token_span(starts[sid], tokens, begin, end - 1), DOCRED_TYPES.get(kind, kind or None)
+            )
         if not found:
             raise InputError(f"{where}: entity {index} has no mentions")
         ordered = sorted(found)
@@ -533,7 +535,13 @@ def read_docred(path: str | Path) -> Iterator[Document]:
                 )
             triples.append(
                 Triple(
-                    head.name, relations[relation], tail.name, head.types[0], tail.types[0], head.spans, tail.spans
+                    head.name,
+                    relations[relation],
+                    tail.name,
+                    head.types[0],
+                    tail.types[0],
+                    head.spans,
+                    tail.spans,
                 )
             )
         triples = sorted(_unique(triples), key=lambda t: t.head_spans[0])  # type: ignore[union-attr]

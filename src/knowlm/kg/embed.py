@@ -39,7 +39,11 @@ class Embedder:
         vectors: list[list[float]] = []
         for i in range(0, len(names), self.batch_size):
             batch = self._tokenizer(
-                names[i : i + self.batch_size], padding=True, truncation=True, max_length=64, return_tensors="pt"
+                names[i : i + self.batch_size],
+                padding=True,
+                truncation=True,
+                max_length=64,
+                return_tensors="pt",
             )
             with torch.inference_mode():
                 hidden = self._model(**batch).last_hidden_state

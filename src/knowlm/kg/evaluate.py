@@ -69,14 +69,20 @@ def read_docred(path: str | Path) -> list[GoldDocument]:
             if not (0 <= h < len(entities) and 0 <= t < len(entities)):
                 raise InputError(f"{where}: label {label!r} names an entity it does not have")
             triples.add((h, names.get(r, r), t))
-        documents.append(GoldDocument(str(record.get("title") or f"document {number}"), text, mentions, triples))
+        documents.append(
+            GoldDocument(str(record.get("title") or f"document {number}"), text, mentions, triples)
+        )
     return documents
 
 
 def _prf(tp: float, predicted: float, gold: float) -> dict[str, float]:
     p = tp / predicted if predicted else 0.0
     r = tp / gold if gold else 0.0
-    return {"precision": round(p, 4), "recall": round(r, 4), "f1": round(2 * p * r / (p + r) if p + r else 0.0, 4)}
+    return {
+        "precision": round(p, 4),
+        "recall": round(r, 4),
+        "f1": round(2 * p * r / (p + r) if p + r else 0.0, 4),
+    }
 
 
 def gold_occurrences(documents: Sequence[GoldDocument]) -> list[Occurrence]:
@@ -105,12 +111,12 @@ def clustering_scores(documents: Sequence[GoldDocument], resolver: Resolver) -> 
                 pred.append(resolution.entity((normalise(name), normalise(type_)), str(d)))
         by_gold: dict[int, list[int]] = defaultdict(list)
         by_pred: dict[NameKey, list[int]] = defaultdict(list)
-        for i, (g, p) in enumerate(zip(gold, pred, strict=True)):
+        for i, (g, key) in enumerate(zip(gold, pred, strict=True)):
             by_gold[g].append(i)
-            by_pred[p].append(i)
-        for i, (g, p) in enumerate(zip(gold, pred, strict=True)):
-            same = sum(1 for j in by_pred[p] if gold[j] == g)
-            precision += same / len(by_pred[p])
+            by_pred[key].append(i)
+        for g, key in zip(gold, pred, strict=True):
+            same = sum(1 for j in by_pred[key] if gold[j] == g)
+            precision += same / len(by_pred[key])
             recall += same / len(by_gold[g])
         mentions += len(gold)
         n = len(gold)
@@ -127,11 +133,16 @@ def clustering_scores(documents: Sequence[GoldDocument], resolver: Resolver) -> 
             clusters = {pred[i] for i in by_gold[e]}
             if len(clusters) == 1 and all(gold[j] == e for j in by_pred[next(iter(clusters))]):
                 merged += 1
-    p, r = precision / mentions if mentions else 0.0, recall / mentions if mentions else 0.0
+    p = precision / mentions if mentions else 0.0
+    r = recall / mentions if mentions else 0.0
     return {
         "mentions": mentions,
         "entities": sum(len(doc.entities) for doc in documents),
-        "bcubed": {"precision": round(p, 4), "recall": round(r, 4), "f1": round(2 * p * r / (p + r), 4) if p + r else 0.0},
+        "bcubed": {
+            "precision": round(p, 4),
+            "recall": round(r, 4),
+            "f1": round(2 * p * r / (p + r), 4) if p + r else 0.0,
+        },
         "pairwise": _prf(pairs_tp, pairs_pred, pairs_gold),
         "multi_name_entities": multi,
         "multi_name_merged": merged,
@@ -170,19 +181,26 @@ def triple_scores(
         if relations is not None:
             gold = [g for g in gold if g[1] in relations]
         gold_total += len(gold)
-        names = [{normalise(name) for name, _, _ in ms} for ms in doc.entities]
+        entity_names = [{normalise(name) for name, _, _ in ms} for ms in doc.entities]
         used: set[int] = set()
         for (_, relation, _), (heads, tails) in sorted(statements[key].items()):
             predicted += 1
             for i, (h, r, t) in enumerate(gold):
-                if i not in used and r == relation and heads & names[h] and tails & names[t]:
+                if i not in used and r == relation and heads & entity_names[h] and tails & entity_names[t]:
                     used.add(i)
                     tp += 1
                     break
-    return {"documents": len(matched), "gold": gold_total, "predicted": predicted, **_prf(tp, predicted, gold_total)}
+    return {
+        "documents": len(matched),
+        "gold": gold_total,
+        "predicted": predicted,
+        **_prf(tp, predicted, gold_total),
+    }
 
 
-def evaluate_store(store: Any, documents: Sequence[GoldDocument], resolver: Resolver | None = None) -> dict[str, Any]:
+def evaluate_store(
+    store: Any, documents: Sequence[GoldDocument], resolver: Resolver | None = None
+) -> dict[str, Any]:
     """Clustering of the gold mentions and the triples of ``store`` (a GraphStore), exact names against the
     resolver (the store's settings, else the defaults). The store's documents are matched to gold documents
     by text; triples are scored on the relations the store's extractions use."""
@@ -191,17 +209,26 @@ def evaluate_store(store: Any, documents: Sequence[GoldDocument], resolver: Reso
         resolver = settings.resolver() if settings else Resolver()
     exact = Resolver(enabled=False)
     result: dict[str, Any] = {
-        "clustering": {"exact": clustering_scores(documents, exact), "resolved": clustering_scores(documents, resolver)}
+        "clustering": {
+            "exact": clustering_scores(documents, exact),
+            "resolved": clustering_scores(documents, resolver),
+        }
     }
     by_text = {" ".join(doc.text.split()): i for i, doc in enumerate(documents)}
-    matched = {key: by_text[" ".join(text.split())] for key, text in store.document_texts().items() if " ".join(text.split()) in by_text}
+    matched = {
+        key: by_text[" ".join(text.split())]
+        for key, text in store.document_texts().items()
+        if " ".join(text.split()) in by_text
+    }
     if matched:
         mentions = store.mentions()
         relations = {normalise(m.item["relation"]) for m in mentions if "relation" in m.item}
         aliases = store.aliases()
         occurrences = list(store.occurrences(mentions))
         result["triples"] = {
-            name: triple_scores(documents, matched, mentions, r.resolve(occurrences, store.rejected(), aliases), relations)
+            name: triple_scores(
+                documents, matched, mentions, r.resolve(occurrences, store.rejected(), aliases), relations
+            )
             for name, r in (("exact", exact), ("resolved", resolver))
         }
         result["triples"]["relations"] = sorted(relations)

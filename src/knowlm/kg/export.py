@@ -8,9 +8,8 @@ import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from xml.etree import ElementTree as ET
-
 from typing import Any
+from xml.etree import ElementTree as ET
 
 from knowlm.errors import InputError
 from knowlm.ie.confidence import check_threshold
@@ -52,10 +51,16 @@ def _rdf(turtle: bool) -> GraphExporter:
         ox = store.ox
         low: set[Any] = set()
         if min_confidence > 0:
-            kept = {(t["head"], t["predicate"], t["tail"]) for t in store.triples(min_confidence=min_confidence)}
+            kept = {
+                (t["head"], t["predicate"], t["tail"]) for t in store.triples(min_confidence=min_confidence)
+            }
             for t in store.triples():
                 if (t["head"], t["predicate"], t["tail"]) not in kept:
-                    low.add(ox.Triple(ox.NamedNode(t["head"]), ox.NamedNode(t["predicate"]), ox.NamedNode(t["tail"])))
+                    low.add(
+                        ox.Triple(
+                            ox.NamedNode(t["head"]), ox.NamedNode(t["predicate"]), ox.NamedNode(t["tail"])
+                        )
+                    )
             _, rows = store.rows(
                 f"SELECT ?s WHERE {{ ?s a kg:Statement ; rdf:subject ?h ; rdf:predicate ?p ; rdf:object ?t "
                 f"OPTIONAL {{ ?s kg:maxConfidence ?c }} FILTER(!BOUND(?c) || ?c < {min_confidence!r}) }}"

@@ -62,14 +62,53 @@ SHORT_SIDE_RULES = {"alias", "acronym", "chinese short name", "in document", "le
 """Rules whose left name is a short form of the right one (it is never chosen as the canonical name)."""
 
 STOPWORDS = frozenset(
-    "a an the of and & for in on at to de du des la le les del della di da van von der den und y e".split()
+    [
+        "a",
+        "an",
+        "the",
+        "of",
+        "and",
+        "&",
+        "for",
+        "in",
+        "on",
+        "at",
+        "to",
+        "de",
+        "du",
+        "des",
+        "la",
+        "le",
+        "les",
+        "del",
+        "della",
+        "di",
+        "da",
+        "van",
+        "von",
+        "der",
+        "den",
+        "und",
+        "y",
+        "e",
+    ]
 )
 ARTICLES = ("the ", "a ", "an ")
 LEGAL_SUFFIXES = (
     "inc", "incorporated", "ltd", "limited", "llc", "corp", "corporation", "company", "co", "plc", "group",
     "ag", "gmbh", "sa", "nv", "bv", "holdings", "co ltd",
 )  # fmt: skip
-CHINESE_SUFFIXES = ("股份有限公司", "集团有限公司", "有限责任公司", "有限公司", "集团公司", "控股集团", "集团", "公司", "控股")
+CHINESE_SUFFIXES = (
+    "股份有限公司",
+    "集团有限公司",
+    "有限责任公司",
+    "有限公司",
+    "集团公司",
+    "控股集团",
+    "集团",
+    "公司",
+    "控股",
+)
 PERSON_TYPES = frozenset({"per", "person", "people", "人物", "人名", "人", "姓名"})
 VALUE_TYPES = frozenset(
     {"time", "date", "num", "number", "money", "percent", "quantity", "时间", "日期", "数字", "数量", "金额"}
@@ -374,7 +413,9 @@ class Resolver:
         entity_types: dict[NameKey, str] = {}
         for members in groups.values():
             full = [k for k in members if k not in short] or members
-            best = max(full, key=lambda k: (mentions[k], len(k[0].split()), len(k[0]), bool(k[1]), _reverse(k)))
+            best = max(
+                full, key=lambda k: (mentions[k], len(k[0].split()), len(k[0]), bool(k[1]), _reverse(k))
+            )
             weights: Counter[str] = Counter()
             for k in members:
                 if k[1]:
@@ -435,10 +476,10 @@ class Resolver:
                 if len(letters) >= 3:
                     by_initials[letters].append(key)
         for key, name in names.items():
-            letters = acronym_letters(name.label)
-            if letters is None or len(letters) < 3:
+            found = acronym_letters(name.label)
+            if found is None or len(found) < 3:
                 continue
-            longs = [k for k in by_initials.get(letters, []) if not k[1] or not key[1] or k[1] == key[1]]
+            longs = [k for k in by_initials.get(found, []) if not k[1] or not key[1] or k[1] == key[1]]
             if len({form(k[0]) for k in longs}) == 1:
                 full = max(longs, key=lambda k: (names[k].mentions, k))
                 yield Merge("acronym", 0.9, key, full, evidence=_both(names, key, full))

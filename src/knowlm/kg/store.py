@@ -36,7 +36,7 @@ from typing import Any
 from knowlm.errors import InputError, MissingDependencyError
 from knowlm.ie.confidence import check_threshold, passes
 from knowlm.kg.iri import KG, PREFIXES, RDF, RDFS, XSD, digest, entity_iri, normalise, relation_iri, role_iri
-from knowlm.kg.resolve import Merge, NameKey, Occurrence, Resolution, Resolver, label_rank
+from knowlm.kg.resolve import NameKey, Occurrence, Resolution, Resolver, label_rank
 
 __all__ = ["KG", "PREFIXES", "GraphStore", "LoadReport", "ResolveSettings", "normalise", "solution_rows"]
 
@@ -175,6 +175,7 @@ def _check_item(item: Any, where: str) -> dict[str, Any]:
     """An extracted item with the fields the graph reads, or a clear error naming ``where``."""
     if not isinstance(item, dict):
         raise InputError(f"{where}: a result is not a JSON object")
+    needed: tuple[str, ...]
     if "relation" in item:
         needed = ("head", "relation", "tail")
     elif "arguments" in item or "trigger" in item:
@@ -268,9 +269,9 @@ class GraphStore:
                 kept = []
                 for item in record["results"]:
                     item = _check_item(item, f"{file} line {number}")
-                    if item.get("grounded") is False and not include_ungrounded:
-                        report.skipped += 1
-                    elif not passes(item.get("confidence"), min_confidence):
+                    if (item.get("grounded") is False and not include_ungrounded) or not passes(
+                        item.get("confidence"), min_confidence
+                    ):
                         report.skipped += 1
                     else:
                         kept.append(item)
@@ -299,10 +300,19 @@ class GraphStore:
         return report
 
     def _mention(
-        self, item: dict[str, Any], document: str, doc_id: str, source: str, model: str, time: str, report: LoadReport
+        self,
+        item: dict[str, Any],
+        document: str,
+        doc_id: str,
+        source: str,
+        model: str,
+        time: str,
+        report: LoadReport,
     ) -> list[Any]:
         """The record of one extracted item."""
-        mention = f"{KG}mention/{digest(source, doc_id, json.dumps(item, sort_keys=True, ensure_ascii=False))}"
+        mention = (
+            f"{KG}mention/{digest(source, doc_id, json.dumps(item, sort_keys=True, ensure_ascii=False))}"
+        )
         quads = [
             self._quad(mention, RDF + "type", KG + "Mention"),
             self._quad(mention, KG + "item", self._literal(json.dumps(item, ensure_ascii=False))),
@@ -316,6 +326,7 @@ class GraphStore:
         if isinstance(confidence, int | float) and not isinstance(confidence, bool):
             value = f"{min(max(float(confidence), 0.0), 1.0):.4f}"
             quads.append(self._quad(mention, KG + "confidence", self._literal(value, XSD + "decimal")))
+        spans: dict[str, Any]
         if "relation" in item:
             spans = {"head_": item.get("head_spans"), "tail_": item.get("tail_spans")}
             report.triples += 1
@@ -325,12 +336,16 @@ class GraphStore:
         else:
             spans = {"": item.get("spans")}
             report.entities += 1
-        for prefix, value in spans.items():
-            start = _start(value)
+        for prefix, given in spans.items():
+            start = _start(given)
             if start is not None:
-                end = value[0][1]
-                quads.append(self._quad(mention, f"{KG}{prefix}start", self._literal(str(start), XSD + "integer")))
-                quads.append(self._quad(mention, f"{KG}{prefix}end", self._literal(str(end), XSD + "integer")))
+                end = given[0][1]
+                quads.append(
+                    self._quad(mention, f"{KG}{prefix}start", self._literal(str(start), XSD + "integer"))
+                )
+                quads.append(
+                    self._quad(mention, f"{KG}{prefix}end", self._literal(str(end), XSD + "integer"))
+                )
         return [self.ox.Quad(q.subject, q.predicate, q.object, self.raw) for q in quads]
 
     # --- the graph: derived from the record -----------------------------------------------------------
@@ -353,13 +368,15 @@ class GraphStore:
             for index, (name, type_, spans) in enumerate(_occurrences(mention)):
                 start = _start(spans)
                 position = start if start is not None else 1_000_000_000 + index
-                yield Occurrence(_key(name, type_), " ".join(name.split()), mention.document, position, mention.iri)
+                yield Occurrence(
+                    _key(name, type_), " ".join(name.split()), mention.document, position, mention.iri
+                )
 
     def document_texts(self) -> dict[str, str]:
         """The text of every document the record has it for, by document key (``source#id``)."""
         _, rows = self.rows(
             f"SELECT ?source ?id ?text WHERE {{ GRAPH <{RAW}> {{ ?d a kg:Document ; kg:source ?source ; kg:id ?id ; "
-            "kg:text ?text }} }}"
+            "kg:text ?text } }"
         )
         return {f"{source}#{doc}": str(text) for source, doc, text in rows}
 
@@ -373,12 +390,16 @@ class GraphStore:
 
     def rejected(self) -> list[str]:
         """The ids of merges a user undid (``kg split``)."""
-        _, rows = self.rows(f"SELECT ?id WHERE {{ GRAPH <{RAW}> {{ ?d a kg:Decision ; kg:rejects ?id }} }} ORDER BY ?id")
+        _, rows = self.rows(
+            f"SELECT ?id WHERE {{ GRAPH <{RAW}> {{ ?d a kg:Decision ; kg:rejects ?id }} }} ORDER BY ?id"
+        )
         return [str(r[0]) for r in rows]
 
     def settings(self) -> ResolveSettings | None:
         """How the graph is resolved, or None when it is not (names are merged only by the alias table)."""
-        for quad in self.store.quads_for_pattern(self.ox.NamedNode(RESOLUTION), self.ox.NamedNode(KG + "settings"), None, self.raw):
+        for quad in self.store.quads_for_pattern(
+            self.ox.NamedNode(RESOLUTION), self.ox.NamedNode(KG + "settings"), None, self.raw
+        ):
             return ResolveSettings(**json.loads(str(quad.object.value)))
         return None
 
@@ -387,10 +408,17 @@ class GraphStore:
         for quad in list(self.store.quads_for_pattern(node, None, None, self.raw)):
             self.store.remove(quad)
         if settings is not None:
-            self.store.extend([
-                self._quad(RESOLUTION, RDF + "type", KG + "Resolution", raw=True),
-                self._quad(RESOLUTION, KG + "settings", self._literal(json.dumps(asdict(settings), sort_keys=True)), raw=True),
-            ])
+            self.store.extend(
+                [
+                    self._quad(RESOLUTION, RDF + "type", KG + "Resolution", raw=True),
+                    self._quad(
+                        RESOLUTION,
+                        KG + "settings",
+                        self._literal(json.dumps(asdict(settings), sort_keys=True)),
+                        raw=True,
+                    ),
+                ]
+            )
 
     def resolve(self, settings: ResolveSettings | None = None) -> int:
         """Resolve the graph's entities (and keep resolving it so as more is loaded); returns the merges."""
@@ -418,14 +446,20 @@ class GraphStore:
         for merge_id in ids:
             decision = f"{KG}decision/{merge_id}"
             if restore:
-                for quad in list(self.store.quads_for_pattern(self.ox.NamedNode(decision), None, None, self.raw)):
+                for quad in list(
+                    self.store.quads_for_pattern(self.ox.NamedNode(decision), None, None, self.raw)
+                ):
                     self.store.remove(quad)
             else:
-                self.store.extend([
-                    self._quad(decision, RDF + "type", KG + "Decision", raw=True),
-                    self._quad(decision, KG + "rejects", self._literal(merge_id), raw=True),
-                    self._quad(decision, KG + "decidedAt", self._literal(_now(), XSD + "dateTime"), raw=True),
-                ])
+                self.store.extend(
+                    [
+                        self._quad(decision, RDF + "type", KG + "Decision", raw=True),
+                        self._quad(decision, KG + "rejects", self._literal(merge_id), raw=True),
+                        self._quad(
+                            decision, KG + "decidedAt", self._literal(_now(), XSD + "dateTime"), raw=True
+                        ),
+                    ]
+                )
         return self.rebuild()
 
     def resolution(self, mentions: list[_Mention] | None = None) -> Resolution:
@@ -446,8 +480,14 @@ class GraphStore:
         for node, values in graph.confidences.items():
             if node.startswith(KG + "statement/"):
                 graph.quads += [
-                    self._quad(node, KG + "maxConfidence", self._literal(f"{max(values):.4f}", XSD + "decimal")),
-                    self._quad(node, KG + "meanConfidence", self._literal(f"{sum(values) / len(values):.4f}", XSD + "decimal")),
+                    self._quad(
+                        node, KG + "maxConfidence", self._literal(f"{max(values):.4f}", XSD + "decimal")
+                    ),
+                    self._quad(
+                        node,
+                        KG + "meanConfidence",
+                        self._literal(f"{sum(values) / len(values):.4f}", XSD + "decimal"),
+                    ),
                 ]
         for predicate, labels in graph.relations.items():
             label = min(labels.items(), key=lambda kv: label_rank(*kv))[0]
@@ -474,7 +514,11 @@ class GraphStore:
     def _derive(self, graph: _Derived, mention: _Mention, resolution: Resolution) -> None:
         item, doc = mention.item, mention.document
         names = [
-            (self._entity(graph, _key(name, type_), doc, resolution), _key(name, type_), " ".join(name.split()))
+            (
+                self._entity(graph, _key(name, type_), doc, resolution),
+                _key(name, type_),
+                " ".join(name.split()),
+            )
             for name, type_, _ in _occurrences(mention)
         ]
         for iri, key, label in names:
@@ -528,7 +572,11 @@ class GraphStore:
                 self._quad(node, KG + "leftType", self._literal(merge.left[1])),
                 self._quad(node, KG + "rightName", self._literal(merge.right[0])),
                 self._quad(node, KG + "rightType", self._literal(merge.right[1])),
-                self._quad(node, KG + "evidence", self._literal(json.dumps(merge.evidence, ensure_ascii=False, sort_keys=True))),
+                self._quad(
+                    node,
+                    KG + "evidence",
+                    self._literal(json.dumps(merge.evidence, ensure_ascii=False, sort_keys=True)),
+                ),
                 self._quad(node, KG + "status", self._literal("rejected" if merge.rejected else "applied")),
             ]
             if merge.document is not None:
