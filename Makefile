@@ -90,6 +90,7 @@ bench: $(VENV)/.installed $(VENV)/.llamacpp
 	$(BIN)/python bench/generation.py
 	$(BIN)/python bench/extract.py
 	$(BIN)/python bench/extract_scale.py
+	$(BIN)/python bench/kg_quality.py
 	$(BIN)/python bench/serve.py
 	$(BIN)/python bench/finetune.py
 	$(BIN)/python bench/weights.py
