@@ -208,7 +208,7 @@ def test_registered_export_formats_are_offered_by_the_cli(tmp_path: Path, capsys
         register_exporter("count", lambda records: f"{sum(len(r['results']) for r in records)}\n")
     if "names" not in graph_exporter_names():
         register_graph_exporter(
-            "names", lambda store, out: out.write_text("\n".join(sorted(store.stats())) + "\n")
+            "names", lambda store, out, _: out.write_text("\n".join(sorted(store.stats())) + "\n")
         )
     out = tmp_path / "terms.count"
     args = [
