@@ -1,3 +1,5 @@
+import re
+
 import gradio as gr
 import pytest
 
@@ -41,6 +43,14 @@ def test_rows_and_graph():
     svg = graph_svg([(t.head, t.relation, t.tail) for t in r.triples])
     assert svg.startswith("<svg") and svg.count("<circle") == 2 and "创始人" in svg
     assert "No triples" in graph_svg([])
+    # two relations of one pair: one arrow, two labels one under the other; a long name is written whole
+    long = "Bernard William Vann of the Sherwood Foresters"
+    two = graph_svg([(long, "award received", "Victoria Cross"), (long, "conflict", "Victoria Cross")])
+    assert two.count("<line") == 1 and long in two
+    ys = [int(v) for v in re.findall(r'<text x="-?\d+" y="(-?\d+)" text-anchor="middle"', two)]
+    assert len(ys) == 2 and ys[1] - ys[0] == 14
+    width = int(re.search(r'width="(\d+)"', two).group(1))
+    assert width >= 420 + 2 * 7 * len(long)
 
 
 def test_ui_builds_over_an_engine(tiny_engine, monkeypatch):
@@ -65,15 +75,23 @@ def test_the_knowledge_graph_tab_shows_an_entitys_relations(tiny_engine, tmp_pat
 
     text = "马云在杭州创立了阿里巴巴。"
     item = {"head": "阿里巴巴", "relation": "创始人", "tail": "马云", "grounded": True}
+    other = {"head": "阿里巴巴集团", "relation": "总部", "tail": "杭州", "grounded": True}
+    records = [
+        {"id": 1, "text": text, "task": "re", "results": [item]},
+        {"id": 2, "text": "阿里巴巴集团总部位于杭州。", "task": "re", "results": [other]},
+    ]
     (tmp_path / "out.jsonl").write_text(
-        json.dumps({"id": 1, "text": text, "task": "re", "results": [item]}, ensure_ascii=False) + "\n",
-        encoding="utf-8",
+        "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8"
     )
-    GraphStore(tmp_path / "kg").load([tmp_path / "out.jsonl"])
+    GraphStore(tmp_path / "kg").load([tmp_path / "out.jsonl"], resolve=True)
     ui = build_ui(tiny_engine, kg_store=tmp_path / "kg")
     show = next(f.fn for f in ui.fns.values() if getattr(f.fn, "__name__", "") == "neighbourhood")
-    table, svg, status = show("马云", 50)
-    assert table == [["阿里巴巴", "创始人", "马云", 1]] and "<svg" in svg and status == "1 relations"
+    table, svg, status, merges = show("马云", 50)
+    assert table == [["阿里巴巴集团", "创始人", "马云", 1]] and "<svg" in svg and status == "1 relations"
+    assert "阿里巴巴 → 阿里巴巴集团: legal suffix" not in merges  # 马云's entity had no merge
+    table, _, status, merges = show("阿里巴巴", 50)
+    assert status == "2 relations" and "阿里巴巴 → 阿里巴巴集团: legal suffix (0.95)" in merges
+    assert f"knowlm kg split --store {tmp_path / 'kg'} " in merges
     assert show("nobody", 50)[0] == []
 
 

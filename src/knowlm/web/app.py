@@ -142,10 +142,18 @@ def rows(result: ExtractionResult) -> list[list[Any]]:
 
 
 def graph_svg(triples: list[tuple[str, str, str]], size: int = 420) -> str:
-    """(head, relation, tail) triples as a small SVG graph (entities on a circle, labelled arrows)."""
+    """(head, relation, tail) triples as a small SVG graph (entities on a circle, labelled arrows): the
+    relations of one pair of entities share an arrow and stack their labels; names are written whole, away
+    from the circle, in a drawing widened to hold them."""
     if not triples:
         return "<p>No triples to draw.</p>"
     names = list(dict.fromkeys(n for head, _, tail in triples for n in (head, tail)))
+    edges: dict[tuple[str, str], list[str]] = {}
+    for head, relation, tail in triples:
+        edges.setdefault((head, tail), [])
+        if relation not in edges[(head, tail)]:
+            edges[(head, tail)].append(relation)
+    margin = 7 * max(len(n) for n in names) + 12  # room for the longest name (about 7 px a character)
     radius, center = size * 0.36, size / 2
     pos = {
         n: (
@@ -155,26 +163,53 @@ def graph_svg(triples: list[tuple[str, str, str]], size: int = 420) -> str:
         for i, n in enumerate(names)
     }
     parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{size}" height="{size}" font-size="12">',
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{size + 2 * margin}" height="{size}" '
+        f'viewBox="{-margin} 0 {size + 2 * margin} {size}" font-size="12">',
         '<defs><marker id="arrow" markerWidth="8" markerHeight="8" refX="8" refY="3" orient="auto">'
         '<path d="M0,0 L0,6 L8,3 z" fill="#888"/></marker></defs>',
     ]
-    for head, relation, tail in triples:
+    for (head, tail), relations in edges.items():
         (x1, y1), (x2, y2) = pos[head], pos[tail]
         parts.append(
             f'<line x1="{x1:.0f}" y1="{y1:.0f}" x2="{x2:.0f}" y2="{y2:.0f}" stroke="#888" '
             'marker-end="url(#arrow)"/>'
         )
-        parts.append(
-            f'<text x="{(x1 + x2) / 2:.0f}" y="{(y1 + y2) / 2:.0f}" fill="#b45309">{html.escape(relation)}</text>'
-        )
+        # labels at a third of the way from the head: the two directions of a pair do not meet
+        lx, ly = x1 + (x2 - x1) / 3, y1 + (y2 - y1) / 3 - 7 * (len(relations) - 1)
+        for k, relation in enumerate(relations):
+            parts.append(
+                f'<text x="{lx:.0f}" y="{ly + 14 * k:.0f}" text-anchor="middle" fill="#b45309" '
+                f'paint-order="stroke" stroke="white" stroke-width="3">{html.escape(relation)}</text>'
+            )
     for name, (x, y) in pos.items():
+        anchor, dx = ("start", 8) if x >= center else ("end", -8)
         parts.append(
             f'<circle cx="{x:.0f}" cy="{y:.0f}" r="5" fill="#2563eb"/>'
-            f'<text x="{x + 7:.0f}" y="{y - 7:.0f}">{html.escape(name)}</text>'
+            f'<text x="{x + dx:.0f}" y="{y + 4:.0f}" text-anchor="{anchor}">{html.escape(name)}</text>'
         )
     parts.append("</svg>")
     return "".join(parts)
+
+
+def merges_markdown(entities: list[dict[str, Any]], store: str | Path | None) -> str:
+    """What ``GraphStore.explain`` says of each entity, for a reader: its names and each merge with its rule,
+    evidence and the command that undoes it (the web UI opens the store read-only)."""
+    lines = []
+    for e in entities:
+        lines.append(f"**{html.escape(e['label'] or '')}** {html.escape(e['type'])}: {e['support']} mentions; "
+                     f"names: {html.escape(' | '.join(e['names']))}")  # fmt: skip
+        for m in e["merges"]:
+            where = f" in {html.escape(m['document'])}" if m["document"] else ""
+            state = (
+                "undone"
+                if m["status"] == "rejected"
+                else f"undo: `knowlm kg split --store {store} {m['id']}`"
+            )
+            lines.append(
+                f"- {html.escape(m['left']['name'])} → {html.escape(m['right']['name'])}: {m['rule']} "
+                f"({m['score']:.2f}){where}; {state}"
+            )
+    return "\n".join(lines)
 
 
 def build_ui(engine: Engine, *, title: str = "KnowLM", kg_store: str | Path | None = None) -> Any:
@@ -187,7 +222,7 @@ def build_ui(engine: Engine, *, title: str = "KnowLM", kg_store: str | Path | No
 
         store = GraphStore(kg_store, read_only=True)
 
-    def neighbourhood(name: str, limit: float) -> tuple[list[list[Any]], str, str]:
+    def neighbourhood(name: str, limit: float) -> tuple[list[list[Any]], str, str, str]:
         if store is None:
             raise gr.Error("No knowledge graph: start the UI with --kg DIR.")
         if not name.strip():
@@ -195,7 +230,8 @@ def build_ui(engine: Engine, *, title: str = "KnowLM", kg_store: str | Path | No
         found = store.neighbourhood(name, limit=int(limit))
         table = [[r["head"], r["relation"], r["tail"], r["support"]] for r in found]
         status = f"{len(found)} relations" if found else f"No relations of an entity named {name!r}."
-        return table, graph_svg([(r["head"], r["relation"], r["tail"]) for r in found]), status
+        svg = graph_svg([(r["head"], r["relation"], r["tail"]) for r in found])
+        return table, svg, status, merges_markdown(store.explain(name), kg_store)
 
     def decoding_controls() -> list[Any]:
         hints = typing.get_type_hints(SamplingParams)
@@ -292,15 +328,16 @@ def build_ui(engine: Engine, *, title: str = "KnowLM", kg_store: str | Path | No
         if store is not None:
             with gr.Tab("Knowledge graph"):
                 gr.Markdown(f"Store: `{kg_store}` ({store.stats()['statements']} relation statements)")
-                with gr.Row():
+                with gr.Row(equal_height=True):
                     entity = gr.Textbox(label="entity", elem_id="kg-entity", scale=3)
                     limit = gr.Slider(5, 500, value=50, step=5, label="at most", scale=1)
+                    show = gr.Button("Show", variant="primary", elem_id="kg-button", scale=0)
                 kg_status = gr.Markdown(elem_id="kg-status")
+                kg_graph = gr.HTML(label="neighbourhood")
                 kg_table = gr.Dataframe(
                     headers=["head", "relation", "tail", "support"], interactive=False, elem_id="kg-table"
                 )
-                kg_graph = gr.HTML(label="neighbourhood")
-                gr.Button("Show", variant="primary", elem_id="kg-button").click(
-                    neighbourhood, [entity, limit], [kg_table, kg_graph, kg_status]
-                )
+                kg_merges = gr.Markdown(elem_id="kg-merges")
+                for event in (show.click, entity.submit):
+                    event(neighbourhood, [entity, limit], [kg_table, kg_graph, kg_status, kg_merges])
     return ui
