@@ -22,6 +22,7 @@ from typing import Any
 
 from knowlm.errors import InputError
 from knowlm.ie.convert import docred_text
+from knowlm.ie.evaluate import Counts
 from knowlm.kg.iri import normalise
 from knowlm.kg.resolve import NameKey, Occurrence, Resolution, Resolver
 
@@ -73,16 +74,6 @@ def read_docred(path: str | Path) -> list[GoldDocument]:
             GoldDocument(str(record.get("title") or f"document {number}"), text, mentions, triples)
         )
     return documents
-
-
-def _prf(tp: float, predicted: float, gold: float) -> dict[str, float]:
-    p = tp / predicted if predicted else 0.0
-    r = tp / gold if gold else 0.0
-    return {
-        "precision": round(p, 4),
-        "recall": round(r, 4),
-        "f1": round(2 * p * r / (p + r) if p + r else 0.0, 4),
-    }
 
 
 def gold_occurrences(documents: Sequence[GoldDocument]) -> list[Occurrence]:
@@ -143,7 +134,7 @@ def clustering_scores(documents: Sequence[GoldDocument], resolver: Resolver) -> 
             "recall": round(r, 4),
             "f1": round(2 * p * r / (p + r), 4) if p + r else 0.0,
         },
-        "pairwise": _prf(pairs_tp, pairs_pred, pairs_gold),
+        "pairwise": Counts(pairs_tp, pairs_pred, pairs_gold).report(),
         "multi_name_entities": multi,
         "multi_name_merged": merged,
         "multi_name_share": round(merged / multi, 4) if multi else 0.0,
@@ -190,12 +181,7 @@ def triple_scores(
                     used.add(i)
                     tp += 1
                     break
-    return {
-        "documents": len(matched),
-        "gold": gold_total,
-        "predicted": predicted,
-        **_prf(tp, predicted, gold_total),
-    }
+    return {"documents": len(matched), **Counts(tp, predicted, gold_total).report()}
 
 
 def evaluate_store(
