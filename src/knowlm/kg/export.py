@@ -51,11 +51,8 @@ def _rdf(turtle: bool) -> GraphExporter:
         ox = store.ox
         low: set[Any] = set()
         if min_confidence > 0:
-            kept = {
-                (t["head"], t["predicate"], t["tail"]) for t in store.triples(min_confidence=min_confidence)
-            }
             for t in store.triples():
-                if (t["head"], t["predicate"], t["tail"]) not in kept:
+                if t["confidence"] is None or t["confidence"] < min_confidence:
                     low.add(
                         ox.Triple(
                             ox.NamedNode(t["head"]), ox.NamedNode(t["predicate"]), ox.NamedNode(t["tail"])
