@@ -27,6 +27,10 @@ class CorruptFileError(InputError):
     """An input file exists but is damaged or of the wrong kind."""
 
 
+class TrainingDivergedError(KnowLMError):
+    """Training produced a non-finite loss, gradient or weight; nothing was saved as the final model."""
+
+
 class MissingDependencyError(KnowLMError, ImportError):
     """An optional dependency is needed for this feature; the message names the extra to install."""
 

@@ -359,3 +359,22 @@ def test_init_adapter_continues_training_an_adapter(tiny_model_dir, data, tmp_pa
         ).validate()
     with pytest.raises(ModelNotFoundError, match=r"--init-adapter .*nowhere: no such directory"):
         finetune(config(tiny_model_dir, data, tmp_path / "d", init_adapter=str(tmp_path / "nowhere")))
+
+
+def test_a_diverged_run_stops_and_saves_no_final_model(tiny_model_dir, data, tmp_path):
+    """A run whose loss turns NaN stops at the first log that shows it and leaves no final adapter
+    (a GPU run in bfloat16 once saved an adapter of NaN weights and reported success)."""
+    from knowlm.errors import TrainingDivergedError
+    from knowlm.train.sft import finetune
+
+    out = tmp_path / "adapter"
+    with pytest.raises(TrainingDivergedError, match=r"diverged at step (\d+) .*nan") as caught:
+        finetune(config(tiny_model_dir, data, out, learning_rate=1e30, save_steps=2, eval_steps=2))
+    assert int(caught.value.args[0].split("step ")[1].split()[0]) < 16  # stopped early
+    assert not (out / "adapter_model.safetensors").exists()
+    for checkpoint in out.glob("checkpoint-*"):  # those kept were saved before the divergence
+        from safetensors.torch import load_file
+
+        assert all(
+            torch.isfinite(t).all() for t in load_file(checkpoint / "adapter_model.safetensors").values()
+        )

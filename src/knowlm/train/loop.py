@@ -7,12 +7,13 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import math
 import time
 from pathlib import Path
 from typing import Any
 
 from knowlm.config import TrainingSchedule
-from knowlm.errors import InputError
+from knowlm.errors import InputError, TrainingDivergedError
 from knowlm.io import atomic_write
 
 log = logging.getLogger(__name__)
@@ -91,6 +92,8 @@ def training_arguments(config: TrainingSchedule, *, has_eval: bool, **extra: Any
         "prediction_loss_only": True,
         "remove_unused_columns": False,
         "ddp_find_unused_parameters": False,
+        # log a NaN loss as NaN (the Trainer's default logs the running mean instead): `DivergenceGuard`
+        "logging_nan_inf_filter": False,
     }
     return TrainingArguments(**{**settings, **extra})
 
@@ -121,6 +124,59 @@ def csv_logger(path: Path, extra: tuple[str, ...] = ()) -> Any:
     return CsvLogger()
 
 
+DIVERGED_HINT = (
+    "lower --learning-rate, train in float32 (no --bf16), or look for unusual records in the data; "
+    "a checkpoint saved before it (OUTPUT_DIR/checkpoint-*) is kept"
+)
+
+
+def divergence_guard() -> Any:
+    """A Trainer callback that stops training at the first logged loss or gradient norm that is not
+    finite (a diverged run only writes NaN weights from then on) and remembers where; the trainers raise
+    `TrainingDivergedError` after ``trainer.train()`` instead of saving the final model."""
+    from transformers import TrainerCallback
+
+    class DivergenceGuard(TrainerCallback):
+        def __init__(self) -> None:
+            self.problem: str | None = None
+
+        def on_log(
+            self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kw: Any
+        ) -> None:
+            bad = {
+                k: v
+                for k, v in (logs or {}).items()
+                if k in ("loss", "grad_norm", "eval_loss") and isinstance(v, float) and not math.isfinite(v)
+            }
+            if bad and self.problem is None:
+                shown = ", ".join(f"{k} {v}" for k, v in sorted(bad.items()))
+                self.problem = f"training diverged at step {state.global_step} ({shown})"
+            if self.problem is not None:  # no checkpoint or evaluation of NaN weights
+                control.should_training_stop = True
+                control.should_save = False
+                control.should_evaluate = False
+
+        def check(self) -> None:
+            if self.problem is not None:
+                raise TrainingDivergedError(
+                    f"{self.problem}; nothing was saved as the final model: {DIVERGED_HINT}"
+                )
+
+    return DivergenceGuard()
+
+
+def check_finite(model: Any) -> None:
+    """Refuse to save trainable weights that are not finite (a divergence between two logs)."""
+    import torch
+
+    for name, param in model.named_parameters():
+        if param.requires_grad and param.numel() and not bool(torch.isfinite(param).all()):
+            raise TrainingDivergedError(
+                f"training diverged: the trained weight {name} is not finite; nothing was saved as the final "
+                f"model: {DIVERGED_HINT}"
+            )
+
+
 # How long the main thread lets go of the GIL around the last collective (see `save_final`)
 GLOO_SETTLE_S = 0.5
 
@@ -137,6 +193,7 @@ def save_final(trainer: Any, tokenizer: Any, out: Path, summary_name: str, summa
     destructor joined that thread while holding the GIL: a deadlock, seen on a loaded 2-core machine."""
     import torch.distributed as dist
 
+    check_finite(trainer.model)
     trainer.save_model(str(out))
     if trainer.is_world_process_zero():
         tokenizer.save_pretrained(str(out))

@@ -161,6 +161,7 @@ def pretrain(config: PretrainConfig) -> dict[str, Any]:
     from knowlm.train.loop import (
         check_paths,
         csv_logger,
+        divergence_guard,
         native_cpu_bf16,
         resume_checkpoint,
         save_final,
@@ -211,9 +212,11 @@ def pretrain(config: PretrainConfig) -> dict[str, Any]:
                 logs["eval_perplexity"] = math.exp(min(logs["eval_loss"], 50.0))
             super().log(logs, *a, **kw)
 
-    callbacks = (
-        [csv_logger(out / "training_log.csv", ("eval_perplexity",))] if "csv" in config.report_to else []
-    )
+    guard = divergence_guard()
+    callbacks = [
+        guard,
+        *([csv_logger(out / "training_log.csv", ("eval_perplexity",))] if "csv" in config.report_to else []),
+    ]
     trainer = PretrainTrainer(
         model=model,
         args=args,
@@ -224,6 +227,7 @@ def pretrain(config: PretrainConfig) -> dict[str, Any]:
     )
     started = time.perf_counter()
     result = trainer.train(resume_from_checkpoint=resume or None)
+    guard.check()
     seconds = time.perf_counter() - started
     summary: dict[str, Any] = {
         "config": dataclasses.asdict(config),

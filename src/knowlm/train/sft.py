@@ -23,6 +23,7 @@ from knowlm.train.data import IGNORE, Tokenized, load_examples, pack, split, tok
 from knowlm.train.loop import (
     check_paths,
     csv_logger,
+    divergence_guard,
     native_cpu_bf16,
     resume_checkpoint,
     save_final,
@@ -262,7 +263,8 @@ def finetune(config: FinetuneConfig) -> dict[str, Any]:
     )
     trainer_class = _trainer_class()
     trainer_class.answer_only_logits = config.answer_only_logits
-    callbacks = [csv_logger(out / "training_log.csv")] if "csv" in config.report_to else []
+    guard = divergence_guard()
+    callbacks = [guard, *([csv_logger(out / "training_log.csv")] if "csv" in config.report_to else [])]
     trainer = trainer_class(
         model=model,
         args=args,
@@ -273,6 +275,7 @@ def finetune(config: FinetuneConfig) -> dict[str, Any]:
     )
     started = time.perf_counter()
     result = trainer.train(resume_from_checkpoint=resume or None)
+    guard.check()
     seconds = time.perf_counter() - started
     summary: dict[str, Any] = {
         "config": asdict(config),
