@@ -6,7 +6,7 @@ import pytest
 from knowlm.ie.extractor import ExtractionResult
 from knowlm.ie.ground import ground
 from knowlm.ie.results import Argument, Entity, Event, Triple
-from knowlm.web.app import build_ui, graph_svg, highlighted, rows
+from knowlm.web.app import Handlers, build_ui, graph_svg, highlighted, mention_segments, rows
 
 
 def result(text, items):
@@ -84,15 +84,65 @@ def test_the_knowledge_graph_tab_shows_an_entitys_relations(tiny_engine, tmp_pat
         "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8"
     )
     GraphStore(tmp_path / "kg").load([tmp_path / "out.jsonl"], resolve=True)
-    ui = build_ui(tiny_engine, kg_store=tmp_path / "kg")
-    show = next(f.fn for f in ui.fns.values() if getattr(f.fn, "__name__", "") == "neighbourhood")
-    table, svg, status, merges = show("马云", 50)
+    build_ui(tiny_engine, kg_store=tmp_path / "kg")  # the tab builds
+    show = Handlers(tiny_engine, tmp_path / "kg").neighbourhood
+    table, svg, status, merges, mentions = show("马云", 50)
     assert table == [["阿里巴巴集团", "创始人", "马云", 1]] and "<svg" in svg and status == "1 relations"
     assert "阿里巴巴 → 阿里巴巴集团: legal suffix" not in merges  # 马云's entity had no merge
-    table, _, status, merges = show("阿里巴巴", 50)
+    assert ("马云", "tail of 创始人") in mentions and "".join(t for t, _ in mentions).startswith(text)
+    table, _, status, merges, mentions = show("阿里巴巴", 50)
     assert status == "2 relations" and "阿里巴巴 → 阿里巴巴集团: legal suffix (0.95)" in merges
     assert f"knowlm kg split --store {tmp_path / 'kg'} " in merges
-    assert show("nobody", 50)[0] == []
+    marked = [(t, label) for t, label in mentions if label]
+    assert ("阿里巴巴", "head of 创始人") in marked and (
+        "阿里巴巴集团",
+        "head of 总部",
+    ) in marked  # both names
+    assert show("nobody", 50)[0] == [] and show("nobody", 50)[4] == []
+    with pytest.raises(gr.Error, match="--kg-edit"):  # read-only: the command is shown instead
+        Handlers(tiny_engine, tmp_path / "kg").undo("x", "阿里巴巴", 50)
+
+
+def test_the_knowledge_graph_tab_undoes_a_merge_when_allowed(tiny_engine, tmp_path):
+    import json
+
+    pytest.importorskip("pyoxigraph")
+    from knowlm.kg.store import GraphStore
+
+    records = [
+        {"id": 1, "text": "马云创立了阿里巴巴。", "task": "re",
+         "results": [{"head": "阿里巴巴", "relation": "创始人", "tail": "马云"}]},
+        {"id": 2, "text": "阿里巴巴集团总部位于杭州。", "task": "re",
+         "results": [{"head": "阿里巴巴集团", "relation": "总部", "tail": "杭州"}]},
+    ]  # fmt: skip
+    (tmp_path / "out.jsonl").write_text(
+        "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8"
+    )
+    GraphStore(tmp_path / "kg").load([tmp_path / "out.jsonl"], resolve=True)
+    handlers = Handlers(tiny_engine, tmp_path / "kg", kg_edit=True)
+    _, _, status, merges, _ = handlers.neighbourhood("阿里巴巴", 50)
+    assert status == "2 relations" and "knowlm kg split" not in merges
+    merge_id = merges.split("id `")[1].split("`")[0]
+    with pytest.raises(gr.Error, match="no merge of this graph with id nope"):
+        handlers.undo("nope", "阿里巴巴", 50)
+    _, _, status, merges, _ = handlers.undo(merge_id, "阿里巴巴", 50)
+    assert status == "1 relations" and "undone" in merges and "--restore" in merges
+
+
+def test_mentions_show_the_sentence_that_holds_them():
+    text = "First sentence here. Apple was founded by Jobs in 1976. Another one follows!"
+    start = text.index("Apple")
+    evidence = [
+        {"text": text, "source": "a.jsonl", "document": "7", "item": {"relation": "founder"},
+         "spans": [(start, start + 5, "head_spans"), (text.index("Jobs"), text.index("Jobs") + 4, "tail_spans")]},
+        {"text": None, "source": "b.jsonl", "document": "1", "item": {}, "spans": []},  # no text kept
+    ]  # fmt: skip
+    segments = mention_segments(evidence)
+    assert "".join(t for t, _ in segments) == "Apple was founded by Jobs in 1976.  [a.jsonl #7]\n"
+    assert [(t, label) for t, label in segments if label] == [
+        ("Apple", "head of founder"),
+        ("Jobs", "tail of founder"),
+    ]
 
 
 @pytest.mark.parametrize(("per_prompt", "prompts"), [(0, 1), (1, 2)])
@@ -104,8 +154,7 @@ def test_the_extract_tab_asks_as_many_schema_items_per_prompt_as_told(
     monkeypatch.setattr(tiny_engine, "generate", lambda ps, params: sent.extend(ps) or generate(ps, params))
     from knowlm.web.app import EXTRACT_FIELDS, SAMPLING_FIELDS
 
-    ui = build_ui(tiny_engine)
-    extract = next(f.fn for f in ui.fns.values() if getattr(f.fn, "__name__", "") == "extract")
+    extract = Handlers(tiny_engine).extract
     options = {f.name: f.default for f in EXTRACT_FIELDS} | {"schema_batch_size": per_prompt or None}
     sampling = {f.name: f.default for f in SAMPLING_FIELDS} | {"max_new_tokens": 8}
     *_, status = extract(

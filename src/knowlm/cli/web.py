@@ -27,7 +27,14 @@ def register(sub: Any) -> None:
     parser.add_argument(
         "--kg",
         metavar="DIR",
-        help="a knowledge-graph store (knowlm kg build): adds a tab showing an entity's relations",
+        help="a knowledge-graph store (knowlm kg build): adds a tab showing an entity's relations, names, "
+        "merges and mentions",
+    )
+    parser.add_argument(
+        "--kg-edit",
+        action="store_true",
+        help="let the knowledge-graph tab undo merges (opens the store for writing: no other process may "
+        "write to it meanwhile); without it the tab shows the `knowlm kg split` command instead",
     )
     add_model_args(parser)
     parser.set_defaults(handler=run)
@@ -44,10 +51,12 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--port must be in 1..65535, got {args.port}")
     if args.kg is not None and not Path(args.kg).is_dir():
         raise InputError(f"--kg {args.kg}: no knowledge graph there (build one with knowlm kg build)")
+    if args.kg_edit and args.kg is None:
+        raise InputError("--kg-edit needs --kg DIR")
     engine = load_engine(args)
     from knowlm.web.app import build_ui
 
-    ui = build_ui(engine, kg_store=args.kg)
+    ui = build_ui(engine, kg_store=args.kg, kg_edit=args.kg_edit)
     ui.queue().launch(
         server_name=args.host, server_port=args.port, auth=auth, share=False, show_error=True, inbrowser=False
     )

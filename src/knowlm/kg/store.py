@@ -748,7 +748,8 @@ class GraphStore:
 
     def evidence(self, name: str, *, limit: int = 20) -> list[dict[str, Any]]:
         """Where an entity named ``name`` is mentioned: each mention's document text, item and the character
-        spans of the entity's names there (the sentence that states each relation)."""
+        spans of the item's names there (the sentence that states each relation); an item stored without
+        offsets is placed at the first occurrence of its names."""
         found = self.entities(name)
         if not found:
             return []
@@ -762,10 +763,13 @@ class GraphStore:
         for _, item, doc, source, text in rows:
             data = json.loads(item or "{}")
             spans = []
-            for key in ("spans", "head_spans", "tail_spans"):
+            for key, name in (("spans", "text"), ("head_spans", "head"), ("tail_spans", "tail")):
                 start = _start(data.get(key))
                 if start is not None:
                     spans.append((start, data[key][0][1], key))
+                elif isinstance(data.get(name), str) and data[name] and text and data[name] in text:
+                    found_at = text.index(data[name])  # an output without offsets: its first occurrence
+                    spans.append((found_at, found_at + len(data[name]), key))
             mentions.append({"document": doc, "source": source, "text": text, "item": data, "spans": spans})
         return mentions
 

@@ -1,6 +1,8 @@
-"""The Gradio web UI: generation, instruction (Alpaca, as KnowLM's LoRA page) and extraction tabs.
+"""The Gradio web UI: extraction, instruction (Alpaca, as KnowLM's LoRA page), generation and knowledge-graph
+tabs.
 
-It calls the same library functions as the CLI and the API (the engine protocol and `Extractor`).
+Its buttons call `Handlers` methods, which call the same library functions as the CLI and the API (the engine
+protocol, `Extractor`, `GraphStore`); `build_ui` only lays the controls out.
 """
 
 from __future__ import annotations
@@ -191,20 +193,23 @@ def graph_svg(triples: list[tuple[str, str, str]], size: int = 420) -> str:
     return "".join(parts)
 
 
-def merges_markdown(entities: list[dict[str, Any]], store: str | Path | None) -> str:
+def merges_markdown(
+    entities: list[dict[str, Any]], store: str | Path | None, *, editable: bool = False
+) -> str:
     """What ``GraphStore.explain`` says of each entity, for a reader: its names and each merge with its rule,
-    evidence and the command that undoes it (the web UI opens the store read-only)."""
+    evidence and how to undo it: its id for the UI's undo button (``editable``), else the command."""
     lines = []
     for e in entities:
         lines.append(f"**{html.escape(e['label'] or '')}** {html.escape(e['type'])}: {e['support']} mentions; "
                      f"names: {html.escape(' | '.join(e['names']))}")  # fmt: skip
         for m in e["merges"]:
             where = f" in {html.escape(m['document'])}" if m["document"] else ""
-            state = (
-                "undone"
-                if m["status"] == "rejected"
-                else f"undo: `knowlm kg split --store {store} {m['id']}`"
-            )
+            if m["status"] == "rejected":
+                state = f"undone (`knowlm kg split --restore --store {store} {m['id']}` takes it back)"
+            elif editable:
+                state = f"id `{m['id']}`"
+            else:
+                state = f"undo: `knowlm kg split --store {store} {m['id']}`"
             lines.append(
                 f"- {html.escape(m['left']['name'])} → {html.escape(m['right']['name'])}: {m['rule']} "
                 f"({m['score']:.2f}){where}; {state}"
@@ -212,59 +217,95 @@ def merges_markdown(entities: list[dict[str, Any]], store: str | Path | None) ->
     return "\n".join(lines)
 
 
-def build_ui(engine: Engine, *, title: str = "KnowLM", kg_store: str | Path | None = None) -> Any:
-    """The web UI over ``engine``; with ``kg_store`` (a `knowlm kg build` store) also a knowledge-graph tab."""
-    import gradio as gr
+SENTENCE_ENDS = "。！？!?\n"
 
-    store = None
-    if kg_store is not None:
-        from knowlm.kg.store import GraphStore
 
-        store = GraphStore(kg_store, read_only=True)
+def _sentence(text: str, start: int, end: int) -> tuple[int, int]:
+    """The bounds of the sentence(s) holding ``text[start:end]``: from after the last sentence end before it
+    to the next one after it (a full stop counts when a space follows it)."""
 
-    def neighbourhood(name: str, limit: float) -> tuple[list[list[Any]], str, str, str]:
-        if store is None:
-            raise gr.Error("No knowledge graph: start the UI with --kg DIR.")
-        if not name.strip():
-            raise gr.Error("Enter an entity name.")
-        found = store.neighbourhood(name, limit=int(limit))
-        table = [[r["head"], r["relation"], r["tail"], r["support"]] for r in found]
-        status = f"{len(found)} relations" if found else f"No relations of an entity named {name!r}."
-        svg = graph_svg([(r["head"], r["relation"], r["tail"]) for r in found])
-        return table, svg, status, merges_markdown(store.explain(name), kg_store)
+    def is_end(i: int) -> bool:
+        return text[i] in SENTENCE_ENDS or (text[i] == "." and (i + 1 == len(text) or text[i + 1] == " "))
 
-    def decoding_controls() -> list[Any]:
-        hints = typing.get_type_hints(SamplingParams)
-        with gr.Accordion("Decoding", open=False):
-            return [control(f, hints[f.name]) for f in SAMPLING_FIELDS]
+    left = next((i + 1 for i in range(start - 1, -1, -1) if is_end(i)), 0)
+    while left < start and text[left].isspace():
+        left += 1
+    right = next((i + 1 for i in range(end, len(text)) if is_end(i)), len(text))
+    return left, right
 
-    def stream_text(prompt: str, *controls: float) -> Iterator[str]:
+
+def mention_segments(evidence: list[dict[str, Any]]) -> list[tuple[str, str | None]]:
+    """An entity's mentions (`GraphStore.evidence`) as Gradio HighlightedText: for each, the sentence of its
+    document that holds it, its names marked with the role they play there (entity, head or tail)."""
+    roles = {"spans": "entity", "head_spans": "head", "tail_spans": "tail"}
+    segments: list[tuple[str, str | None]] = []
+    for mention in evidence:
+        text, spans = mention["text"], sorted(mention["spans"])
+        if not text or not spans:
+            continue
+        left, right = _sentence(text, spans[0][0], spans[-1][1])
+        relation = mention["item"].get("relation")
+        at = left
+        for start, end, key in spans:
+            if start < at:  # overlapping spans: keep the first
+                continue
+            segments.append((text[at:start], None))
+            role = roles.get(key, "entity")
+            segments.append(
+                (text[start:end], f"{role} of {relation}" if relation and role != "entity" else role)
+            )
+            at = end
+        segments.append((text[at:right].rstrip() + f"  [{mention['source']} #{mention['document']}]\n", None))
+    return [(t, label) for t, label in segments if t]
+
+
+class Handlers:
+    """What the web UI's buttons call, one method each (plain functions of their inputs, tested without a
+    browser). Problems reach the user as `gr.Error` with the library's message."""
+
+    def __init__(self, engine: Engine, kg_store: str | Path | None = None, *, kg_edit: bool = False) -> None:
+        self.engine = engine
+        self.kg_store = kg_store
+        self.kg_edit = kg_edit
+        self.store = None
+        if kg_store is not None:
+            from knowlm.kg.store import GraphStore
+
+            self.store = GraphStore(kg_store, read_only=not kg_edit)
+
+    def stream_text(self, prompt: str, *controls: float) -> Iterator[str]:
+        import gradio as gr
+
         if not prompt.strip():
             raise gr.Error("Enter a prompt first.")
-        params = _params(*controls)
         try:
+            params = _params(*controls)
             if params.num_beams > 1:  # beams have no token stream
-                yield engine.generate([prompt], params)[0].text
+                yield self.engine.generate([prompt], params)[0].text
                 return
             text = ""
-            for piece in engine.stream(prompt, params):
+            for piece in self.engine.stream(prompt, params):
                 text += piece
                 yield text
         except KnowLMError as exc:
             raise gr.Error(str(exc)) from exc
 
-    def instruct(instruction: str, input_text: str, *controls: float) -> Iterator[str]:
+    def instruct(self, instruction: str, input_text: str, *controls: float) -> Iterator[str]:
+        import gradio as gr
+
         if not instruction.strip():
             raise gr.Error("Enter an instruction first.")
-        yield from stream_text(AlpacaTemplate().format(instruction, input_text or None), *controls)
+        yield from self.stream_text(AlpacaTemplate().format(instruction, input_text or None), *controls)
 
-    def extract(task: str, schema: str, text: str, *values: Any) -> tuple[Any, Any, str, str]:
+    def extract(self, task: str, schema: str, text: str, *values: Any) -> tuple[Any, Any, str, str]:
+        import gradio as gr
+
         if not text.strip():
             raise gr.Error("Enter a text to extract from.")
         options, sampling = values[: len(EXTRACT_FIELDS)], values[len(EXTRACT_FIELDS) :]
         try:
             config = settings_from(ExtractConfig, EXTRACT_FIELDS, options, task=task, schema=schema)
-            extractor = Extractor.from_config(engine, config, params=_params(*sampling))
+            extractor = Extractor.from_config(self.engine, config, params=_params(*sampling))
             result = extractor.extract(text)
         except KnowLMError as exc:
             raise gr.Error(str(exc)) from exc
@@ -274,6 +315,48 @@ def build_ui(engine: Engine, *, title: str = "KnowLM", kg_store: str | Path | No
         )
         triples = [(t.head, t.relation, t.tail) for t in result.triples]
         return highlighted(result), rows(result), graph_svg(triples), status
+
+    def neighbourhood(self, name: str, limit: float) -> tuple[list[list[Any]], str, str, str, Any]:
+        """An entity's relations (table and drawing), its names and merges, and its mentions in their text."""
+        import gradio as gr
+
+        if self.store is None:
+            raise gr.Error("No knowledge graph: start the UI with --kg DIR.")
+        if not name.strip():
+            raise gr.Error("Enter an entity name.")
+        found = self.store.neighbourhood(name, limit=int(limit))
+        table = [[r["head"], r["relation"], r["tail"], r["support"]] for r in found]
+        status = f"{len(found)} relations" if found else f"No relations of an entity named {name!r}."
+        svg = graph_svg([(r["head"], r["relation"], r["tail"]) for r in found])
+        merges = merges_markdown(self.store.explain(name), self.kg_store, editable=self.kg_edit)
+        return table, svg, status, merges, mention_segments(self.store.evidence(name))
+
+    def undo(self, merge_id: str, name: str, limit: float) -> tuple[Any, ...]:
+        """Undo one merge (``knowlm kg split``) and show the entity again."""
+        import gradio as gr
+
+        if self.store is None or not self.kg_edit:
+            raise gr.Error("Merges are undone from the UI only when it runs with --kg-edit.")
+        try:
+            self.store.split([merge_id.strip()])
+        except KnowLMError as exc:
+            raise gr.Error(str(exc)) from exc
+        return self.neighbourhood(name, limit)
+
+
+def build_ui(
+    engine: Engine, *, title: str = "KnowLM", kg_store: str | Path | None = None, kg_edit: bool = False
+) -> Any:
+    """The web UI over ``engine``; with ``kg_store`` (a `knowlm kg build` store) also a knowledge-graph tab,
+    where ``kg_edit`` allows undoing merges."""
+    import gradio as gr
+
+    handlers = Handlers(engine, kg_store, kg_edit=kg_edit)
+
+    def decoding_controls() -> list[Any]:
+        hints = typing.get_type_hints(SamplingParams)
+        with gr.Accordion("Decoding", open=False):
+            return [control(f, hints[f.name]) for f in SAMPLING_FIELDS]
 
     from knowlm.models.default import model_note
 
@@ -303,7 +386,9 @@ def build_ui(engine: Engine, *, title: str = "KnowLM", kg_store: str | Path | No
             )
             graph = gr.HTML(label="graph")
             gr.Examples(EXAMPLES, [task, schema, text])
-            run.click(extract, [task, schema, text, *options, *sampling], [spans, table, graph, status])
+            run.click(
+                handlers.extract, [task, schema, text, *options, *sampling], [spans, table, graph, status]
+            )
         with gr.Tab("Instruction"):
             if note:
                 gr.Markdown(f"*{note}*", elem_id="model-note")
@@ -311,7 +396,9 @@ def build_ui(engine: Engine, *, title: str = "KnowLM", kg_store: str | Path | No
             input_text = gr.Textbox(label="input (optional)", lines=3)
             controls = decoding_controls()
             answer = gr.Textbox(label="response", lines=8)
-            gr.Button("Run", variant="primary").click(instruct, [instruction, input_text, *controls], answer)
+            gr.Button("Run", variant="primary").click(
+                handlers.instruct, [instruction, input_text, *controls], answer
+            )
             gr.Examples(
                 [
                     ["请从下面的句子中找出人名。", "马云在杭州创立了阿里巴巴。"],
@@ -323,11 +410,15 @@ def build_ui(engine: Engine, *, title: str = "KnowLM", kg_store: str | Path | No
             prompt = gr.Textbox(label="prompt", lines=4)
             controls_g = decoding_controls()
             output = gr.Textbox(label="completion", lines=8)
-            gr.Button("Generate", variant="primary").click(stream_text, [prompt, *controls_g], output)
+            gr.Button("Generate", variant="primary").click(
+                handlers.stream_text, [prompt, *controls_g], output
+            )
             gr.Examples([["The capital of France is"], ["浙江大学位于"]], [prompt])
-        if store is not None:
+        if handlers.store is not None:
             with gr.Tab("Knowledge graph"):
-                gr.Markdown(f"Store: `{kg_store}` ({store.stats()['statements']} relation statements)")
+                gr.Markdown(
+                    f"Store: `{kg_store}` ({handlers.store.stats()['statements']} relation statements)"
+                )
                 with gr.Row(equal_height=True):
                     entity = gr.Textbox(label="entity", elem_id="kg-entity", scale=3)
                     limit = gr.Slider(5, 500, value=50, step=5, label="at most", scale=1)
@@ -338,6 +429,15 @@ def build_ui(engine: Engine, *, title: str = "KnowLM", kg_store: str | Path | No
                     headers=["head", "relation", "tail", "support"], interactive=False, elem_id="kg-table"
                 )
                 kg_merges = gr.Markdown(elem_id="kg-merges")
+                kg_mentions = gr.HighlightedText(
+                    label="mentions (the sentence of each)", combine_adjacent=False, elem_id="kg-mentions"
+                )
+                shown = [kg_table, kg_graph, kg_status, kg_merges, kg_mentions]
                 for event in (show.click, entity.submit):
-                    event(neighbourhood, [entity, limit], [kg_table, kg_graph, kg_status, kg_merges])
+                    event(handlers.neighbourhood, [entity, limit], shown)
+                if kg_edit:
+                    with gr.Row(equal_height=True):
+                        merge_id = gr.Textbox(label="merge id (from the list above)", elem_id="kg-merge-id")
+                        undo = gr.Button("Undo merge", elem_id="kg-undo", scale=0)
+                    undo.click(handlers.undo, [merge_id, entity, limit], shown)
     return ui
