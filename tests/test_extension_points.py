@@ -236,3 +236,33 @@ def test_registered_export_formats_are_offered_by_the_cli(tmp_path: Path, capsys
         == 0
     )
     assert "statements" in graph.read_text()
+
+
+def test_a_registered_weight_format_is_written_and_offered_by_the_cli(tiny_model_dir, tmp_path: Path):
+    import numpy as np
+
+    from knowlm.weights.formats import WEIGHT_FORMATS, WeightFormat, register_weight_format
+
+    def save_npz(tensors, path: Path) -> None:
+        with path.open("wb") as f:  # np.savez would add its own suffix to a path
+            np.savez(f, **{k: v.float().numpy() for k, v in tensors.items()})
+
+    if "npz" not in WEIGHT_FORMATS:
+        register_weight_format("npz", WeightFormat("weights", "npz", save_npz))
+    out = tmp_path / "diff"
+    args = [
+        "weights",
+        "diff",
+        "--base",
+        str(tiny_model_dir),
+        "--tuned",
+        str(tiny_model_dir),
+        "--out",
+        str(out),
+    ]
+    assert main([*args, "--format", "npz"]) == 0
+    with np.load(out / "weights.npz") as saved:  # one shard: the format's own name
+        assert saved.files and all(not saved[k].any() for k in saved.files)  # a model minus itself
+    assert (out / "checksums.json").exists() and (out / "config.json").exists()
+    with pytest.raises(SystemExit):  # argparse refuses a format nobody registered
+        main([*args[:-1], str(tmp_path / "other"), "--format", "npy"])

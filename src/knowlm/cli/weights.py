@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from knowlm.errors import InputError, KnowLMError
+from knowlm.weights.formats import GGUF_TYPES, WEIGHT_DTYPES, WEIGHT_FORMATS
 
 EXAMPLES = """examples:
   knowlm weights recover --base llama-13b-hf --diff zhixi-13b-diff --out zhixi-13b --dtype float16
@@ -45,13 +46,16 @@ def register(sub: Any) -> None:
         p.add_argument("--out", type=Path, required=True, help="output directory (must not exist)")
         p.add_argument(
             "--dtype",
-            choices=("float32", "float16", "bfloat16"),
+            choices=WEIGHT_DTYPES,
             default=default_dtype,
             help=f"precision of the output (default: {default_dtype or 'as the base'})",
         )
         p.add_argument("--shard-size", type=_size, default="5GB", help="largest output shard (default: 5GB)")
         p.add_argument(
-            "--format", choices=("safetensors", "bin"), default="safetensors", help="output format"
+            "--format",
+            choices=list(WEIGHT_FORMATS),
+            default="safetensors",
+            help="output format (default: safetensors)",
         )
         p.add_argument(
             "--resume", action="store_true", help="continue an interrupted run from its finished shards"
@@ -91,7 +95,7 @@ def register(sub: Any) -> None:
     export.add_argument("--out", type=Path, required=True, help="the .gguf file to write")
     export.add_argument(
         "--type",
-        choices=("f16", "q8_0", "f32"),
+        choices=GGUF_TYPES,
         default="f16",
         help="storage of the 2-D weights: f16 (default), q8_0 (about half the size) or f32",
     )

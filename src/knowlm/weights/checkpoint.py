@@ -21,6 +21,7 @@ from typing import Any
 import torch
 
 from knowlm.errors import CorruptFileError, InputError
+from knowlm.weights.formats import WEIGHT_DTYPES, weight_format
 
 SIDE_FILES = (
     "config.json",
@@ -37,7 +38,7 @@ SIDE_FILES = (
 )
 MANIFEST = "checksums.json"
 PROGRESS = ".knowlm-progress.json"
-DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+DTYPES: dict[str, torch.dtype] = {name: getattr(torch, name) for name in WEIGHT_DTYPES}
 
 
 @dataclass(frozen=True)
@@ -206,13 +207,8 @@ class ShardWriter:
         if self.out.exists():
             raise InputError(f"{self.out} already exists; choose another --out or remove it")
         self.tmp = self.out.with_name(self.out.name + ".partial")
-        self.fmt, self.plan = fmt, plan
-        n = len(plan)
-        ext = "safetensors" if fmt == "safetensors" else "bin"
-        prefix = "model" if fmt == "safetensors" else "pytorch_model"
-        self.names = [
-            f"{prefix}.{ext}" if n == 1 else f"{prefix}-{i + 1:05d}-of-{n:05d}.{ext}" for i in range(n)
-        ]
+        self.fmt, self.plan = weight_format(fmt), plan
+        self.names = self.fmt.shard_names(len(plan))
         signature = {"plan": plan, "format": fmt, "sources": sources}
         progress_file = self.tmp / PROGRESS
         self.done: dict[str, Any] = {}
@@ -242,12 +238,7 @@ class ShardWriter:
         path = self.tmp / self.names[index]
         partial = path.with_name(path.name + ".tmp")
         tensors = {k: v.contiguous() for k, v in tensors.items()}
-        if self.fmt == "safetensors":
-            from safetensors.torch import save_file
-
-            save_file(tensors, str(partial), metadata={"format": "pt"})
-        else:
-            torch.save(tensors, partial)
+        self.fmt.save(tensors, partial)
         with partial.open("rb") as f:
             os.fsync(f.fileno())
         os.replace(partial, path)
@@ -269,13 +260,8 @@ class ShardWriter:
         """Write the index, copy config/tokenizer files, write the manifest, rename into place."""
         if len(self.names) > 1:
             weight_map = {t: self.names[i] for i, names in enumerate(self.plan) for t in names}
-            index = (
-                "model.safetensors.index.json"
-                if self.fmt == "safetensors"
-                else "pytorch_model.bin.index.json"
-            )
             total = sum((self.tmp / n).stat().st_size for n in self.names)
-            (self.tmp / index).write_text(
+            (self.tmp / self.fmt.index_name).write_text(
                 json.dumps({"metadata": {"total_size": total}, "weight_map": weight_map}, indent=1)
             )
         for source in copy_from:

@@ -25,8 +25,8 @@ import torch
 
 from knowlm.errors import InputError
 from knowlm.weights.checkpoint import CheckpointReader, check_disk
+from knowlm.weights.formats import GGUF_TYPES
 
-QTYPES = ("f16", "q8_0", "f32")
 ARCHES = {"llama": "llama", "gemma3_text": "gemma3"}
 BYTE_TOKEN = re.compile(r"^<0x[0-9A-Fa-f]{2}>$")
 
@@ -434,8 +434,8 @@ def export_gguf(
     from tqdm.auto import tqdm
 
     directory, out = Path(directory), Path(out)
-    if qtype not in QTYPES:
-        raise InputError(f"--type must be one of {', '.join(QTYPES)}, got {qtype!r}")
+    if qtype not in GGUF_TYPES:
+        raise InputError(f"--type must be one of {', '.join(GGUF_TYPES)}, got {qtype!r}")
     if out.suffix != ".gguf":
         raise InputError(f"--out should name a .gguf file, got {out}")
     config = _config(directory)
