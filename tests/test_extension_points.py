@@ -13,7 +13,7 @@ from knowlm.engines.base import Completion, engine_names, register_engine
 from knowlm.errors import InputError
 from knowlm.ie.extractor import Extractor
 from knowlm.ie.results import Entity, Item
-from knowlm.ie.schema import Schema
+from knowlm.ie.schema import Schema, SchemaItem
 from knowlm.ie.tasks import Reading, Task, register_task, task_names
 
 TASK, ENGINE = "termx", "scripted_termx"
@@ -266,3 +266,19 @@ def test_a_registered_weight_format_is_written_and_offered_by_the_cli(tiny_model
     assert (out / "checksums.json").exists() and (out / "config.json").exists()
     with pytest.raises(SystemExit):  # argparse refuses a format nobody registered
         main([*args[:-1], str(tmp_path / "other"), "--format", "npy"])
+
+
+def test_a_registered_kg2instruct_task_makes_records_from_the_cli(tmp_path: Path):
+    from knowlm.ie.kg2instruct import KG_TASKS, register_kg_task
+
+    def subjects(hits, kg):  # the heads of the matched triples, as entities of one type
+        return [Entity("subject", t.head) for t in hits], Schema("ner", (SchemaItem("subject"),))
+
+    if "subjects" not in KG_TASKS:
+        register_kg_task("subjects", subjects)
+    examples = Path(__file__).resolve().parents[1] / "examples" / "data" / "kg"
+    out = tmp_path / "records.jsonl"
+    args = ["kg2instruct", "--kg", str(examples / "triples.tsv"), "--corpus", str(examples / "corpus.txt")]
+    assert main([*args, "--out", str(out), "--tasks", "subjects", "--negatives", "0"]) == 0
+    outputs = [json.loads(json.loads(line)["output"]) for line in out.read_text().splitlines()]
+    assert {"subject": ["Apple"]} in outputs and all(list(o) == ["subject"] for o in outputs)

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from knowlm.errors import InputError
+from knowlm.ie.kg2instruct import KG_TASKS
 from knowlm.io import atomic_write, write_jsonl
 
 EXAMPLES = """examples:
@@ -37,7 +38,7 @@ def register(sub: Any) -> None:
         "--corpus", type=Path, action="append", required=True, help="a corpus file (repeatable)"
     )
     parser.add_argument("--out", type=Path, required=True, help="output JSONL of instruction records")
-    parser.add_argument("--tasks", default="re", help="comma-separated: re, ner, spo (default: re)")
+    parser.add_argument("--tasks", default="re", help=f"comma-separated: {', '.join(KG_TASKS)} (default: re)")
     parser.add_argument("--relations", help="only these relations (comma-separated whitelist)")
     parser.add_argument(
         "--max-sentence-len", type=int, default=300, help="skip longer sentences (characters)"

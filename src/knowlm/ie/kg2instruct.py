@@ -12,7 +12,7 @@ import json
 import random
 import re
 from collections import Counter, defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,8 +23,6 @@ from knowlm.ie.formats import detect_language
 from knowlm.ie.results import Entity, Item, Triple
 from knowlm.ie.schema import Schema, SchemaItem
 from knowlm.ie.split import split_sentences
-
-KG_TASKS = ("re", "ner", "spo")
 
 
 @dataclass(frozen=True)
@@ -209,11 +207,13 @@ def kg2instruct(
     stats.dropped_relations = sorted(r for r, n in support.items() if n < min_support)
     keep = {r for r, n in support.items() if n >= min_support}
     rng = random.Random(seed)
-    all_relations = sorted({t.relation for t in triples} & keep) or sorted(keep)
-    all_types = sorted({x for x in types.values() if x})
-    spo_items: list[tuple[str | None, str, str | None]] = sorted(
-        {(t.head_type, t.relation, t.tail_type) for t in triples if t.head_type and t.tail_type},
-        key=lambda x: (x[1], x[0] or "", x[2] or ""),
+    kg = KGSchema(
+        relations=sorted({t.relation for t in triples} & keep) or sorted(keep),
+        types=sorted({x for x in types.values() if x}),
+        predicates=sorted(
+            {(t.head_type, t.relation, t.tail_type) for t in triples if t.head_type and t.tail_type},
+            key=lambda x: (x[1], x[0] or "", x[2] or ""),
+        ),
     )
     records: list[dict[str, Any]] = []
     for sentence, hits, surface in matches:
@@ -229,7 +229,7 @@ def kg2instruct(
         stats.matched_triples.update(t.relation for t in hits)
         sentence_lang = detect_language(sentence) if lang == "auto" else lang
         for task in tasks:
-            items, schema = _task_items(task, hits, all_relations, all_types, spo_items)
+            items, schema = KG_TASKS[task](hits, kg)
             if not items:
                 continue
             records += make_records(
@@ -246,23 +246,50 @@ def kg2instruct(
     return records, stats
 
 
-def _task_items(
-    task: str,
-    hits: list[KGTriple],
-    relations: list[str],
-    types: list[str],
-    spo_items: list[tuple[str | None, str, str | None]],
-) -> tuple[list[Item], Schema]:
-    if task == "re":
-        items: list[Item] = [Triple(t.head, t.relation, t.tail) for t in hits]
-        return items, Schema("re", tuple(SchemaItem(r) for r in relations))
-    if task == "ner":
-        typed = {(e, ty) for t in hits for e, ty in ((t.head, t.head_type), (t.tail, t.tail_type)) if ty}
-        items = [Entity(ty, e) for e, ty in sorted(typed)]
-        return items, Schema("ner", tuple(SchemaItem(ty) for ty in types))
-    typed_hits = [t for t in hits if t.head_type and t.tail_type]
-    items = [Triple(t.head, t.relation, t.tail, t.head_type, t.tail_type) for t in typed_hits]
-    schema_items = tuple(SchemaItem(r, head_type=h, tail_type=tl) for h, r, tl in spo_items)
+@dataclass(frozen=True)
+class KGSchema:
+    """What a task's records may ask for: the graph's relations (with enough support), entity types and typed
+    (head type, relation, tail type) predicates."""
+
+    relations: list[str]
+    types: list[str]
+    predicates: list[tuple[str | None, str, str | None]]
+
+
+ItemMaker = Callable[[list[KGTriple], KGSchema], tuple[list[Item], Schema]]
+"""The items a sentence's matched triples give one task, and the schema its records ask from."""
+
+
+def _relation_items(hits: list[KGTriple], kg: KGSchema) -> tuple[list[Item], Schema]:
+    items: list[Item] = [Triple(t.head, t.relation, t.tail) for t in hits]
+    return items, Schema("re", tuple(SchemaItem(r) for r in kg.relations))
+
+
+def _entity_items(hits: list[KGTriple], kg: KGSchema) -> tuple[list[Item], Schema]:
+    typed = {(e, ty) for t in hits for e, ty in ((t.head, t.head_type), (t.tail, t.tail_type)) if ty}
+    items: list[Item] = [Entity(ty, e) for e, ty in sorted(typed)]
+    return items, Schema("ner", tuple(SchemaItem(ty) for ty in kg.types))
+
+
+def _typed_triple_items(hits: list[KGTriple], kg: KGSchema) -> tuple[list[Item], Schema]:
+    items: list[Item] = [
+        Triple(t.head, t.relation, t.tail, t.head_type, t.tail_type)
+        for t in hits
+        if t.head_type and t.tail_type
+    ]
+    schema_items = (SchemaItem(r, head_type=h, tail_type=tl) for h, r, tl in kg.predicates)
     # one SPO item per predicate name (the answer is keyed by predicate)
-    unique = tuple({item.name: item for item in schema_items}.values())
-    return items, Schema("spo", unique)
+    return items, Schema("spo", tuple({item.name: item for item in schema_items}.values()))
+
+
+KG_TASKS: dict[str, ItemMaker] = {}
+
+
+def register_kg_task(name: str, make_items: ItemMaker) -> None:
+    """Let `kg2instruct` (and `knowlm kg2instruct --tasks`) make records of task ``name``."""
+    KG_TASKS[name] = make_items
+
+
+register_kg_task("re", _relation_items)
+register_kg_task("ner", _entity_items)
+register_kg_task("spo", _typed_triple_items)
