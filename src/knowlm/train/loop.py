@@ -156,13 +156,33 @@ def divergence_guard() -> Any:
                 control.should_save = False
                 control.should_evaluate = False
 
-        def check(self) -> None:
+        def check_diverged(self) -> None:
             if self.problem is not None:
                 raise TrainingDivergedError(
                     f"{self.problem}; nothing was saved as the final model: {DIVERGED_HINT}"
                 )
 
     return DivergenceGuard()
+
+
+def trainer_callbacks(out: Path, report_to: str, extra: tuple[str, ...] = ()) -> list[Any]:
+    """The callbacks both trainers run: the divergence guard first, then the CSV log when asked for."""
+    return [
+        divergence_guard(),
+        *([csv_logger(out / "training_log.csv", extra)] if "csv" in report_to else []),
+    ]
+
+
+def run_training(trainer: Any, resume: str | None) -> tuple[Any, float]:
+    """Run ``trainer`` (from the checkpoint ``resume`` names, if any); its result and the seconds it took.
+    Raises `TrainingDivergedError` when its divergence guard stopped it."""
+    started = time.perf_counter()
+    result = trainer.train(resume_from_checkpoint=resume or None)
+    seconds = time.perf_counter() - started
+    for callback in trainer.callback_handler.callbacks:
+        if hasattr(callback, "check_diverged"):
+            callback.check_diverged()
+    return result, seconds
 
 
 def check_finite(model: Any) -> None:

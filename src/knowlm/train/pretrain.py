@@ -13,7 +13,6 @@ import dataclasses
 import logging
 import math
 import re
-import time
 from pathlib import Path
 from typing import Any
 
@@ -160,11 +159,11 @@ def pretrain(config: PretrainConfig) -> dict[str, Any]:
 
     from knowlm.train.loop import (
         check_paths,
-        csv_logger,
-        divergence_guard,
         native_cpu_bf16,
         resume_checkpoint,
+        run_training,
         save_final,
+        trainer_callbacks,
         training_arguments,
     )
 
@@ -212,23 +211,15 @@ def pretrain(config: PretrainConfig) -> dict[str, Any]:
                 logs["eval_perplexity"] = math.exp(min(logs["eval_loss"], 50.0))
             super().log(logs, *a, **kw)
 
-    guard = divergence_guard()
-    callbacks = [
-        guard,
-        *([csv_logger(out / "training_log.csv", ("eval_perplexity",))] if "csv" in config.report_to else []),
-    ]
     trainer = PretrainTrainer(
         model=model,
         args=args,
         train_dataset=train,
         eval_dataset=val,
         data_collator=CausalCollator(tokenizer.pad_token_id),
-        callbacks=callbacks,
+        callbacks=trainer_callbacks(out, config.report_to, ("eval_perplexity",)),
     )
-    started = time.perf_counter()
-    result = trainer.train(resume_from_checkpoint=resume or None)
-    guard.check()
-    seconds = time.perf_counter() - started
+    result, seconds = run_training(trainer, resume)
     summary: dict[str, Any] = {
         "config": dataclasses.asdict(config),
         "data": {

@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -22,11 +21,11 @@ from knowlm.io import atomic_write
 from knowlm.train.data import IGNORE, Tokenized, load_examples, pack, split, tokenize
 from knowlm.train.loop import (
     check_paths,
-    csv_logger,
-    divergence_guard,
     native_cpu_bf16,
     resume_checkpoint,
+    run_training,
     save_final,
+    trainer_callbacks,
     training_arguments,
     zero_stage,
 )
@@ -263,20 +262,15 @@ def finetune(config: FinetuneConfig) -> dict[str, Any]:
     )
     trainer_class = _trainer_class()
     trainer_class.answer_only_logits = config.answer_only_logits
-    guard = divergence_guard()
-    callbacks = [guard, *([csv_logger(out / "training_log.csv")] if "csv" in config.report_to else [])]
     trainer = trainer_class(
         model=model,
         args=args,
         train_dataset=_ListDataset(train_data.rows),
         eval_dataset=_ListDataset(val_data.rows) if val_data.rows else None,
         data_collator=LeftPadCollator(tokenizer.pad_token_id),
-        callbacks=callbacks,
+        callbacks=trainer_callbacks(out, config.report_to),
     )
-    started = time.perf_counter()
-    result = trainer.train(resume_from_checkpoint=resume or None)
-    guard.check()
-    seconds = time.perf_counter() - started
+    result, seconds = run_training(trainer, resume)
     summary: dict[str, Any] = {
         "config": asdict(config),
         "examples": {
