@@ -43,14 +43,23 @@ def test_rows_and_graph():
     svg = graph_svg([(t.head, t.relation, t.tail) for t in r.triples])
     assert svg.startswith("<svg") and svg.count("<circle") == 2 and "创始人" in svg
     assert "No triples" in graph_svg([])
-    # two relations of one pair: one arrow, two labels one under the other; a long name is written whole
+    # two relations of one pair: one arrow, two labels one above the other; a long name is written whole
     long = "Bernard William Vann of the Sherwood Foresters"
     two = graph_svg([(long, "award received", "Victoria Cross"), (long, "conflict", "Victoria Cross")])
     assert two.count("<line") == 1 and long in two
-    ys = [int(v) for v in re.findall(r'<text x="-?\d+" y="(-?\d+)" text-anchor="middle"', two)]
+    ys = [int(v) for v in re.findall(r'rotate\(-?[\d.]+\)" y="(-?\d+)"', two)]
     assert len(ys) == 2 and ys[1] - ys[0] == 14
     width = int(re.search(r'width="(\d+)"', two).group(1))
-    assert width >= 420 + 2 * 7 * len(long)
+    assert width >= 300 + 2 * 7 * len(long)  # the drawing and room for the name on either side
+    # a neighbourhood: the entity in the middle, each relation's label along its own arrow
+    star = graph_svg(
+        [("EU", r, n) for r, n in [("member", "Sweden"), ("body", "Parliament"), ("seat", "Brussels")]]
+    )
+    assert re.search(r'<circle cx="(\d+)" cy="\1" r="5"', star)  # the hub at the centre
+    angles = re.findall(r"rotate\((-?[\d.]+)\)", star)
+    assert len(set(angles)) == 3  # three arrows, three directions
+    both = graph_svg([("A", "likes", "B"), ("B", "likes back", "A")])  # the two directions on two sides
+    assert sorted(int(v) for v in re.findall(r'" y="(-?\d+)" text-anchor="middle"', both)) == [-5, 13]
 
 
 def test_ui_builds_over_an_engine(tiny_engine, monkeypatch):
@@ -130,16 +139,21 @@ def test_the_knowledge_graph_tab_undoes_a_merge_when_allowed(tiny_engine, tmp_pa
 
 
 def test_mentions_show_the_sentence_that_holds_them():
-    text = "First sentence here. Apple was founded by Jobs in 1976. Another one follows!"
-    start = text.index("Apple")
+    text = "First sentence here. Apple was founded by Jobs in 1976. Another one follows! Jobs left."
+    start, jobs, later = text.index("Apple"), text.index("Jobs"), text.rindex("Jobs")
     evidence = [
         {"text": text, "source": "a.jsonl", "document": "7", "item": {"relation": "founder"},
-         "spans": [(start, start + 5, "head_spans"), (text.index("Jobs"), text.index("Jobs") + 4, "tail_spans")]},
+         "spans": [(start, start + 5, "head_spans"), (jobs, jobs + 4, "tail_spans")]},
+        {"text": text, "source": "a.jsonl", "document": "7", "item": {"relation": "founder"},
+         "spans": [(start, start + 5, "head_spans"), (later, later + 4, "tail_spans")]},  # two sentences
         {"text": None, "source": "b.jsonl", "document": "1", "item": {}, "spans": []},  # no text kept
     ]  # fmt: skip
-    segments = mention_segments(evidence)
-    assert "".join(t for t, _ in segments) == "Apple was founded by Jobs in 1976.  [a.jsonl #7]\n"
-    assert [(t, label) for t, label in segments if label] == [
+    written = "".join(t for t, _ in mention_segments(evidence))
+    assert written == (
+        "Apple was founded by Jobs in 1976.  [a.jsonl #7]\n"
+        "Apple was founded by Jobs in 1976. … Jobs left.  [a.jsonl #7]\n"
+    )
+    assert [(t, label) for t, label in mention_segments(evidence[:1]) if label] == [
         ("Apple", "head of founder"),
         ("Jobs", "tail of founder"),
     ]

@@ -143,10 +143,16 @@ def rows(result: ExtractionResult) -> list[list[Any]]:
     return table
 
 
+CHAR_PX = 7  # about how wide a character of the drawing's 12 px font is
+LINE_PX = 14
+
+
 def graph_svg(triples: list[tuple[str, str, str]], size: int = 420) -> str:
-    """(head, relation, tail) triples as a small SVG graph (entities on a circle, labelled arrows): the
-    relations of one pair of entities share an arrow and stack their labels; names are written whole, away
-    from the circle, in a drawing widened to hold them."""
+    """(head, relation, tail) triples as a small SVG graph: the most connected entity in the middle, the
+    others on a circle around it (all on the circle when no entity has more than one relation), labelled
+    arrows. Labels run along their arrow, so those of different arrows do not cross; the relations of one
+    pair share an arrow and stack their labels (one direction above it, the other below); the circle grows
+    to hold the longest label, and names are written whole in a drawing widened to hold them."""
     if not triples:
         return "<p>No triples to draw.</p>"
     names = list(dict.fromkeys(n for head, _, tail in triples for n in (head, tail)))
@@ -155,39 +161,59 @@ def graph_svg(triples: list[tuple[str, str, str]], size: int = 420) -> str:
         edges.setdefault((head, tail), [])
         if relation not in edges[(head, tail)]:
             edges[(head, tail)].append(relation)
-    margin = 7 * max(len(n) for n in names) + 12  # room for the longest name (about 7 px a character)
-    radius, center = size * 0.36, size / 2
+    degree = {n: sum(n in pair for pair in edges) for n in names}
+    hub = max(names, key=lambda n: degree[n]) if len(names) > 2 and max(degree.values()) > 1 else None
+    ring = [n for n in names if n != hub]
+    longest_label = max(len(r) for relations in edges.values() for r in relations)
+    radius = max(size * 0.36, CHAR_PX * longest_label + 40)
+    margin = CHAR_PX * max(len(n) for n in names) + 12  # room for the longest name
+    width = height = 2 * radius + 60
+    center = width / 2
     pos = {
         n: (
-            center + radius * math.cos(2 * math.pi * i / len(names)),
-            center + radius * math.sin(2 * math.pi * i / len(names)),
+            center + radius * math.cos(2 * math.pi * i / len(ring) - math.pi / 2),
+            center + radius * math.sin(2 * math.pi * i / len(ring) - math.pi / 2),
         )
-        for i, n in enumerate(names)
+        for i, n in enumerate(ring)
     }
+    if hub is not None:
+        pos[hub] = (center, center)
     parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{size + 2 * margin}" height="{size}" '
-        f'viewBox="{-margin} 0 {size + 2 * margin} {size}" font-size="12">',
-        '<defs><marker id="arrow" markerWidth="8" markerHeight="8" refX="8" refY="3" orient="auto">'
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width + 2 * margin:.0f}" height="{height:.0f}" '
+        f'viewBox="{-margin:.0f} 0 {width + 2 * margin:.0f} {height:.0f}" font-size="12">',
+        '<defs><marker id="arrow" markerWidth="8" markerHeight="8" refX="13" refY="3" orient="auto">'
         '<path d="M0,0 L0,6 L8,3 z" fill="#888"/></marker></defs>',
     ]
+    order = {n: i for i, n in enumerate(names)}
     for (head, tail), relations in edges.items():
         (x1, y1), (x2, y2) = pos[head], pos[tail]
         parts.append(
             f'<line x1="{x1:.0f}" y1="{y1:.0f}" x2="{x2:.0f}" y2="{y2:.0f}" stroke="#888" '
             'marker-end="url(#arrow)"/>'
         )
-        # labels at a third of the way from the head: the two directions of a pair do not meet
-        lx, ly = x1 + (x2 - x1) / 3, y1 + (y2 - y1) / 3 - 7 * (len(relations) - 1)
+        # one angle per pair (from its first-named entity), kept upright; the pair's two directions
+        # stack their labels on the two sides of the line
+        a, b = sorted((head, tail), key=order.__getitem__)
+        (ax, ay), (bx, by) = pos[a], pos[b]
+        angle = math.degrees(math.atan2(by - ay, bx - ax))
+        flipped = not -90 <= angle <= 90
+        angle = angle + 180 if flipped else angle
+        above = (head == a) != flipped
+        mx, my = (x1 + x2) / 2, (y1 + y2) / 2
         for k, relation in enumerate(relations):
+            dy = -5 - LINE_PX * (len(relations) - 1 - k) if above else 13 + LINE_PX * k
             parts.append(
-                f'<text x="{lx:.0f}" y="{ly + 14 * k:.0f}" text-anchor="middle" fill="#b45309" '
-                f'paint-order="stroke" stroke="white" stroke-width="3">{html.escape(relation)}</text>'
+                f'<text transform="translate({mx:.0f},{my:.0f}) rotate({angle:.1f})" y="{dy}" '
+                'text-anchor="middle" fill="#b45309" paint-order="stroke" stroke="white" stroke-width="3">'
+                f"{html.escape(relation)}</text>"
             )
     for name, (x, y) in pos.items():
-        anchor, dx = ("start", 8) if x >= center else ("end", -8)
+        anchor, dx = ("start", 9) if x >= center else ("end", -9)
         parts.append(
             f'<circle cx="{x:.0f}" cy="{y:.0f}" r="5" fill="#2563eb"/>'
-            f'<text x="{x + dx:.0f}" y="{y + 4:.0f}" text-anchor="{anchor}">{html.escape(name)}</text>'
+            f'<text x="{x + dx:.0f}" y="{y + 4:.0f}" text-anchor="{anchor}" font-weight="'
+            f'{"bold" if name == hub else "normal"}" paint-order="stroke" stroke="white" stroke-width="3">'
+            f"{html.escape(name)}</text>"
         )
     parts.append("</svg>")
     return "".join(parts)
@@ -235,27 +261,36 @@ def _sentence(text: str, start: int, end: int) -> tuple[int, int]:
 
 
 def mention_segments(evidence: list[dict[str, Any]]) -> list[tuple[str, str | None]]:
-    """An entity's mentions (`GraphStore.evidence`) as Gradio HighlightedText: for each, the sentence of its
-    document that holds it, its names marked with the role they play there (entity, head or tail)."""
+    """An entity's mentions (`GraphStore.evidence`) as Gradio HighlightedText: for each, the sentence of each
+    of its names (one sentence when they share it, " … " between two apart), the names marked with the role
+    they play there (entity, or head / tail of the relation)."""
     roles = {"spans": "entity", "head_spans": "head", "tail_spans": "tail"}
     segments: list[tuple[str, str | None]] = []
     for mention in evidence:
         text, spans = mention["text"], sorted(mention["spans"])
         if not text or not spans:
             continue
-        left, right = _sentence(text, spans[0][0], spans[-1][1])
+        pieces: list[list[int]] = []
+        for start, end, _ in spans:
+            left, right = _sentence(text, start, end)
+            if pieces and left <= pieces[-1][1]:
+                pieces[-1][1] = max(pieces[-1][1], right)
+            else:
+                pieces.append([left, right])
         relation = mention["item"].get("relation")
-        at = left
-        for start, end, key in spans:
-            if start < at:  # overlapping spans: keep the first
-                continue
-            segments.append((text[at:start], None))
-            role = roles.get(key, "entity")
-            segments.append(
-                (text[start:end], f"{role} of {relation}" if relation and role != "entity" else role)
-            )
-            at = end
-        segments.append((text[at:right].rstrip() + f"  [{mention['source']} #{mention['document']}]\n", None))
+        for n, (left, right) in enumerate(pieces):
+            at = left
+            for start, end, key in spans:
+                if start < at or end > right:  # overlapping, or another piece's
+                    continue
+                segments.append((text[at:start], None))
+                role = roles.get(key, "entity")
+                segments.append(
+                    (text[start:end], f"{role} of {relation}" if relation and role != "entity" else role)
+                )
+                at = end
+            segments.append((text[at:right].rstrip() + (" … " if n < len(pieces) - 1 else ""), None))
+        segments.append((f"  [{mention['source']} #{mention['document']}]\n", None))
     return [(t, label) for t, label in segments if t]
 
 
