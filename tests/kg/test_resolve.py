@@ -40,6 +40,25 @@ def test_acronym_joins_the_one_long_name_of_its_initials() -> None:
     assert acronym_letters("U.S.") == "us" and acronym_letters("Usgs") is None
 
 
+def test_a_countrys_short_and_official_names_join_the_country_but_not_us_or_demonyms() -> None:
+    r = Resolver().resolve(
+        [
+            occ("United States", "location", "d1"),
+            occ("U.S.", "location", "d2"),
+            occ("USA", "", "d3"),
+            occ("American", "location", "d1"),  # Re-DocRED keeps demonyms apart more often than not
+            occ("PRC", "location", "d5"),  # no "China" in this graph: nothing to join
+        ]
+    )
+    assert merged(r) == {
+        ("country name", "u.s.", "united states", None),
+        ("country name", "usa", "united states", None),
+    }
+    assert r.labels[r.canonical[("usa", "")]] == "United States"
+    pronoun = Resolver().resolve([occ("United States", "location", "d1"), occ("us", "", "d2")])
+    assert merged(pronoun) == set()  # "us" in lower case is no country
+
+
 def test_an_acronym_of_two_long_names_joins_neither() -> None:
     r = Resolver().resolve(
         [

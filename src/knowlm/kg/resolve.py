@@ -14,6 +14,9 @@ Rules, strongest first (``RULES``):
   "United States", "World War I." / "World War I");
 - ``legal suffix``: a name and the same name with a company suffix ("Apple" / "Apple Inc.", 阿里巴巴 /
   阿里巴巴集团);
+- ``demonym``: a country's demonym or short name and the country ("Canadian" / "Canada", "U.S." / "United
+  States": `knowlm.kg.countries`; a short name of three letters or fewer only as capitals, so "us" is no
+  country);
 - ``acronym``: an all-capitals short form spelling the initials of a longer name ("USGS" / "United States
   Geological Survey", "NAAFI" / "Navy, Army and Air Force Institutes");
 - ``chinese short name``: a Chinese name made of characters of a longer one, in order, starting with its first
@@ -52,13 +55,14 @@ RULES = (
     "same name",
     "same form",
     "legal suffix",
+    "country name",
     "acronym",
     "chinese short name",
     "spelling",
     "embedding",
     "in document",
 )
-SHORT_SIDE_RULES = {"alias", "acronym", "chinese short name", "in document", "legal suffix"}
+SHORT_SIDE_RULES = {"alias", "acronym", "country name", "chinese short name", "in document", "legal suffix"}
 """Rules whose left name is a short form of the right one (it is never chosen as the canonical name)."""
 
 STOPWORDS = frozenset(
@@ -463,6 +467,7 @@ class Resolver:
                 for full in keys:
                     if short[1] == full[1] or not short[1] or not full[1]:
                         yield Merge("legal suffix", 0.95, short, full, evidence=_both(names, short, full))
+        yield from _country_names(names)
         if self.global_short_forms:
             yield from self._acronyms(names)
             yield from self._chinese_short(names)
@@ -617,6 +622,39 @@ def _cosine(a: Sequence[float], b: Sequence[float]) -> float:
     na = sum(x * x for x in a) ** 0.5
     nb = sum(y * y for y in b) ** 0.5
     return dot / (na * nb) if na and nb else 0.0
+
+
+def _country_forms() -> dict[str, str]:
+    """The form of each country name and of each of its other names -> the form of the country's name."""
+    from knowlm.kg.countries import COUNTRY_NAMES
+
+    found: dict[str, str] = {}
+    for country, others in COUNTRY_NAMES.items():
+        for name in (country, *others):
+            found[form(name)] = form(country)
+    return found
+
+
+COUNTRY_FORMS = _country_forms()
+
+
+def _country_names(names: dict[NameKey, Name]) -> Iterator[Merge]:
+    """Each other name of a country (a short or official name; "US", "UK" only written in capitals) into the
+    country's own name of a compatible type when the graph has it, else into its most mentioned other
+    name."""
+    by_country: dict[str, list[NameKey]] = defaultdict(list)
+    for key, name in names.items():
+        country = COUNTRY_FORMS.get(form(key[0]))
+        if country is not None and (len(form(key[0])) > 3 or name.label.upper() == name.label):
+            by_country[country].append(key)
+    for country, keys in sorted(by_country.items()):
+        ordered = sorted(keys, key=lambda k: (form(k[0]) != country, -names[k].mentions, k))
+        for key in ordered[1:]:
+            anchor = next(
+                (a for a in ordered if a != key and (not a[1] or not key[1] or a[1] == key[1])), None
+            )
+            if anchor is not None and form(anchor[0]) != form(key[0]):
+                yield Merge("country name", 0.9, key, anchor, evidence=_both(names, key, anchor))
 
 
 def _both(names: dict[NameKey, Name], a: NameKey, b: NameKey) -> dict[str, Any]:
