@@ -20,6 +20,7 @@ from knowlm.engines.base import Engine
 from knowlm.errors import KnowLMError
 from knowlm.ie.extractor import ExtractionResult, Extractor
 from knowlm.ie.results import Entity, Event, Triple
+from knowlm.ie.split import split_sentences
 from knowlm.ie.tasks import task_names
 from knowlm.prompts import AlpacaTemplate
 
@@ -243,20 +244,13 @@ def merges_markdown(
     return "\n".join(lines)
 
 
-SENTENCE_ENDS = "。！？!?\n"
-
-
-def _sentence(text: str, start: int, end: int) -> tuple[int, int]:
-    """The bounds of the sentence(s) holding ``text[start:end]``: from after the last sentence end before it
-    to the next one after it (a full stop counts when a space follows it)."""
-
-    def is_end(i: int) -> bool:
-        return text[i] in SENTENCE_ENDS or (text[i] == "." and (i + 1 == len(text) or text[i + 1] == " "))
-
-    left = next((i + 1 for i in range(start - 1, -1, -1) if is_end(i)), 0)
+def _sentence(text: str, sentences: list[tuple[int, int]], start: int, end: int) -> tuple[int, int]:
+    """The bounds of the sentence(s) of ``text`` (``sentences``: `knowlm.ie.split.split_sentences`) that
+    hold ``[start, end)``, leading space left out; the whole text when none does."""
+    holding = [(s, e) for s, e in sentences if s < end and start < e]
+    left, right = (holding[0][0], holding[-1][1]) if holding else (0, len(text))
     while left < start and text[left].isspace():
         left += 1
-    right = next((i + 1 for i in range(end, len(text)) if is_end(i)), len(text))
     return left, right
 
 
@@ -270,9 +264,10 @@ def mention_segments(evidence: list[dict[str, Any]]) -> list[tuple[str, str | No
         text, spans = mention["text"], sorted(mention["spans"])
         if not text or not spans:
             continue
+        sentences = split_sentences(text)
         pieces: list[list[int]] = []
         for start, end, _ in spans:
-            left, right = _sentence(text, start, end)
+            left, right = _sentence(text, sentences, start, end)
             if pieces and left <= pieces[-1][1]:
                 pieces[-1][1] = max(pieces[-1][1], right)
             else:
