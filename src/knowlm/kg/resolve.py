@@ -14,9 +14,9 @@ Rules, strongest first (``RULES``):
   "United States", "World War I." / "World War I");
 - ``legal suffix``: a name and the same name with a company suffix ("Apple" / "Apple Inc.", 阿里巴巴 /
   阿里巴巴集团);
-- ``demonym``: a country's demonym or short name and the country ("Canadian" / "Canada", "U.S." / "United
-  States": `knowlm.kg.countries`; a short name of three letters or fewer only as capitals, so "us" is no
-  country);
+- ``country name``: a country's short or official name and its name ("U.S." / "United States", "PRC" /
+  "China": `knowlm.kg.countries`; a short name of three letters or fewer only in capitals, so "us" is no
+  country; demonyms are not: Re-DocRED keeps "Canadian" apart from "Canada" more often than not);
 - ``acronym``: an all-capitals short form spelling the initials of a longer name ("USGS" / "United States
   Geological Survey", "NAAFI" / "Navy, Army and Air Force Institutes");
 - ``chinese short name``: a Chinese name made of characters of a longer one, in order, starting with its first
