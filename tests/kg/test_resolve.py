@@ -40,6 +40,13 @@ def test_acronym_joins_the_one_long_name_of_its_initials() -> None:
     assert acronym_letters("U.S.") == "us" and acronym_letters("Usgs") is None
 
 
+def test_plus_and_hash_are_part_of_a_name() -> None:
+    r = Resolver().resolve(
+        [occ(n, "", "d1") for n in ("Samsung Galaxy S9", "Samsung Galaxy S9+", "C", "C++", "C#", "the C")]
+    )
+    assert merged(r) == {("same form", "the c", "c", None)}
+
+
 def test_a_countrys_short_and_official_names_join_the_country_but_not_us_or_demonyms() -> None:
     r = Resolver().resolve(
         [

@@ -126,9 +126,12 @@ def _is_cjk(ch: str) -> bool:
 
 
 def form(name: str) -> str:
-    """A name with case, punctuation and a leading English article set aside."""
+    """A name with case, punctuation and a leading English article set aside ("+" and "#" are part of a name:
+    Galaxy S9 / Galaxy S9+, C / C++ / C#)."""
     text = normalise(name)
-    text = "".join(c if c.isalnum() or c.isspace() else (" " if c in "-–/&" else "") for c in text)
+    text = "".join(
+        c if c.isalnum() or c.isspace() or c in "+#" else (" " if c in "-–/&" else "") for c in text
+    )
     text = " ".join(text.split())
     for article in ARTICLES:
         if text.startswith(article) and len(text) > len(article):
