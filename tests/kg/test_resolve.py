@@ -62,6 +62,10 @@ def test_a_countrys_short_and_official_names_join_the_country_but_not_us_or_demo
         ("country name", "usa", "united states", None),
     }
     assert r.labels[r.canonical[("usa", "")]] == "United States"
+    demonyms = Resolver().resolve(
+        [occ(n, "", "d1") for n in ("Germany", "Germans", "Argentina", "Argentine")]
+    )
+    assert merged(demonyms) == set()  # nor by spelling
     pronoun = Resolver().resolve([occ("United States", "location", "d1"), occ("us", "", "d2")])
     assert merged(pronoun) == set()  # "us" in lower case is no country
 

@@ -22,7 +22,8 @@ Rules, strongest first (``RULES``):
 - ``chinese short name``: a Chinese name made of characters of a longer one, in order, starting with its first
   and skipping some (北大 / 北京大学; 北京 is no short name of 北京大学), when exactly one name of the graph
   fits;
-- ``spelling``: names that differ in one letter of one word (char-trigram blocking, then an edit distance);
+- ``spelling``: names that differ in one letter of one word (char-trigram blocking, then an edit distance),
+  never a country's name ("Germans" is no spelling of "Germany");
 - ``embedding``: names whose embeddings (a model the user gives) are at least ``embedding_threshold`` similar;
 - ``in document``: within one document, a later name that is part of an earlier full name ("Vann" after
   "Bernard Vann", "Johns Hopkins" after "Johns Hopkins University"), an acronym of it or a Chinese short name
@@ -547,7 +548,8 @@ class Resolver:
             a, b = keys[i], keys[j]
             if form(a[0]) == form(b[0]):
                 continue
-            if self.spelling and jaccard >= 0.5 and is_spelling_variant(a[0], b[0]):
+            countries = form(a[0]) in COUNTRY_FORMS or form(b[0]) in COUNTRY_FORMS  # Germany / Germans
+            if self.spelling and jaccard >= 0.5 and not countries and is_spelling_variant(a[0], b[0]):
                 left, right = sorted((a, b), key=lambda k: (names[k].mentions, k))
                 yield Merge("spelling", round(jaccard, 3), left, right, evidence=_both(names, left, right))
             elif similarity.get((i, j), -2.0) >= self.embedding_threshold:
