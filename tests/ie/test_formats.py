@@ -109,3 +109,24 @@ def test_text_first_puts_the_input_before_the_schema_so_a_texts_prompts_share_it
     prompts = [p for _, p, _ in extractor.prompts_for(text)]
     assert len(prompts) == 3 and all(p.startswith(prompts[0].split('"schema"')[0]) for p in prompts)
     assert text in prompts[0].split('"schema"')[0]  # the text is in the shared beginning
+
+
+def test_schema_descriptions_follow_the_instruction_for_the_items_of_each_prompt():
+    schema = parse_schema(
+        "re",
+        [{"relation": "crosses", "description": "what a bridge crosses over"}, "founder", "sport"],
+        source="schema.json",
+    )
+    assert schema.items[0].description == "what a bridge crosses over" and schema.items[1].description is None
+    first, second = (
+        json.loads(get_format("oneke", "re").build(get_task("re"), batch, "The bridge spans the Irwell.", "en").instruction)
+        for batch in schema.batches(2)
+    )  # fmt: skip
+    assert first["instruction"].endswith(" What each schema item means: crosses: what a bridge crosses over.")
+    assert first["schema"] == ["crosses", "founder"]  # the answer is still keyed by the names
+    assert "means" not in second["instruction"]  # "sport" has no description
+    zh = parse_schema("re", [{"relation": "创始人", "description": "创立该组织的人"}])
+    built = get_format("knowlm-json", "re").build(get_task("re"), zh, "马云创立了阿里巴巴。", "zh")
+    assert built.instruction.endswith("各项的含义：创始人：创立该组织的人。")
+    with pytest.raises(InputError, match=r"schema\[0\]\.description: expected a non-empty string"):
+        parse_schema("re", [{"relation": "x", "description": 3}])

@@ -54,9 +54,22 @@ class PromptFormat:
         return self.style is None or self.style in task.prompt_texts
 
 
+DESCRIPTIONS = {"en": " What each schema item means: {items}.", "zh": "各项的含义：{items}。"}
+
+
+def with_descriptions(instruction: str, schema: Schema, lang: str) -> str:
+    """``instruction`` followed by what each item of ``schema`` that has a description means."""
+    described = [item for item in schema.items if item.description]
+    if not described:
+        return instruction
+    sep, colon = ("；", "：") if lang == "zh" else ("; ", ": ")
+    items = sep.join(f"{item.name}{colon}{item.description}" for item in described)
+    return instruction + DESCRIPTIONS["zh" if lang == "zh" else "en"].format(items=items)
+
+
 def _oneke(task: Task, schema: Schema, text: str, lang: str, instruction: str | None = None) -> Instruction:
     body = {
-        "instruction": instruction or task.instructions[lang],
+        "instruction": with_descriptions(instruction or task.instructions[lang], schema, lang),
         "schema": [task.schema_entry(item) for item in schema.items],
         "input": text,
     }
@@ -89,7 +102,9 @@ def _knowlm(style: str) -> Builder:
     ) -> Instruction:
         zh, en = task.prompt_texts[style]
         template = instruction or (zh if lang == "zh" else en)
-        return Instruction(template.format(schema=_schema_text(schema, lang)), text)
+        return Instruction(
+            with_descriptions(template.format(schema=_schema_text(schema, lang)), schema, lang), text
+        )
 
     return build
 

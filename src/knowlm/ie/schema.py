@@ -1,7 +1,8 @@
 """Extraction schemas, validated: what the user asks to extract, per task.
 
 A schema is a list of items; each task has its own item kind. Users may give a schema as a list of
-strings/objects (JSON), or for the CLI as one comma-separated string with a compact form per task:
+strings/objects (JSON; an object may carry a ``description`` of what the item means, which prompts include),
+or for the CLI as one comma-separated string with a compact form per task:
 
 | task | item | compact string form |
 |---|---|---|
@@ -36,6 +37,9 @@ class SchemaItem:
     """Tail/object type (re, spo)."""
     triggers: tuple[str, ...] = ()
     """Known triggers (eea)."""
+    description: str | None = None
+    """What the item means, in the user's words; prompts add it after the instruction (a relation the model
+    never saw is then not only a name)."""
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"name": self.name}
@@ -47,6 +51,8 @@ class SchemaItem:
             out["tail_type"] = self.tail_type
         if self.triggers:
             out["triggers"] = list(self.triggers)
+        if self.description:
+            out["description"] = self.description
         return out
 
 
@@ -123,12 +129,14 @@ def item_from_dict(obj: dict[str, Any], where: str) -> SchemaItem:
     triggers = obj.get("triggers", obj.get("trigger"))
     if isinstance(triggers, bool):  # OneKE's ee schema marks "trigger": true
         triggers = None
+    description = obj.get("description")
     return SchemaItem(
         _text(obj[key], f"{where}.{key}"),
         roles=_strings(roles, f"{where}.roles"),
         head_type=obj.get("head_type", obj.get("subject_type")),
         tail_type=obj.get("tail_type", obj.get("object_type")),
         triggers=_strings(triggers, f"{where}.triggers"),
+        description=None if description is None else _text(description, f"{where}.description"),
     )
 
 
