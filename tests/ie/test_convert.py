@@ -705,3 +705,26 @@ def test_docred_sanwen_and_fewrel_shared_data_counts(shared_data: Path):
     assert sum(len(d.items) for d in sanwen) > 1200
     fewrel = list(read_fewrel(shared_data / "fewrel" / "val_wiki.json"))
     assert len(fewrel) == 16 * 700
+
+
+def test_descriptions_go_into_the_instructions_that_ask_for_the_item(tmp_path: Path, capsys):
+    path = write_docred(tmp_path)
+    wikidata = tmp_path / "pid2name.json"  # FewRel's table: a catalogue of far more relations
+    wikidata.write_text(
+        json.dumps({"P112": ["founded by", "founder of this organization"], "P1": ["x", "y"]})
+    )
+    out = tmp_path / "o.jsonl"
+    argv = ["data", "convert-ie", "docred", str(path), "--mode", "eval", "--out", str(out)]
+    assert main([*argv, "--descriptions", str(wikidata)]) == 0
+    instructions = [json.loads(json.loads(line)["instruction"]) for line in out.read_text().splitlines()]
+    for body in instructions:
+        described = "founded by: founder of this organization" in body["instruction"]
+        assert described == ("founded by" in body["schema"])
+    assert any("founded by" in body["schema"] for body in instructions)
+    plain = tmp_path / "mine.json"
+    plain.write_text(json.dumps({"founder": "who founded it"}))
+    assert main([*argv, "--descriptions", str(plain)]) == 2  # names none of the dataset's relations
+    assert "the descriptions name none of the dataset's types" in capsys.readouterr().err
+    plain.write_text(json.dumps({"founded by": 3}))
+    assert main([*argv, "--descriptions", str(plain)]) == 2
+    assert "'founded by' must map to a text" in capsys.readouterr().err

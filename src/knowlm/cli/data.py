@@ -186,6 +186,13 @@ def register(sub: Any) -> None:
         help="train mode: schema items per record (default: the task's, as IEPile); 1 trains the one-relation-"
         "a-prompt questions the default model is asked",
     )
+    convert.add_argument(
+        "--descriptions",
+        type=Path,
+        metavar="FILE",
+        help='JSON: what each type or relation means ({"name": "text"}, or Wikidata\'s pid2name.json); the '
+        "instructions of records asking for a described item include its description",
+    )
     convert.set_defaults(handler=run_convert)
 
 
@@ -240,7 +247,7 @@ def run_merge(args: argparse.Namespace) -> int:
 
 def run_convert(args: argparse.Namespace) -> int:
     from knowlm.errors import InputError
-    from knowlm.ie.convert import convert
+    from knowlm.ie.convert import convert, read_descriptions
     from knowlm.io import write_jsonl
 
     if args.holdout and not args.holdout_out:
@@ -267,6 +274,7 @@ def run_convert(args: argparse.Namespace) -> int:
         only=names(args.only_types),
         text_first=args.text_first,
         schema_batch_size=args.schema_batch_size,
+        descriptions=read_descriptions(args.descriptions) if args.descriptions else None,
     )
     write_jsonl(args.out, records)
     if args.holdout_out:

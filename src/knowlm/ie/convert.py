@@ -751,6 +751,7 @@ def convert(
     only: Collection[str] = (),
     text_first: float = 0.0,
     schema_batch_size: int | None = None,
+    descriptions: dict[str, str] | None = None,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], Stats]:
     """Records of a dataset file: (main records, held-out evaluation records, statistics).
 
@@ -764,7 +765,8 @@ def convert(
     included, and ``only`` keeps just those: convert a set twice with one seed and holdout, once with
     ``exclude`` and once with ``only``, to train without some relation types and measure them unseen.
     ``schema_batch_size`` sets the schema items of a training record (evaluation records keep the
-    task's batches, as `knowlm eval` asks)."""
+    task's batches, as `knowlm eval` asks). ``descriptions`` (type or relation name, after ``rename`` ->
+    what it means) go into the instructions of the records that ask for those items."""
     if mode not in ("train", "eval"):
         raise InputError(f"mode must be train or eval, got {mode!r}")
     if holdout < 0 or negatives < 0 or (limit is not None and limit < 1):
@@ -801,6 +803,8 @@ def convert(
         schema, docs = selected(schema, docs, set(exclude), set(only))
     if rename:
         schema, docs = renamed(schema, docs, rename)
+    if descriptions:
+        schema = described(schema, descriptions)
 
     def records_of(doc: Document, mode: str) -> list[dict[str, Any]]:
         own = schema if dataset.complete else _names((item_type(i, doc.task) for i in doc.items), schema.task)
@@ -828,6 +832,42 @@ def convert(
     for i in held:
         dev += records_of(docs[i], "eval")
     return main, dev, stats
+
+
+def described(schema: Schema, descriptions: dict[str, str]) -> Schema:
+    """``schema`` with the ``descriptions`` of its items (others are ignored: a catalogue such as Wikidata's
+    describes far more); none of them describing an item is an error."""
+    if not set(descriptions) & set(schema.names):
+        raise InputError(
+            f"the descriptions name none of the dataset's types ({', '.join(schema.names[:10])}, ...)"
+        )
+    items = (
+        dataclasses.replace(i, description=descriptions.get(i.name) or i.description) for i in schema.items
+    )
+    return dataclasses.replace(schema, items=tuple(items))
+
+
+def read_descriptions(path: str | Path) -> dict[str, str]:
+    """Descriptions of types or relations from a JSON object: ``{"name": "what it means"}``, or Wikidata's
+    ``{"P17": ["country", "sovereign state of this item"]}`` (FewRel's ``pid2name.json``)."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError(f"--descriptions {path}: no such file") from None
+    except json.JSONDecodeError as exc:
+        raise InputError(f"--descriptions {path}: invalid JSON ({exc.msg}, line {exc.lineno})") from None
+    if not isinstance(data, dict):
+        raise InputError(f"--descriptions {path}: expected a JSON object")
+    found: dict[str, str] = {}
+    for key, value in data.items():
+        if isinstance(value, list) and len(value) == 2 and all(isinstance(v, str) for v in value):
+            found.setdefault(value[0], value[1])  # Wikidata: a property id -> [label, description]
+        elif isinstance(value, str):
+            found[key] = value
+        else:
+            raise InputError(f"--descriptions {path}: {key!r} must map to a text (or [label, description])")
+    return found
 
 
 def selected(
