@@ -63,7 +63,7 @@ def with_descriptions(instruction: str, schema: Schema, lang: str) -> str:
     if not described:
         return instruction
     sep, colon = ("；", "：") if lang == "zh" else ("; ", ": ")
-    items = sep.join(f"{item.name}{colon}{item.description}" for item in described)
+    items = sep.join(f"{item.name}{colon}{(item.description or '').rstrip('。. ')}" for item in described)
     return instruction + DESCRIPTIONS["zh" if lang == "zh" else "en"].format(items=items)
 
 
