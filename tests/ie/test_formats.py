@@ -125,7 +125,9 @@ def test_schema_descriptions_follow_the_instruction_for_the_items_of_each_prompt
     assert first["instruction"].endswith(" What each schema item means: crosses: what a bridge crosses over.")
     assert first["schema"] == ["crosses", "founder"]  # the answer is still keyed by the names
     assert "means" not in second["instruction"]  # "sport" has no description
-    zh = parse_schema("re", [{"relation": "创始人", "description": "创立该组织的人。"}])  # one full stop, not two
+    zh = parse_schema(
+        "re", [{"relation": "创始人", "description": "创立该组织的人。"}]
+    )  # one full stop, not two
     built = get_format("knowlm-json", "re").build(get_task("re"), zh, "马云创立了阿里巴巴。", "zh")
     assert built.instruction.endswith("各项的含义：创始人：创立该组织的人。")
     with pytest.raises(InputError, match=r"schema\[0\]\.description: expected a non-empty string"):
