@@ -728,3 +728,10 @@ def test_descriptions_go_into_the_instructions_that_ask_for_the_item(tmp_path: P
     plain.write_text(json.dumps({"founded by": 3}))
     assert main([*argv, "--descriptions", str(plain)]) == 2
     assert "'founded by' must map to a text" in capsys.readouterr().err
+
+
+def test_descriptions_are_refused_for_oneke_records(tmp_path: Path):
+    path = tmp_path / "oneke.jsonl"
+    path.write_text(json.dumps({"instruction": "{}", "output": "{}"}) + "\n")
+    with pytest.raises(InputError, match="descriptions do not apply to oneke records"):
+        convert("oneke", path, descriptions={"founder": "who founded it"})

@@ -789,6 +789,10 @@ def convert(
         raise InputError(f"join must be between 0 and 1 and only in train mode, got {join} ({mode} mode)")
     rng = random.Random(seed)
     if fmt == "oneke":
+        if descriptions:
+            raise InputError(
+                "descriptions do not apply to oneke records, whose instructions are written already"
+            )
         records = _oneke_records(path)
         rest, held = _split(len(records), holdout, limit, rng)
         return [records[i] for i in rest], [records[i] for i in held], Stats()
