@@ -185,6 +185,7 @@ def test_statements_carry_confidence_and_queries_exports_filter_on_it(tmp_path: 
     edge = "/relation/located_in> <https://knowlm.org/kg/entity/"
     assert edge in export_graph(store, "nt", tmp_path / "all.nt").read_text(encoding="utf-8")
     assert edge not in nt and "/relation/总部> <https://knowlm.org/kg/entity/" in nt
+    assert nt.count("/kg/Statement>") == every - 2  # their statements go with the edges
 
 
 def test_extract_ntriples_and_the_store_name_one_fact_with_one_iri(tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 from xml.etree import ElementTree as ET
 
 from knowlm.errors import InputError
-from knowlm.ie.confidence import check_threshold
+from knowlm.ie.confidence import check_threshold, passes
 from knowlm.io import atomic_write
 from knowlm.kg.iri import PREFIXES
 from knowlm.kg.store import GraphStore
@@ -50,21 +50,12 @@ def _rdf(turtle: bool) -> GraphExporter:
     def write(store: GraphStore, output: Path, min_confidence: float) -> None:
         ox = store.ox
         low: set[Any] = set()
-        if min_confidence > 0:
-            for t in store.triples():
-                if t["confidence"] is None or t["confidence"] < min_confidence:
-                    low.add(
-                        ox.Triple(
-                            ox.NamedNode(t["head"]), ox.NamedNode(t["predicate"]), ox.NamedNode(t["tail"])
-                        )
-                    )
-            _, rows = store.rows(
-                f"SELECT ?s WHERE {{ ?s a kg:Statement ; rdf:subject ?h ; rdf:predicate ?p ; rdf:object ?t "
-                f"OPTIONAL {{ ?s kg:maxConfidence ?c }} FILTER(!BOUND(?c) || ?c < {min_confidence!r}) }}"
-            )
-            statements = {ox.NamedNode(r[0]) for r in rows}
-        else:
-            statements = set()
+        statements: set[Any] = set()
+        for t in store.triples() if min_confidence > 0 else ():
+            if not passes(t["confidence"], min_confidence):
+                head, predicate, tail = (ox.NamedNode(t[k]) for k in ("head", "predicate", "tail"))
+                low.add(ox.Triple(head, predicate, tail))
+                statements.add(ox.NamedNode(t["statement"]))
         triples = (
             q.triple
             for q in store.store

@@ -672,15 +672,16 @@ class GraphStore:
         ]
 
     def triples(self, *, min_confidence: float = 0.0) -> Iterator[dict[str, Any]]:
-        """Every relation statement with its entities (for exports)."""
+        """Every relation statement (its IRI) with its entities (for exports)."""
         _, rows = self.rows(
-            f"""SELECT ?h ?p ?t ?relation ?support ?confidence WHERE {{
+            f"""SELECT ?s ?h ?p ?t ?relation ?support ?confidence WHERE {{
               ?s a kg:Statement ; rdf:subject ?h ; rdf:predicate ?p ; rdf:object ?t ; kg:support ?support .
               OPTIONAL {{ ?s kg:maxConfidence ?confidence }}
               ?p rdfs:label ?relation {_confidence_filter(min_confidence)} }} ORDER BY ?h ?p ?t"""
         )
-        for h, p, t, relation, support, confidence in rows:
+        for s, h, p, t, relation, support, confidence in rows:
             yield {
+                "statement": s,
                 "head": h,
                 "predicate": p,
                 "tail": t,
