@@ -519,6 +519,7 @@ class Resolver:
         model judges them), accepted by the spelling rule or by embeddings."""
         floor = 0.5 if self.embed is None else 0.25
         keys = sorted(names)
+        forms = [form(k[0]) for k in keys]
         grams = [trigrams(k[0]) for k in keys]
         index: dict[str, list[int]] = defaultdict(list)
         for i, gs in enumerate(grams):
@@ -546,9 +547,9 @@ class Resolver:
                 similarity[(i, j)] = _cosine(vectors[i], vectors[j])
         for i, j, jaccard in pairs:
             a, b = keys[i], keys[j]
-            if form(a[0]) == form(b[0]):
+            if forms[i] == forms[j]:
                 continue
-            countries = form(a[0]) in COUNTRY_FORMS or form(b[0]) in COUNTRY_FORMS  # Germany / Germans
+            countries = forms[i] in COUNTRY_FORMS or forms[j] in COUNTRY_FORMS  # Germany / Germans
             if self.spelling and jaccard >= 0.5 and not countries and is_spelling_variant(a[0], b[0]):
                 left, right = sorted((a, b), key=lambda k: (names[k].mentions, k))
                 yield Merge("spelling", round(jaccard, 3), left, right, evidence=_both(names, left, right))
@@ -595,10 +596,14 @@ class Resolver:
                 if kind in ("acronym", "chinese short name"):
                     links[short].add(clusters.find(full))
                     kinds[(short, clusters.find(full))] = kind
+        found_in: dict[NameKey, list[str]] = defaultdict(list)  # a short name's documents with its full name
+        for m in local:
+            if not m.rejected:
+                found_in[m.left].append(m.document or "")
         for short, targets in sorted(links.items()):
             if len(targets) == 1:
                 target = next(iter(targets))
-                docs = sorted(m.document or "" for m in local if m.left == short and not m.rejected)
+                docs = sorted(found_in[short])
                 evidence = {"documents": docs[:5], "how": "found in a document with the full name"}
                 local.append(Merge(kinds[(short, target)], 0.9, short, target, evidence=evidence))
         return local
