@@ -764,13 +764,14 @@ class GraphStore:
         for _, item, doc, source, text in rows:
             data = json.loads(item or "{}")
             spans = []
-            for key, name in (("spans", "text"), ("head_spans", "head"), ("tail_spans", "tail")):
+            for key, named in (("spans", "text"), ("head_spans", "head"), ("tail_spans", "tail")):
                 start = _start(data.get(key))
+                said = data.get(named)
                 if start is not None:
                     spans.append((start, data[key][0][1], key))
-                elif isinstance(data.get(name), str) and data[name] and text and data[name] in text:
-                    found_at = text.index(data[name])  # an output without offsets: its first occurrence
-                    spans.append((found_at, found_at + len(data[name]), key))
+                elif isinstance(said, str) and said and text and said in text:
+                    found_at = text.index(said)  # an output without offsets: its first occurrence
+                    spans.append((found_at, found_at + len(said), key))
             mentions.append({"document": doc, "source": source, "text": text, "item": data, "spans": spans})
         return mentions
 
