@@ -238,7 +238,9 @@ def test_registered_export_formats_are_offered_by_the_cli(tmp_path: Path, capsys
     assert "statements" in graph.read_text()
 
 
-def test_a_registered_weight_format_is_written_and_offered_by_the_cli(tiny_model_dir, tmp_path: Path):
+def test_a_registered_weight_format_is_written_and_offered_by_the_cli(
+    tiny_model_dir, tmp_path: Path, request
+):
     import numpy as np
 
     from knowlm.weights.formats import WEIGHT_FORMATS, WeightFormat, register_weight_format
@@ -247,8 +249,8 @@ def test_a_registered_weight_format_is_written_and_offered_by_the_cli(tiny_model
         with path.open("wb") as f:  # np.savez would add its own suffix to a path
             np.savez(f, **{k: v.float().numpy() for k, v in tensors.items()})
 
-    if "npz" not in WEIGHT_FORMATS:
-        register_weight_format("npz", WeightFormat("weights", "npz", save_npz))
+    register_weight_format("npz", WeightFormat("weights", "npz", save_npz))
+    request.addfinalizer(lambda: WEIGHT_FORMATS.pop("npz"))  # other tests see the shipped formats
     out = tmp_path / "diff"
     args = [
         "weights",
@@ -268,14 +270,14 @@ def test_a_registered_weight_format_is_written_and_offered_by_the_cli(tiny_model
         main([*args[:-1], str(tmp_path / "other"), "--format", "npy"])
 
 
-def test_a_registered_kg2instruct_task_makes_records_from_the_cli(tmp_path: Path):
+def test_a_registered_kg2instruct_task_makes_records_from_the_cli(tmp_path: Path, request):
     from knowlm.ie.kg2instruct import KG_TASKS, register_kg_task
 
     def subjects(hits, kg):  # the heads of the matched triples, as entities of one type
         return [Entity("subject", t.head) for t in hits], Schema("ner", (SchemaItem("subject"),))
 
-    if "subjects" not in KG_TASKS:
-        register_kg_task("subjects", subjects)
+    register_kg_task("subjects", subjects)
+    request.addfinalizer(lambda: KG_TASKS.pop("subjects"))
     examples = Path(__file__).resolve().parents[1] / "examples" / "data" / "kg"
     out = tmp_path / "records.jsonl"
     args = ["kg2instruct", "--kg", str(examples / "triples.tsv"), "--corpus", str(examples / "corpus.txt")]
