@@ -178,6 +178,18 @@ def test_bad_inputs_name_the_file_and_line(tmp_path: Path) -> None:
         GraphStore(tmp_path / "missing", read_only=True)
 
 
+@pytest.mark.parametrize(
+    "command", [["resolve"], ["resolve", "--undo"], ["split", "abc"], ["eval", "--gold", "g.json"]]
+)
+def test_commands_on_a_store_that_is_not_there_make_none(tmp_path: Path, capsys, command) -> None:
+    """A mistyped --store fails with exit 2; `kg resolve` and `kg split` used to create an empty store."""
+    (tmp_path / "g.json").write_text("[]")
+    missing = tmp_path / "typo"
+    args = ["kg", command[0], "--store", str(missing), *command[1:]]
+    assert main([a.replace("g.json", str(tmp_path / "g.json")) for a in args]) == 2
+    assert "no knowledge graph there" in capsys.readouterr().err and not missing.exists()
+
+
 def test_exports_read_back_with_rdflib_networkx_and_as_neo4j_csv(tmp_path: Path, outputs: Path) -> None:
     import networkx as nx
     import rdflib

@@ -224,7 +224,7 @@ def run_build(args: argparse.Namespace) -> int:
 def run_resolve(args: argparse.Namespace) -> int:
     from knowlm.kg.store import GraphStore, ResolveSettings
 
-    store = GraphStore(args.store)
+    store = GraphStore(args.store, must_exist=True)
     if args.undo:
         store.unresolve()
         print(f"{args.store}: exact names again (no merges but the alias table's)", file=sys.stderr)
@@ -279,7 +279,7 @@ def _name(side: dict[str, str]) -> str:
 def run_split(args: argparse.Namespace) -> int:
     from knowlm.kg.store import GraphStore
 
-    store = GraphStore(args.store)
+    store = GraphStore(args.store, must_exist=True)
     merges = store.split(args.ids, restore=args.restore)
     done = "merged again" if args.restore else "split"
     print(f"{args.store}: {len(set(args.ids))} {done}; {merges} merges applied", file=sys.stderr)
@@ -291,7 +291,7 @@ def run_eval(args: argparse.Namespace) -> int:
     from knowlm.kg.evaluate import evaluate_store, read_docred
     from knowlm.kg.store import GraphStore
 
-    scores = evaluate_store(GraphStore(args.store), read_docred(args.gold))
+    scores = evaluate_store(GraphStore(args.store, read_only=True), read_docred(args.gold))
     text = json.dumps(scores, ensure_ascii=False, indent=1)
     print(text)
     if args.output:

@@ -198,12 +198,14 @@ class GraphStore:
     """An embedded, on-disk knowledge graph. ``GraphStore(path)`` opens (or creates) it; read-only opening lets
     several readers (e.g. the web UI) share a store that no process is writing."""
 
-    def __init__(self, path: str | Path, *, read_only: bool = False) -> None:
+    def __init__(self, path: str | Path, *, read_only: bool = False, must_exist: bool = False) -> None:
+        """Open the store at ``path``: read-only, or for writing — created there unless ``must_exist``
+        (commands that change a graph, such as resolve and split, never make an empty one by mistake)."""
         ox = _ox()
         self.path = Path(path)
+        if (read_only or must_exist) and not self.path.is_dir():
+            raise InputError(f"--store {path}: no knowledge graph there (build one with knowlm kg build)")
         if read_only:
-            if not self.path.is_dir():
-                raise InputError(f"--store {path}: no knowledge graph there (build one with knowlm kg build)")
             self.store = ox.Store.read_only(str(self.path))
         else:
             if self.path.exists() and not self.path.is_dir():

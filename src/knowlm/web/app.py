@@ -301,7 +301,7 @@ class Handlers:
         if kg_store is not None:
             from knowlm.kg.store import GraphStore
 
-            self.store = GraphStore(kg_store, read_only=not kg_edit)
+            self.store = GraphStore(kg_store, read_only=not kg_edit, must_exist=True)
 
     def stream_text(self, prompt: str, *controls: float) -> Iterator[str]:
         import gradio as gr
