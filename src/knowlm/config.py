@@ -160,6 +160,14 @@ class SamplingParams:
         api=False,
         web=False,
     )
+    distinct_items: bool = _opt(
+        False,
+        "with a constraint: a list whose last item repeats an earlier one must close (set for extraction "
+        "answers, which a small model may otherwise loop in until the token limit)",
+        cli=False,
+        api=False,
+        web=False,
+    )
 
     @property
     def greedy(self) -> bool:

@@ -3,6 +3,7 @@ import pytest
 from knowlm.config import SamplingParams
 from knowlm.engines.base import chat_renderer
 from knowlm.errors import InputError
+from tests.engines.item_guard import check_lists_close_on_repeat
 
 PROMPTS = [
     "Berlin is the capital of",
@@ -103,3 +104,8 @@ def test_chat_rendering_drops_the_duplicate_bos(tiny_engine):
     text = render([{"role": "user", "content": "hi"}])
     assert text == "<|user|>\nhi\n<|assistant|>\n"
     assert tiny_engine.tokenizer(text)["input_ids"].count(tiny_engine.tokenizer.bos_token_id) == 1
+
+
+def test_extraction_answers_close_a_list_when_it_repeats_an_item(tiny_engine):
+    pytest.importorskip("llguidance")
+    check_lists_close_on_repeat(tiny_engine)

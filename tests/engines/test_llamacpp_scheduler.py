@@ -11,6 +11,7 @@ import pytest
 from knowlm.config import ModelConfig, SamplingParams
 from knowlm.engines.llamacpp import is_llamacpp_available
 from knowlm.errors import InputError
+from tests.engines.item_guard import check_lists_close_on_repeat
 
 pytestmark = [
     pytest.mark.requires_llamacpp,
@@ -181,3 +182,8 @@ def test_prompts_queued_together_compute_their_shared_prefix_once(gguf):
     assert [c.text for c in engine.generate(prompts, GREEDY)] == alone
     assert engine.scheduler.stats["reused_tokens"] >= 2 * shared  # the 2nd and 3rd waited a step for it
     engine.close()
+
+
+def test_extraction_answers_close_a_list_when_it_repeats_an_item(engine):
+    pytest.importorskip("llguidance")
+    check_lists_close_on_repeat(engine)

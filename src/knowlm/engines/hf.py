@@ -45,6 +45,7 @@ class TransformersEngine:
         self.batch_size = config.batch_size
         self._lock = threading.Lock()  # one generate() at a time on the model
         self._llg_tokenizer: Any = None
+        self._commas: Any = None
 
     @classmethod
     def from_model(cls, model: Any, tokenizer: Any, *, name: str = "model", batch_size: int = 8) -> Any:
@@ -57,7 +58,7 @@ class TransformersEngine:
         engine.batch_size = batch_size
         engine.ie_instructions = None
         engine._lock = threading.Lock()
-        engine._llg_tokenizer = None
+        engine._llg_tokenizer = engine._commas = None
         return engine
 
     # -- protocol -------------------------------------------------------------------------------
@@ -140,6 +141,16 @@ class TransformersEngine:
             self._llg_tokenizer = llguidance.hf.from_tokenizer(self.tokenizer, n_vocab=vocab, eos_token=eos)
         return self._llg_tokenizer
 
+    def _comma_tokens(self) -> Any:
+        """The ids of the tokens whose text holds a comma (found once)."""
+        if self._commas is None:
+            texts = self.tokenizer.batch_decode([[i] for i in range(len(self.tokenizer))])  # byte tokens too
+            self._commas = torch.tensor([i for i, t in enumerate(texts) if "," in t], dtype=torch.long)
+        return self._commas
+
+    def _decode_one(self, token: int) -> str:
+        return str(self.tokenizer.decode([token]))
+
     def _seed(self, params: SamplingParams) -> None:
         if params.seed is not None:
             torch.manual_seed(params.seed)
@@ -170,7 +181,14 @@ class TransformersEngine:
         processors = LogitsProcessorList()
         grammar = compiled_grammar(params)
         if grammar is not None:
-            processors.append(TorchMaskProcessor(self._ll_tokenizer(), grammar, inputs["input_ids"].shape[0]))
+            guard = (
+                {"comma_tokens": self._comma_tokens(), "piece": self._decode_one}
+                if params.distinct_items
+                else {}
+            )
+            processors.append(
+                TorchMaskProcessor(self._ll_tokenizer(), grammar, inputs["input_ids"].shape[0], **guard)
+            )
         criteria: list[StoppingCriteria] = []
         if params.stop:
             criteria.append(_StopStrings(self.tokenizer, params.stop, inputs["input_ids"].shape[1]))

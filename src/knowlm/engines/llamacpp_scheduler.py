@@ -10,8 +10,9 @@ there is work:
    (chunked prefill, at most ``n_batch`` tokens a step);
 3. every sequence samples from its own logits row — an argmax when greedy, else its own llama.cpp sampler
    chain (repetition penalty, top-k/top-p/temperature with its own seed) — after its own constraint mask
-   (an llguidance matcher) and its stop-token rule are applied to that row; stop strings, max tokens and
-   the finish reason are per sequence too.
+   (an llguidance matcher; for extraction answers also `ItemGuard`'s rule that a list closes when it
+   repeats an item) and its stop-token rule are applied to that row; stop strings, max tokens and the
+   finish reason are per sequence too.
 A request's problem (too long, a grammar llguidance refuses) fails that request alone.
 
 The KV pool holds ``n_ctx`` tokens per slot, so every slot can hold a full-length sequence at once and a
@@ -35,6 +36,7 @@ import numpy as np
 
 from knowlm.config import SamplingParams
 from knowlm.engines.base import Completion, FinishReason, StopStreamer
+from knowlm.engines.constrain import ItemGuard
 from knowlm.errors import InputError, KnowLMError
 
 log = logging.getLogger(__name__)
@@ -79,6 +81,8 @@ class _Sequence:
     decoder: Any = field(default_factory=lambda: codecs.getincrementaldecoder("utf-8")("ignore"))
     logits_index: int = -1
     logprobs: list[tuple[str, float]] = field(default_factory=list)
+    guard: ItemGuard | None = None
+    """Follows a constrained answer so that its lists close when they repeat an item (distinct_items)."""
 
 
 class Scheduler:
@@ -129,6 +133,8 @@ class Scheduler:
         tokens generated."""
         self._piece = ctypes.create_string_buffer(256)
         self._mask_words = np.zeros((self.n_vocab + 31) // 32, dtype=np.int32)
+        self._comma_tokens: np.ndarray | None = None
+        """The tokens whose text holds a comma (found once, when a guarded answer first needs them)."""
         self._worker: threading.Thread | None = None
 
     # -- caller side ------------------------------------------------------------------------
@@ -232,6 +238,7 @@ class Scheduler:
             stop_ids,
             StopStreamer(request.params.stop),
             request.tokens[shared:],
+            guard=ItemGuard() if matcher is not None and request.params.distinct_items else None,
         )
 
     def _place(self, tokens: list[int]) -> tuple[int, int]:
@@ -338,7 +345,10 @@ class Scheduler:
         norm = log_sum_exp(row)  # of the model's own distribution, before any mask changes the row
         if seq.matcher is not None:
             seq.matcher.unsafe_compute_mask_ptr(self._mask_words.ctypes.data, self._mask_words.nbytes)
-            keep_only(row, allowed_tokens(self._mask_words))
+            allowed = allowed_tokens(self._mask_words)
+            if seq.guard is not None and seq.guard.watching:
+                allowed = self._unrepeated(seq.guard, allowed)
+            keep_only(row, allowed)
         stop_to_eos(row, seq.stop_ids, self.eos)
         if seq.sampler is None:
             token = int(np.argmax(row))  # greedy: the first most likely token, as llama.cpp's greedy sampler
@@ -352,6 +362,8 @@ class Scheduler:
         if seq.matcher is not None:
             seq.matcher.consume_token(token)
         piece = seq.decoder.decode(self._bytes_of(token))
+        if seq.guard is not None:
+            seq.guard.feed(piece)
         seq.logprobs.append((piece, float(row[token]) - norm))  # a sampled token's logit is never masked
         out = seq.streamer.feed(piece)
         self._emit(seq, out)
@@ -361,6 +373,19 @@ class Scheduler:
             self._finish(seq, "length")
         else:
             seq.next_token = token
+
+    def _unrepeated(self, guard: ItemGuard, allowed: np.ndarray) -> np.ndarray:
+        """``allowed`` less the tokens that would go on with a list after an item it repeats (only tokens
+        holding a comma can; if every allowed token would, the grammar's choice stands)."""
+        if self._comma_tokens is None:
+            self._comma_tokens = np.array(
+                [t for t in range(self.n_vocab) if b"," in self._bytes_of(t)], dtype=allowed.dtype
+            )
+        candidates = allowed[np.isin(allowed, self._comma_tokens, assume_unique=True)]
+        refused = [t for t in candidates if guard.refuses(self._bytes_of(int(t)).decode("utf-8", "ignore"))]
+        if not refused or len(refused) == len(allowed):
+            return allowed
+        return np.setdiff1d(allowed, refused, assume_unique=True)
 
     def _bytes_of(self, token: int) -> bytes:
         """The bytes ``token`` stands for (special tokens: none, as the text leaves them out)."""

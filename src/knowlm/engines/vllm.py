@@ -88,7 +88,8 @@ class VllmEngine:
             )
         extra: dict[str, Any] = {}
         if params.json_schema is not None or params.grammar is not None:
-            # a Lark grammar (grounded extraction) is llguidance's syntax: vLLM's "guidance" backend reads it
+            # a Lark grammar (grounded extraction) is llguidance's syntax: vLLM's "guidance" backend reads it;
+            # distinct_items (lists close on a repeated item) needs a per-step mask vLLM does not take
             constraint = (
                 {"json": params.json_schema} if params.grammar is None else {"grammar": params.grammar}
             )

@@ -136,8 +136,9 @@ def answer_grammar(json_schema: dict[str, Any], text: str | None = None) -> str:
 def answer_params(
     params: SamplingParams, shape: dict[str, Any], text: str, *, grounded: bool
 ) -> SamplingParams:
-    """``params`` constrained to an answer of JSON shape ``shape``; ``grounded``: every string of it a
-    piece of ``text`` (the prompt's input)."""
+    """``params`` constrained to an answer of JSON shape ``shape`` whose lists close when they repeat an
+    item (`knowlm.engines.constrain.ItemGuard`); ``grounded``: every string of it a piece of ``text``
+    (the prompt's input)."""
     if not grounded:
-        return params.replace(json_schema=shape)
-    return params.replace(grammar=answer_grammar(shape, text))
+        return params.replace(json_schema=shape, distinct_items=True)
+    return params.replace(grammar=answer_grammar(shape, text), distinct_items=True)
