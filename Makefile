@@ -49,13 +49,13 @@ install-llamacpp: $(VENV)/.llamacpp
 # one relation a prompt (docs/ie-quality.md has what each way of asking measures).
 demo: $(VENV)/.installed $(VENV)/.llamacpp
 	$(BIN)/knowlm models --prepare
-	$(BIN)/knowlm extract --constrained --task ner --schema 人物,地点,公司 \
+	$(BIN)/knowlm extract --task ner --schema 人物,地点,公司 \
 		--text "马云在杭州创立了阿里巴巴集团。"
-	$(BIN)/knowlm extract --constrained --task ner --schema person,organization,location \
+	$(BIN)/knowlm extract --task ner --schema person,organization,location \
 		--text "Tim Cook leads Apple from Cupertino, California."
-	$(BIN)/knowlm extract --constrained --task re --schema 创始人,总部位于 \
+	$(BIN)/knowlm extract --task re --schema 创始人,总部位于 \
 		--text "马云在杭州创立了阿里巴巴集团。"
-	$(BIN)/knowlm extract --constrained --task re --schema founder,headquartered_in \
+	$(BIN)/knowlm extract --task re --schema founder,headquartered_in \
 		--text "Steve Jobs founded Apple, which is headquartered in Cupertino."
 
 test: $(VENV)/.installed $(VENV)/.llamacpp

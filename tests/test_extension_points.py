@@ -117,7 +117,7 @@ def test_the_default_model_carries_how_it_is_best_asked_and_other_models_do_not(
         pytest.skip("the package ships no IE adapter")
     shipped = create_engine(ModelConfig(model="default", engine=ENGINE))
     assert shipped.config.adapter is not None and shipped.ie_options == DEFAULT_IE_OPTIONS
-    assert DEFAULT_IE_OPTIONS["re"] == {"ask_each_up_to": 4}
+    assert DEFAULT_IE_OPTIONS["re"] == {"ask_each_up_to": 4, "text_first_over": 32}
     base = create_engine(ModelConfig(model="default", engine=ENGINE, no_adapter=True))
     other = create_engine(ModelConfig(model="anything", engine=ENGINE))
     assert not hasattr(base, "ie_options") and not hasattr(other, "ie_options")

@@ -250,11 +250,15 @@ class ExtractConfig:
         "model asks a schema of up to 4 relations one relation a prompt — else per task, as IEPile)",
         ge=1,
     )
-    constrained: bool = _opt(False, "constrain generation to JSON valid for the schema (oneke format)")
+    constrained: bool = _opt(
+        True,
+        "constrain generation to JSON valid for the schema, lists closing when they repeat an item (the "
+        "oneke formats; the knowlm-* formats decode freely); --no-constrained: free decoding",
+    )
     grounded: bool = _opt(
         True,
-        "with --constrained: every extracted string must be a piece of the input text, enforced while "
-        "decoding (--no-grounded: any string, only the JSON shape is enforced)",
+        "with constraints (the default): every extracted string must be a piece of the input text, enforced "
+        "while decoding (--no-grounded: any string, only the JSON shape is enforced)",
     )
     drop_ungrounded: bool = _opt(False, "drop items whose text does not occur in the input")
     min_confidence: float = _opt(
@@ -274,10 +278,6 @@ class ExtractConfig:
             problems.append(f"--lang {self.lang!r} is not one of {', '.join(LANGS)}")
         if self.instructions and self.instructions_from:
             problems.append("give --instructions FILE or --instructions-from FILE, not both")
-        if self.constrained and self.prompt_format != "auto" and not self.prompt_format.startswith("oneke"):
-            problems.append(
-                "--constrained works with --prompt-format oneke (JSON answers keyed by schema item)"
-            )
         if self.schema and self.schema_file:
             problems.append("give --schema or --schema-file, not both")
         collect(problems, "invalid extraction settings")

@@ -113,10 +113,6 @@ def test_export_formats_by_suffix(capsys, tmp_path, tiny_model_dir, suffix, chec
         (["--task", "ner", "--schema", ""], "no schema"),
         (["--task", "ner", "--schema", "a,a"], "duplicate schema items"),
         (["--task", "ner"], "no schema"),
-        (
-            ["--task", "re", "--schema", "a", "--constrained", "--prompt-format", "knowlm-json"],
-            "--constrained",
-        ),
     ],
 )
 def test_bad_extraction_settings(capsys, argv, needle):

@@ -65,7 +65,8 @@ def test_ner_end_to_end():
 def test_schema_batches_go_to_the_engine_together_and_merge():
     engine = ScriptedEngine(lambda names, text: json.dumps({n: [f"{n}-x"] for n in names}))
     texts = ["first text", "second text"]
-    results = Extractor(engine, "ner", "a,b,c,d,e", schema_batch_size=2).extract_many(texts)
+    extractor = Extractor(engine, "ner", "a,b,c,d,e", schema_batch_size=2, constrained=False)
+    results = extractor.extract_many(texts)
     assert len(engine.calls) == 1  # one engine call: 3 schema batches x 2 texts, all in flight together
     assert len(engine.calls[0][0]) == 6
     assert [e.type for e in results[0].entities] == ["a", "b", "c", "d", "e"]
@@ -91,6 +92,24 @@ def test_auto_settings_ask_as_the_model_prefers_and_explicit_ones_win():
     assert [list(p) for p in ner] == [["instruction", "schema", "input"]]
 
 
+def test_a_large_schema_is_asked_one_item_a_prompt_with_the_text_first():
+    engine = ScriptedEngine(lambda names, text: json.dumps({n: [] for n in names}))
+    engine.ie_options = {"re": {"ask_each_up_to": 2, "text_first_over": 6}}
+
+    def bodies(schema: str, **options) -> list[dict]:
+        return [json.loads(b) for b in extractor_bodies(Extractor(engine, "re", schema, **options))]
+
+    middle = bodies("a,b,c,d,e,f")  # 6 relations: OneKE's batches of 4, schema first
+    schema_first = ["instruction", "schema", "input"]
+    assert [(list(p), len(p["schema"])) for p in middle] == [(schema_first, 4), (schema_first, 2)]
+    large = bodies("a,b,c,d,e,f,g")  # 7: one a prompt, the text first
+    assert [(list(p), p["schema"]) for p in large] == [
+        (["instruction", "input", "schema"], [n]) for n in "abcdefg"
+    ]
+    assert len(bodies("a,b,c,d,e,f,g", schema_batch_size=4)) == 2  # explicit options still win
+    assert list(bodies("a,b,c,d,e,f,g", prompt_format="oneke")[0]) == schema_first
+
+
 def extractor_bodies(extractor: Extractor) -> list[str]:
     return [
         re.search(r"### Instruction:\n(.*?)\n\n### Response:", prompt, re.S).group(1)
@@ -101,7 +120,7 @@ def extractor_bodies(extractor: Extractor) -> list[str]:
 def test_long_documents_are_chunked_and_merged_with_document_offsets():
     text = "马云在杭州创业。" * 3 + "马化腾在深圳创业。" * 3
     engine = ScriptedEngine(ner_answer)
-    result = Extractor(engine, "ner", "人物,地点", max_chunk_tokens=20).extract(text)
+    result = Extractor(engine, "ner", "人物,地点", max_chunk_tokens=20, constrained=False).extract(text)
     prompts = engine.calls[0][0]
     assert len(prompts) > 2  # the text was split
     assert [e.text for e in result.entities] == [
@@ -153,8 +172,15 @@ def test_bad_inputs():
         Extractor(engine, "ner")
     with pytest.raises(InputError, match="unknown task"):
         Extractor(engine, "sentiment", "x")
-    with pytest.raises(InputError, match="--constrained works with --prompt-format oneke"):
-        Extractor(engine, "re", "a", constrained=True, prompt_format="knowlm-tuple")
+
+
+def test_decoding_is_constrained_by_default_where_answers_are_json():
+    engine = ScriptedEngine(ner_answer)
+    shape = {"type": "object"}
+    assert Extractor(engine, "ner", "人物")._params(shape, "x").grammar is not None
+    assert Extractor(engine, "ner", "人物", constrained=False)._params(shape, "x").grammar is None
+    # KnowLM's prompt families answer in text, not JSON: they decode freely
+    assert Extractor(engine, "ner", "人物", prompt_format="knowlm-tuple")._params(shape, "x").grammar is None
 
 
 def test_grounded_constraint_is_a_grammar_per_chunk():

@@ -35,8 +35,9 @@ class Engine(Protocol):
 
     An engine may also carry ``ie_instructions``: the IE instruction texts its model was trained with
     (`knowlm.ie.instructions`; None or absent: the built-in texts); ``ie_options``: how its model is best
-    asked, per task ({task: {"prompt_format": ..., "ask_each_up_to": N}}: what the extraction settings
-    "auto" and unset mean; schemas of at most N items are asked one item a prompt); ``generate_each(prompts, params)``,
+    asked, per task ({task: {"prompt_format": ..., "ask_each_up_to": N, "text_first_over": M}}: what the
+    extraction settings "auto" and unset mean; schemas of at most N items are asked one item a prompt, of
+    more than M one item a prompt with the text first); ``generate_each(prompts, params)``,
     every prompt with its own settings in one call (see `generate_each`); and
     ``submit_each(prompts, params)``, a future per prompt, when it schedules sequences itself (the server
     then hands it every request)."""

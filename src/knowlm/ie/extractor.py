@@ -117,14 +117,19 @@ class Extractor:
             self.engine = model
         self.template = get_template(self.config.template, chat_renderer(self.engine))
         self.instructions = instruction_texts if instruction_texts is not None else self._instructions()
+        # the model's own choice where the options leave it: a small schema asked one item a prompt; a
+        # large one one item a prompt with the text first (a text's prompts share its prefill); else the
+        # task's batches
         preferred = (getattr(self.engine, "ie_options", None) or {}).get(self.task.name, {})
+        items = len(self.schema.items)
+        large = items > preferred.get("text_first_over", items)
         fmt = self.config.prompt_format
-        self.format = get_format(
-            preferred.get("prompt_format", "oneke") if fmt == "auto" else fmt, self.task.name
-        )
+        if fmt == "auto":
+            fmt = "oneke-text-first" if large else preferred.get("prompt_format", "oneke")
+        self.format = get_format(fmt, self.task.name)
         size = self.config.schema_batch_size
-        if size is None:  # the model's own choice: a small schema asked one item a prompt, else the task's
-            size = 1 if len(self.schema.items) <= preferred.get("ask_each_up_to", 0) else self.task.batch_size
+        if size is None:
+            size = 1 if large or items <= preferred.get("ask_each_up_to", 0) else self.task.batch_size
         self.batches = self.schema.batches(size)
 
     @classmethod
@@ -194,9 +199,10 @@ class Extractor:
         return results
 
     def _params(self, shape: dict[str, Any], chunk: str) -> SamplingParams:
-        """The decoding settings of one prompt: free, constrained to the answer's JSON shape, or grounded
-        (a grammar whose strings must be pieces of ``chunk``)."""
-        if not self.config.constrained:
+        """The decoding settings of one prompt: free (unconstrained, or a format whose answers are not
+        JSON), constrained to the answer's JSON shape, or grounded (a grammar whose strings must be pieces
+        of ``chunk``)."""
+        if not (self.config.constrained and self.format.name.startswith("oneke")):
             return self.params
         return answer_params(self.params, shape, chunk, grounded=self.config.grounded)
 
