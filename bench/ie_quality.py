@@ -101,8 +101,8 @@ def prepare(work: Path, docs: int, train: Path | None) -> dict[str, Path]:
                           option, unseen]  # fmt: skip
     seen = _inputs(train) if train else set()
     for name, args in commands.items():
-        if files[name].exists():
-            continue
+        if files[name].exists() and _documents(files[name]) >= docs:
+            continue  # made before for at least as many documents (a smaller file is made again)
         subprocess.run([*KNOWLM, "data", "convert-ie", *map(str, args)], check=True, capture_output=True)
         records = [json.loads(line) for line in raw[name].read_text(encoding="utf-8").splitlines()]
         ids = [r["id"] for r in records if json.loads(r["instruction"])["input"] not in seen]
@@ -110,6 +110,11 @@ def prepare(work: Path, docs: int, train: Path | None) -> dict[str, Path]:
         with files[name].open("w", encoding="utf-8") as f:
             f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in records if r["id"] in keep)
     return files
+
+
+def _documents(path: Path) -> int:
+    """How many documents (distinct ids) an evaluation file holds."""
+    return len({json.loads(line)["id"] for line in path.read_text(encoding="utf-8").splitlines()})
 
 
 def _inputs(path: Path) -> set[str]:
