@@ -374,6 +374,39 @@ def test_detokenize_writes_running_text_and_keeps_offsets(tmp_path: Path):
         convert("cluener", write_cluener(tmp_path / "c.json", CLUENER), detokenize=True)
 
 
+def test_running_text_leaves_the_sentence_full_stop_out_of_a_name(tmp_path: Path):
+    """CoNLL04 glues a sentence's full stop to its last word ("Boise."): in running text the name is
+    "Boise"; an abbreviation keeps its own period ("Tenn.", "N.M.")."""
+    records = [
+        {
+            "tokens": ["Fred", "Demler", "lives", "near", "Boise."],
+            "entities": [{"type": "Peop", "start": 0, "end": 2}, {"type": "Loc", "start": 4, "end": 5}],
+            "relations": [{"type": "Live_In", "head": 0, "tail": 1}],
+        },
+        {
+            "tokens": ["He", "works", "in", "Nashville", ",", "Tenn."],
+            "entities": [{"type": "Loc", "start": 3, "end": 4}, {"type": "Loc", "start": 5, "end": 6}],
+            "relations": [{"type": "Located_In", "head": 0, "tail": 1}],
+        },
+        {
+            "tokens": ["She", "moved", "to", "Belen", ",", "N.M."],
+            "entities": [{"type": "Loc", "start": 3, "end": 4}, {"type": "Loc", "start": 5, "end": 6}],
+            "relations": [{"type": "Located_In", "head": 0, "tail": 1}],
+        },
+    ]
+    path = tmp_path / "s.json"
+    path.write_text(json.dumps(records))
+    docs = list(read_spert(path, detokenize=True))
+    assert [d.items[0].key() for d in docs] == [
+        ("Fred Demler", "Live_In", "Boise"),
+        ("Nashville", "Located_In", "Tenn."),
+        ("Belen", "Located_In", "N.M."),
+    ]
+    (boise,) = docs[0].items
+    assert docs[0].text == "Fred Demler lives near Boise." and boise.tail_spans == [(23, 28)]
+    assert next(read_spert(path)).items[0].tail == "Boise."  # the tokens as given, without --detokenize
+
+
 def test_a_hub_dataset_file_is_read_from_the_hub_cache_and_offline_failures_explain(
     tmp_path: Path, monkeypatch
 ):

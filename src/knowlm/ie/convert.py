@@ -144,6 +144,23 @@ _NO_SPACE_BEFORE = {",", ".", ";", ":", "!", "?", "%", ")", "]", "}", "'s", "'S"
 _NO_SPACE_AFTER = {"(", "[", "{", "$", "``", "#"}
 
 
+# abbreviations whose period is their own (Nashville, Tenn.), not only the sentence's full stop
+_ABBREVIATIONS = frozenset(
+    ("Ala", "Ariz", "Ark", "Calif", "Colo", "Conn", "Del", "Fla", "Ga", "Ill", "Ind", "Kan", "Kans", "Ky",
+     "La", "Md", "Mass", "Mich", "Minn", "Miss", "Mo", "Mont", "Neb", "Nev", "Okla", "Ore", "Pa", "Tenn",
+     "Tex", "Va", "Vt", "Wash", "Wis", "Wyo", "Jan", "Feb", "Aug", "Sep", "Sept", "Oct", "Nov", "Dec",
+     "Inc", "Corp", "Co", "Ltd", "Jr", "Sr", "Bros", "Dr", "St", "Mt", "Ft", "Gov", "Gen", "Col", "Lt",
+     "Sen", "Rep", "Ave", "Blvd")
+)  # fmt: skip
+
+
+def glued_full_stop(token: str) -> bool:
+    """Whether a sentence's last token carries the sentence's full stop glued to a word ("Boise.", as
+    CoNLL04 tokenizes), rather than ending in an abbreviation's own period ("Tenn.", "N.M.", "J.")."""
+    word = token[:-1]
+    return token.endswith(".") and len(word) > 1 and "." not in word and word not in _ABBREVIATIONS
+
+
 def join_tokens(tokens: list[str], detokenize: bool = False) -> tuple[str, list[int]]:
     """(text, start offset of each token). Tokens are joined by single spaces; ``detokenize`` writes them
     as running text instead (no space before punctuation and clitics, none inside brackets and straight
@@ -228,7 +245,9 @@ def read_spert(
     "relations": [{"type", "head", "tail"}]}``: token offsets with an exclusive end; ``head``/``tail`` index
     ``entities``. Tokens are joined as `join_tokens` does; a document's items are its relation triples.
 
-    ``relations``/``types`` rename labels (CoNLL04's ``Work_For`` -> ``work for``); others stay as given."""
+    ``relations``/``types`` rename labels (CoNLL04's ``Work_For`` -> ``work for``); others stay as given.
+    With ``detokenize``, a name that ends the sentence leaves out the full stop glued to its last word
+    (`glued_full_stop`)."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: no such file")
@@ -254,6 +273,8 @@ def read_spert(
             if not 0 <= start < end <= len(tokens):
                 raise InputError(f"{where}: entity token span [{start}, {end}) outside {len(tokens)} tokens")
             begin, finish = starts[start], starts[end - 1] + len(tokens[end - 1])
+            if detokenize and end == len(tokens) and glued_full_stop(tokens[-1]):
+                finish -= 1  # in running text the sentence's full stop is not part of the name
             spans.append(((types or {}).get(kind, kind), begin, finish))
         triples: list[Item] = []
         for r in record.get("relations", []):
