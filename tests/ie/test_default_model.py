@@ -16,7 +16,6 @@ def test_constrained_ner_with_the_default_model():
         "default",
         "ner",
         "人物,地点",
-        constrained=True,
         params=SamplingParams(max_new_tokens=32),
         model_config=ModelConfig(engine="transformers", no_adapter=True),  # the grammar on the base model
     )
@@ -59,7 +58,7 @@ def test_shipped_adapter_makes_default_answer_in_the_schema_without_constraints(
 )
 def test_shipped_adapter_extracts_an_obvious_triple(schema: str, text: str, triple: tuple[str, str, str]):
     """Relations of the kinds the adapter was trained on (FinRE in Chinese, CoNLL04 in English)."""
-    result = Extractor("default", "re", schema, constrained=True).extract(text)
+    result = Extractor("default", "re", schema).extract(text)
     assert triple in [t.key() for t in result.triples], result.outputs
     assert all(t.grounded for t in result.triples)
 
@@ -74,11 +73,11 @@ def test_make_demo_finds_the_entities_and_every_triple():
     engine = create_engine(ModelConfig(model="default"))
 
     def entities(schema: str, text: str) -> set[tuple[str, str]]:
-        result = Extractor(engine, "ner", schema, constrained=True).extract(text)
+        result = Extractor(engine, "ner", schema).extract(text)
         return {(e.type, e.text) for e in result.entities}
 
     def triples(schema: str, text: str) -> set[tuple[str, str, str]]:
-        result = Extractor(engine, "re", schema, constrained=True).extract(text)
+        result = Extractor(engine, "re", schema).extract(text)
         assert all(t.confidence is not None and 0 < t.confidence <= 1 for t in result.triples)
         return {t.key() for t in result.triples}
 
@@ -111,7 +110,7 @@ def test_default_model_answers_the_same_with_many_sequences_in_flight():
     answers = []
     for batch_size in (1, 8, 8):
         engine = create_engine(ModelConfig(model="default", engine="llamacpp", batch_size=batch_size))
-        extractor = Extractor(engine, "re", "founder,headquartered_in,work for,收购", constrained=True)
+        extractor = Extractor(engine, "re", "founder,headquartered_in,work for,收购")
         answers.append([r.outputs for r in extractor.extract_many(texts)])
         engine.close()
     assert answers[0] == answers[1] == answers[2]

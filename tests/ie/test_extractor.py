@@ -153,7 +153,7 @@ def test_unknown_types_and_unreadable_answers_are_reported():
 
 def test_constrained_passes_each_batch_json_schema():
     engine = ScriptedEngine(lambda names, text: json.dumps({n: [] for n in names}))
-    Extractor(engine, "re", "a,b,c", constrained=True, grounded=False, schema_batch_size=2).extract("text")
+    Extractor(engine, "re", "a,b,c", grounded=False, schema_batch_size=2).extract("text")
     schemas = [params.json_schema for _, params in engine.calls]
     assert [s["required"] for s in schemas] == [["a", "b"], ["c"]]
 
@@ -185,7 +185,7 @@ def test_decoding_is_constrained_by_default_where_answers_are_json():
 
 def test_grounded_constraint_is_a_grammar_per_chunk():
     engine = ScriptedEngine(lambda names, text: json.dumps({n: [] for n in names}))
-    Extractor(engine, "ner", "a,b", constrained=True).extract_many(["马云在杭州", "Tim Cook"])
+    Extractor(engine, "ner", "a,b").extract_many(["马云在杭州", "Tim Cook"])
     grammars = [params.grammar for _, params in engine.calls]
     assert len(grammars) == 2 and all(p.json_schema is None for _, p in engine.calls)
     assert '"马", "云"' in grammars[0] and '"Tim", " ", "Cook"' in grammars[1]

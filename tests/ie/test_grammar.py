@@ -108,7 +108,7 @@ def test_sampled_answers_of_a_random_model_never_leave_the_text(tiny_engine, tex
     """A random model sampling at temperature 1 writes whatever the grammar allows: still grounded."""
     schema = "person,place" if task == "ner" else "founder,located in"
     params = SamplingParams(max_new_tokens=48, temperature=1.0, seed=seed)
-    result = Extractor(tiny_engine, task, schema, constrained=True, params=params).extract(text)
+    result = Extractor(tiny_engine, task, schema, params=params).extract(text)
     for s in _strings(result):
         assert s in text, (s, text, result.outputs)
 
@@ -123,6 +123,6 @@ def test_llamacpp_engine_applies_the_grammar(tiny_model_dir: Path, tmp_path: Pat
     text = "Apple was founded by Steve Jobs in California."
     for seed in range(4):
         params = SamplingParams(max_new_tokens=48, temperature=1.0, seed=seed)
-        result = Extractor(engine, "ner", "person,place", constrained=True, params=params).extract(text)
+        result = Extractor(engine, "ner", "person,place", params=params).extract(text)
         assert result.outputs[0].startswith('{"person": [')
         assert all(s in text for s in _strings(result)), result.outputs
