@@ -376,12 +376,18 @@ def test_detokenize_writes_running_text_and_keeps_offsets(tmp_path: Path):
 
 def test_running_text_leaves_the_sentence_full_stop_out_of_a_name(tmp_path: Path):
     """CoNLL04 glues a sentence's full stop to its last word ("Boise."): in running text the name is
-    "Boise"; an abbreviation keeps its own period ("Tenn.", "N.M.")."""
+    "Boise", also where another sentence follows in the record; an abbreviation keeps its own period
+    ("Tenn.", "N.M.")."""
     records = [
         {
             "tokens": ["Fred", "Demler", "lives", "near", "Boise."],
             "entities": [{"type": "Peop", "start": 0, "end": 2}, {"type": "Loc", "start": 4, "end": 5}],
             "relations": [{"type": "Live_In", "head": 0, "tail": 1}],
+        },
+        {
+            "tokens": ["Phil", "Fuhrer", "leads", "Gannett.", "It", "grows", "."],
+            "entities": [{"type": "Peop", "start": 0, "end": 2}, {"type": "Org", "start": 3, "end": 4}],
+            "relations": [{"type": "Work_For", "head": 0, "tail": 1}],
         },
         {
             "tokens": ["He", "works", "in", "Nashville", ",", "Tenn."],
@@ -399,6 +405,7 @@ def test_running_text_leaves_the_sentence_full_stop_out_of_a_name(tmp_path: Path
     docs = list(read_spert(path, detokenize=True))
     assert [d.items[0].key() for d in docs] == [
         ("Fred Demler", "Live_In", "Boise"),
+        ("Phil Fuhrer", "Work_For", "Gannett"),  # a sentence that ends inside the record
         ("Nashville", "Located_In", "Tenn."),
         ("Belen", "Located_In", "N.M."),
     ]

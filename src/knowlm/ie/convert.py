@@ -155,8 +155,8 @@ _ABBREVIATIONS = frozenset(
 
 
 def glued_full_stop(token: str) -> bool:
-    """Whether a sentence's last token carries the sentence's full stop glued to a word ("Boise.", as
-    CoNLL04 tokenizes), rather than ending in an abbreviation's own period ("Tenn.", "N.M.", "J.")."""
+    """Whether a token is a word with a sentence's full stop glued to it ("Boise.", as CoNLL04 tokenizes
+    the end of a sentence), rather than an abbreviation with its own period ("Tenn.", "N.M.", "J.")."""
     word = token[:-1]
     return token.endswith(".") and len(word) > 1 and "." not in word and word not in _ABBREVIATIONS
 
@@ -246,7 +246,7 @@ def read_spert(
     ``entities``. Tokens are joined as `join_tokens` does; a document's items are its relation triples.
 
     ``relations``/``types`` rename labels (CoNLL04's ``Work_For`` -> ``work for``); others stay as given.
-    With ``detokenize``, a name that ends the sentence leaves out the full stop glued to its last word
+    With ``detokenize``, a name that ends a sentence leaves out the full stop glued to its last word
     (`glued_full_stop`)."""
     path = Path(path)
     if not path.is_file():
@@ -273,8 +273,8 @@ def read_spert(
             if not 0 <= start < end <= len(tokens):
                 raise InputError(f"{where}: entity token span [{start}, {end}) outside {len(tokens)} tokens")
             begin, finish = starts[start], starts[end - 1] + len(tokens[end - 1])
-            if detokenize and end == len(tokens) and glued_full_stop(tokens[-1]):
-                finish -= 1  # in running text the sentence's full stop is not part of the name
+            if detokenize and glued_full_stop(tokens[end - 1]):
+                finish -= 1  # in running text a sentence's full stop is not part of the name
             spans.append(((types or {}).get(kind, kind), begin, finish))
         triples: list[Item] = []
         for r in record.get("relations", []):
