@@ -156,7 +156,7 @@ def measure(
     report, answers = work / f"report-{tag}.json", work / f"answers-{tag}.jsonl"
     command = [*KNOWLM, "eval", "--task", SETS[name][1], "--data", str(path), "--limit", str(args.docs),
                "--max-new-tokens", str(NEW_TOKENS.get(name, args.new_tokens)), "--report", str(report), "--output", str(answers),
-               "--json", *model, *(["--constrained"] if constrained else [])]  # fmt: skip
+               "--json", *model, "--constrained" if constrained else "--no-constrained"]  # fmt: skip
     timing = work / f"timing-{tag}.json"  # wall time of a run that was not resumed (docs/s)
     if not report.exists():
         resumed = Path(f"{answers}.partial").exists()

@@ -165,6 +165,19 @@ def test_eval_runs_a_model_on_data(capsys, tmp_path, tiny_model_dir):
     assert code == 0 and json.loads(out)["outputs"] == 3
     saved = [json.loads(line) for line in answers.read_text().splitlines()]
     assert all("".join(p for p, _ in r["logprobs"]).startswith(r["output"]) for r in saved)
+    # decoded as knowlm extract decodes, constrained to the answer's JSON by default; free on request
+    shaped = '{"founder": ['  # 8 new tokens of the tiny model's tokenizer may not reach the end of it
+
+    def constrained(output: str) -> bool:
+        return bool(output) and (output.startswith(shaped) or shaped.startswith(output))
+
+    assert all(constrained(r["output"]) for r in saved), [r["output"] for r in saved]
+    free = tmp_path / "free.jsonl"
+    argv = ["eval", "--data", data, "--output", free, "--no-constrained", "--json", *tiny(tiny_model_dir)]
+    assert run_cli(capsys, *argv)[0] == 0
+    assert not any(
+        json.loads(line)["output"].startswith('{"founder"') for line in free.read_text().splitlines()
+    )
 
 
 def test_eval_min_confidence_scores_only_the_sure_items(capsys, tmp_path):

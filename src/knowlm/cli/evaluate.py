@@ -43,14 +43,16 @@ def register(sub: Any) -> None:
     parser.add_argument("--template", default="auto", help="prompt template for --data (default: auto)")
     parser.add_argument(
         "--constrained",
-        action="store_true",
-        help="with --data: constrain answers to the schema's JSON, every string a piece of the input",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="with --data: constrain answers to the schema's JSON, every string a piece of the input, "
+        "as knowlm extract does (the default; --no-constrained scores the model's free answers)",
     )
     parser.add_argument(
         "--no-grounded",
         dest="grounded",
         action="store_false",
-        help="with --constrained: enforce only the JSON shape, not that strings come from the input",
+        help="with constraints: enforce only the JSON shape, not that strings come from the input",
     )
     parser.add_argument(
         "--few-shot",
