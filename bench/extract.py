@@ -392,7 +392,8 @@ def strategy(
     lines = eval_lines(set_name, "re", n_docs)
     gold = evaluate.documents_from_lines(lines, {})
     texts = {line.id: json.loads(line.instruction)["input"] for line in lines}
-    schema = ",".join(dict.fromkeys(n for line in lines for n in line.schema.names))
+    relations = list(dict.fromkeys(n for line in lines for n in line.schema.names))
+    schema = ",".join(relations)
     model = str(default_ie_gguf(adapter)) if adapter else "default"
     engine = create_engine(ModelConfig(model=model, engine="llamacpp", batch_size=sequences))
     rows = {}
@@ -439,6 +440,7 @@ def strategy(
     return {
         "set": set_name,
         "documents": len(gold),
+        "relations": len(relations),
         "sequences": sequences,
         "adapter": str(adapter or "shipped"),
         "rows": rows,
@@ -463,7 +465,9 @@ def main() -> None:
         "--adapter", type=Path, help="strategy: an IE adapter directory (default: the shipped one)"
     )
     parser.add_argument(
-        "--strategy-set", default="conll04", help="strategy: conll04, finre, sanwen, redocred"
+        "--strategy-set",
+        default="conll04",
+        help="strategy: conll04, finre, sanwen, redocred, redocred-unseen (bench/ie_quality.py's sets)",
     )
     parser.add_argument(
         "--strategies",
@@ -480,7 +484,7 @@ def main() -> None:
     result: dict = {
         "benchmark": "extract",
         "model": "default (Gemma 3 270M base, and with its IE adapter)",
-        "data": "CLUENER train, first documents",
+        "data": "CLUENER train, first documents (the throughput, parse, paths and constrained parts)",
         "schema": SCHEMA,
         "new_tokens": args.new_tokens,
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",
