@@ -202,7 +202,7 @@ class Extractor:
         """The decoding settings of one prompt: free (unconstrained, or a format whose answers are not
         JSON), constrained to the answer's JSON shape, or grounded (a grammar whose strings must be pieces
         of ``chunk``)."""
-        if not (self.config.constrained and self.format.name.startswith("oneke")):
+        if not (self.config.constrained and self.format.keyed_json):
             return self.params
         return answer_params(self.params, shape, chunk, grounded=self.config.grounded)
 

@@ -49,6 +49,8 @@ class PromptFormat:
     read: Callable[[str], JsonRead]
     texts: str | None = None
     """The format whose instruction texts this one uses (a model's own texts are looked up by it)."""
+    keyed_json: bool = False
+    """Answers are JSON objects keyed by schema item, the shape constrained decoding enforces."""
 
     def supports(self, task: Task) -> bool:
         return self.style is None or self.style in task.prompt_texts
@@ -136,8 +138,12 @@ def register_format(fmt: PromptFormat) -> None:
     _FORMATS[fmt.name] = fmt
 
 
-register_format(PromptFormat("oneke", None, _oneke, read_json))  # any task, registered ones included
-register_format(PromptFormat("oneke-text-first", None, _oneke_text_first, read_json, texts="oneke"))
+register_format(
+    PromptFormat("oneke", None, _oneke, read_json, keyed_json=True)
+)  # any task, registered ones too
+register_format(
+    PromptFormat("oneke-text-first", None, _oneke_text_first, read_json, texts="oneke", keyed_json=True)
+)
 register_format(PromptFormat("knowlm-tuple", "tuple", _knowlm("tuple"), _read_lines_as_list))
 register_format(PromptFormat("knowlm-colon", "colon", _knowlm("colon"), _read_colon_lines))
 register_format(PromptFormat("knowlm-json", "json", _knowlm("json"), read_json))
