@@ -295,45 +295,53 @@ def layout(n_docs: int, sequences: int, new_tokens: int) -> dict:
     return {"set": "conll04", "documents": n_docs, "sequences": sequences, "rows": rows}
 
 
-STRATEGIES: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
-    "default": ("the model's own choice (no options)", {}, {}),
+STRATEGIES: dict[str, tuple[str, dict[str, Any], dict[str, Any], int]] = {
+    "default": ("the model's own choice (no options)", {}, {}, 1),
     "batch-schema": (
         "4 relations a prompt, schema first (OneKE)",
         {"prompt_format": "oneke", "schema_batch_size": 4},
         {},
+        1,
     ),
     "one-schema": (
         "1 relation a prompt, schema first",
         {"prompt_format": "oneke", "schema_batch_size": 1},
         {},
+        1,
     ),
     "batch-text": (
         "4 relations a prompt, text first",
         {"prompt_format": "oneke-text-first", "schema_batch_size": 4},
         {},
+        1,
     ),
     "one-text": (
         "1 relation a prompt, text first",
         {"prompt_format": "oneke-text-first", "schema_batch_size": 1},
         {},
+        1,
     ),
     "vote3": (
         "4 relations a prompt, schema first, 3 sampled answers voting (temperature 1)",
-        {"prompt_format": "oneke", "schema_batch_size": 4, "votes": 3},
+        {"prompt_format": "oneke", "schema_batch_size": 4},
         {},
+        3,
     ),
     "vote5": (
         "4 relations a prompt, schema first, 5 sampled answers voting (temperature 1)",
-        {"prompt_format": "oneke", "schema_batch_size": 4, "votes": 5},
+        {"prompt_format": "oneke", "schema_batch_size": 4},
         {},
+        5,
     ),
     "vote5-t0.7": (
         "4 relations a prompt, schema first, 5 sampled answers voting (temperature 0.7)",
-        {"prompt_format": "oneke", "schema_batch_size": 4, "votes": 5},
+        {"prompt_format": "oneke", "schema_batch_size": 4},
         {"temperature": 0.7},
+        5,
     ),
 }
-"""Ways to ask for relations: a label, the extraction options and changes to the decoding settings."""
+"""Ways to ask for relations: a label, the extraction options, changes to the decoding settings and the
+number of answers voting (1: the answer as extracted)."""
 KEEP = (0.3, 0.5, 0.7)
 """Confidence thresholds at which each strategy's F1 is also reported."""
 DEMO = [
@@ -368,8 +376,7 @@ def voted(extractor: Extractor, texts: list[str], votes: int) -> tuple[list[Any]
         counts: dict[Any, int] = {}
         first: dict[Any, Any] = {}
         for run in runs:
-            for item in {(type(i).__name__, *i.key()): i for i in run[d].items}.values():
-                key = (type(item).__name__, *item.key())
+            for key, item in {(type(i).__name__, *i.key()): i for i in run[d].items}.items():
                 counts[key] = counts.get(key, 0) + 1
                 first.setdefault(key, item)
         for key, item in first.items():
@@ -398,12 +405,9 @@ def strategy(
     engine = create_engine(ModelConfig(model=model, engine="llamacpp", batch_size=sequences))
     rows = {}
     for key in names:
-        name, options, changes = STRATEGIES[key]
+        name, options, changes, votes = STRATEGIES[key]
         params = SamplingParams(max_new_tokens=new_tokens, seed=0, **changes)
-        votes = options.get("votes", 1)
-        config = ExtractConfig(
-            task="re", schema=schema, constrained=True, **{k: v for k, v in options.items() if k != "votes"}
-        )
+        config = ExtractConfig(task="re", schema=schema, constrained=True, **options)
         extractor = Extractor.from_config(engine, config, params=params)
         extractor.extract(texts[gold[0].id])  # warm-up
         start = time.perf_counter()
