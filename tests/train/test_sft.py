@@ -227,6 +227,7 @@ def test_eval_ie_report_is_stored_beside_the_adapter(tiny_model_dir, data, tmp_p
     report = json.loads((out / "ie-eval.json").read_text())
     assert report["task"] == "re" and report["gold"] == 1 and {"precision", "recall", "f1"} <= set(report)
     assert summary["eval_ie"]["f1"] == report["f1"]
+    assert report["constrained"] is True  # decoded as `knowlm extract` decodes, not freely
 
 
 def test_eval_ie_under_zero3_is_refused_before_loading(tiny_model_dir, data, tmp_path):

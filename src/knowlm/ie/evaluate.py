@@ -411,7 +411,7 @@ def generate_answers(
     params: SamplingParams,
     template: PromptTemplate,
     *,
-    constrained: bool = False,
+    constrained: bool = True,
     grounded: bool = True,
     shots: Shots | None = None,
     batch_size: int = 8,
@@ -465,7 +465,7 @@ def evaluate_model(
     params: SamplingParams,
     *,
     template: str = "auto",
-    constrained: bool = False,
+    constrained: bool = True,
     grounded: bool = True,
     shots: Shots | None = None,
     batch_size: int = 8,
@@ -474,8 +474,8 @@ def evaluate_model(
     min_confidence: float = 0.0,
 ) -> dict[str, Any]:
     """`knowlm eval --data`'s pipeline, also run by `knowlm finetune --eval-ie`: the model's answers to
-    ``lines`` (see `generate_answers`) read and scored (see `score`), keeping the items of confidence at
-    least ``min_confidence``."""
+    ``lines`` (see `generate_answers`; constrained by default, as `knowlm extract` decodes) read and
+    scored (see `score`), keeping the items of confidence at least ``min_confidence``."""
     from knowlm.engines.base import chat_renderer
     from knowlm.prompts import get_template
 
@@ -491,7 +491,8 @@ def evaluate_model(
         output=output,
         progress=progress,
     )
-    return score(single_task(lines), keep_confident(documents_from_lines(lines, answers), min_confidence))
+    report = score(single_task(lines), keep_confident(documents_from_lines(lines, answers), min_confidence))
+    return {**report, "constrained": constrained}
 
 
 def few_shot_examples(path: Path, n: int) -> Shots:
