@@ -240,8 +240,8 @@ def measure(
 
 
 def curve(run: Path, sets: list[str], files: dict[str, Path], args: argparse.Namespace) -> dict[str, Any]:
-    """Dev F1 of every checkpoint of a training run (free decoding), with the run's minutes and
-    validation loss at that step, from its training_log.csv."""
+    """Dev F1 of every checkpoint of a training run (decoded as `knowlm extract` decodes: constrained),
+    with the run's minutes and validation loss at that step, from its training_log.csv."""
     from knowlm.models.default import default_ie_gguf
 
     log = [r for r in csv.DictReader((run / "training_log.csv").open(encoding="utf-8")) if r["time"]]
@@ -273,16 +273,16 @@ def curve(run: Path, sets: list[str], files: dict[str, Path], args: argparse.Nam
         }
         model = ["--model", str(default_ie_gguf(checkpoint)), "--engine", "llamacpp"]
         for name in sets:
-            point[name] = measure(f"step{step}", name, files[name], model, False, args, args.workdir)["f1"]
+            point[name] = measure(f"step{step}", name, files[name], model, True, args, args.workdir)["f1"]
         points.append(point)
-    return {"run": str(run), "docs": args.docs, "points": points}
+    return {"run": str(run), "docs": args.docs, "constrained": True, "points": points}
 
 
 def render_curve(result: dict[str, Any]) -> str:
     sets = [s for s in SETS if s in result["points"][0]]
     out = [
         f"Dev F1 at the run's checkpoints (`python bench/ie_quality.py --curve RUN --docs {result['docs']}`; "
-        "free decoding; minutes from the first step, including checkpoint saves and validation):",
+        "constrained decoding, as `knowlm extract`; minutes from the first step, including checkpoint saves and validation):",
         "",
         "| step | minutes | validation loss | " + " | ".join(SETS[s][0].split(" (")[0] for s in sets) + " |",
         "|---|---|---|" + "---|" * len(sets),
