@@ -115,23 +115,28 @@ def prepare(work: Path, docs: int, train: Path | None) -> dict[str, Path]:
 
 
 def asked_as_default(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Evaluation records asked the way `--model default` asks (`DEFAULT_IE_OPTIONS`): a relation schema
-    of more than ``text_first_over`` relations (Re-DocRED's 82) one relation a prompt with the text first,
-    each record's gold split with it; other sets keep the converter's batches of the task's size."""
+    """Evaluation records asked the way `--model default` asks (`knowlm.ie.extractor.how_to_ask` with
+    `DEFAULT_IE_OPTIONS`), each record's gold split with its schema: Re-DocRED's 82 relations one a prompt
+    with the text first; sets the default model asks in the task's batches keep the converter's."""
+    from knowlm.ie.extractor import how_to_ask
     from knowlm.ie.formats import text_first_instruction
+    from knowlm.ie.tasks import get_task
     from knowlm.models.default import DEFAULT_IE_OPTIONS
 
-    over = DEFAULT_IE_OPTIONS["re"]["text_first_over"]
     relations = {n for r in records if r["task"] == "RE" for n in json.loads(r["instruction"])["schema"]}
-    if len(relations) <= over:
+    task = get_task("re")
+    fmt, size = how_to_ask(task, len(relations), DEFAULT_IE_OPTIONS["re"])
+    if not relations or (fmt, size) == ("oneke", task.batch_size):
         return records
     split = []
     for record in records:
         body, gold = json.loads(record["instruction"]), json.loads(record["output"])
-        for relation in body["schema"]:
-            one = json.dumps({**body, "schema": [relation]}, ensure_ascii=False)
-            output = json.dumps({relation: gold.get(relation, [])}, ensure_ascii=False)
-            split.append({**record, "instruction": text_first_instruction(one), "output": output})
+        for start in range(0, len(body["schema"]), size):
+            batch = body["schema"][start : start + size]
+            one = json.dumps({**body, "schema": batch}, ensure_ascii=False)
+            output = json.dumps({r: gold.get(r, []) for r in batch}, ensure_ascii=False)
+            instruction = text_first_instruction(one) if fmt == "oneke-text-first" else one
+            split.append({**record, "instruction": instruction, "output": output})
     return split
 
 

@@ -18,7 +18,7 @@ from knowlm.ie.instructions import Instructions, instructions_from_records, load
 from knowlm.ie.results import Entity, Event, Item, Triple, item_to_dict
 from knowlm.ie.schema import Schema
 from knowlm.ie.split import chunk_text
-from knowlm.ie.tasks import get_task, load_schema_file, parse_schema
+from knowlm.ie.tasks import Task, get_task, load_schema_file, parse_schema
 from knowlm.prompts import get_template
 
 
@@ -79,6 +79,27 @@ def resolve_schema(config: ExtractConfig) -> Schema:
     return parse_schema(config.task, config.schema, source="--schema")
 
 
+def how_to_ask(
+    task: Task,
+    items: int,
+    preferred: dict[str, Any],
+    *,
+    prompt_format: str = "auto",
+    schema_batch_size: int | None = None,
+) -> tuple[str, int]:
+    """The prompt format and the schema items a prompt for a schema of ``items`` items: the given ones,
+    else the model's own choice (``preferred``: its engine's ``ie_options`` for the task): a small schema
+    asked one item a prompt; a large one one item a prompt with the text first (a text's prompts share
+    its prefill); else the task's batches."""
+    large = items > preferred.get("text_first_over", items)
+    if prompt_format == "auto":
+        prompt_format = "oneke-text-first" if large else preferred.get("prompt_format", "oneke")
+    if schema_batch_size is None:
+        small = items <= preferred.get("ask_each_up_to", 0)
+        schema_batch_size = 1 if large or small else task.batch_size
+    return prompt_format, schema_batch_size
+
+
 class Extractor:
     """Schema-driven extraction with an LLM.
 
@@ -117,19 +138,15 @@ class Extractor:
             self.engine = model
         self.template = get_template(self.config.template, chat_renderer(self.engine))
         self.instructions = instruction_texts if instruction_texts is not None else self._instructions()
-        # the model's own choice where the options leave it: a small schema asked one item a prompt; a
-        # large one one item a prompt with the text first (a text's prompts share its prefill); else the
-        # task's batches
         preferred = (getattr(self.engine, "ie_options", None) or {}).get(self.task.name, {})
-        items = len(self.schema.items)
-        large = items > preferred.get("text_first_over", items)
-        fmt = self.config.prompt_format
-        if fmt == "auto":
-            fmt = "oneke-text-first" if large else preferred.get("prompt_format", "oneke")
+        fmt, size = how_to_ask(
+            self.task,
+            len(self.schema.items),
+            preferred,
+            prompt_format=self.config.prompt_format,
+            schema_batch_size=self.config.schema_batch_size,
+        )
         self.format = get_format(fmt, self.task.name)
-        size = self.config.schema_batch_size
-        if size is None:
-            size = 1 if large or items <= preferred.get("ask_each_up_to", 0) else self.task.batch_size
         self.batches = self.schema.batches(size)
 
     @classmethod
