@@ -242,6 +242,99 @@ def test_merge_lora_equals_peft_merge_and_unload(models, tmp_path):
     )
 
 
+def _random_adapter(base_dir, path, seed, **lora):
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(base_dir), LoraConfig(**lora))
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "lora_" in name:
+                p.normal_(0, 0.2)
+    model.save_pretrained(path)
+    return path
+
+
+def test_mix_lora_update_is_the_weighted_sum_of_the_updates(models, tmp_path):
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    modules = ["q_proj", "v_proj", "down_proj"]
+    one = _random_adapter(models["base"], tmp_path / "one", 1, r=4, lora_alpha=16, target_modules=modules)
+    # another rank, rsLoRA and a per-module rank and alpha: each adapter's own scale must be used
+    two = _random_adapter(
+        models["base"],
+        tmp_path / "two",
+        2,
+        r=2,
+        lora_alpha=3,
+        use_rslora=True,
+        rank_pattern={"v_proj": 3},
+        alpha_pattern={"down_proj": 7},
+        target_modules=modules,
+    )
+    base = state(models["base"])
+    deltas = [
+        {k: v - base[k] for k, v in state(ops.merge_lora(models["base"], a, tmp_path / f"m{i}")).items()}
+        for i, a in enumerate((one, two))
+    ]
+    mixed = ops.mix_lora([one, two], [0.3, -0.7], tmp_path / "mix")
+    assert not (tmp_path / "mix.partial").exists()
+    assert (tmp_path / "mix" / "adapter_config.json").exists()
+    assert [s["weight"] for s in json.loads((mixed / "mix.json").read_text())["mix_lora"]] == [0.3, -0.7]
+    merged = state(ops.merge_lora(models["base"], mixed, tmp_path / "merged"))
+    changed = 0
+    for k, w in merged.items():
+        expected = base[k] + 0.3 * deltas[0][k] - 0.7 * deltas[1][k]
+        assert torch.allclose(w, expected, atol=1e-5), k
+        changed += not torch.equal(w, base[k])
+    assert changed == 3 * 2  # three modules in each of the two layers
+    # PEFT reads the mixed adapter (rank and alpha per module) to the same weights
+    peft_model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(models["base"]), mixed)
+    unloaded = peft_model.merge_and_unload().state_dict()
+    assert all(torch.allclose(unloaded[k], merged[k], atol=1e-5) for k in merged)
+
+
+def test_mix_lora_refusals(models, tmp_path, tiny_adapter_dir):
+    one = _random_adapter(models["base"], tmp_path / "one", 1, r=4, lora_alpha=8, target_modules=["q_proj"])
+    other = _random_adapter(models["base"], tmp_path / "o", 2, r=4, lora_alpha=8, target_modules=["k_proj"])
+    with pytest.raises(InputError, match="2 numbers for 3 adapters"):
+        ops.mix_lora([one, one, one], [0.5, 0.5], tmp_path / "x")
+    with pytest.raises(InputError, match="at least two"):
+        ops.mix_lora([one], [1.0], tmp_path / "x")
+    with pytest.raises(InputError, match="finite"):
+        ops.mix_lora([one, one], [0.5, float("nan")], tmp_path / "x")
+    with pytest.raises(InputError, match="same modules"):
+        ops.mix_lora([one, other], [0.5, 0.5], tmp_path / "x")
+    with pytest.raises(InputError, match="already exists"):
+        ops.mix_lora([one, one], [0.5, 0.5], other)
+    assert not (tmp_path / "x").exists() and not (tmp_path / "x.partial").exists()
+
+
+def test_mix_lora_cli_averages_by_default(models, tmp_path, capsys):
+    from safetensors.torch import load_file
+
+    from knowlm.cli.main import main
+
+    one = _random_adapter(models["base"], tmp_path / "one", 1, r=4, lora_alpha=8, target_modules=["q_proj"])
+    two = _random_adapter(models["base"], tmp_path / "two", 2, r=4, lora_alpha=8, target_modules=["q_proj"])
+    args = ["weights", "mix-lora", "--adapter", str(one), "--adapter", str(two), "--out"]
+    assert main([*args, str(tmp_path / "avg")]) == 0
+    config = json.loads((tmp_path / "avg" / "adapter_config.json").read_text())
+    assert (config["r"], config["lora_alpha"]) == (8, 8)
+    mixed, first = (
+        load_file(tmp_path / "avg" / "adapter_model.safetensors"),
+        load_file(one / "adapter_model.safetensors"),
+    )
+    key = next(k for k in first if "lora_B" in k)
+    assert torch.allclose(mixed[key][:, :4], first[key] * 0.5 * 2)  # weight 1/2, scale 8/4
+    with pytest.raises(SystemExit) as exit_:
+        main([*args, str(tmp_path / "bad"), "--weights", "0.5,x"])
+    assert exit_.value.code == 2
+    assert "comma-separated list of numbers" in capsys.readouterr().err
+
+
 def test_merge_lora_refuses_a_foreign_adapter(models, tmp_path, tiny_adapter_dir):
     other = save(build_llama(models["tokenizer"], hidden_size=96), models["tokenizer"], tmp_path / "other")
     with pytest.raises(InputError, match="does not fit the base"):

@@ -1,4 +1,4 @@
-"""`knowlm weights`: diff / recover / merge-lora / verify / export-gguf, streaming one tensor at a time."""
+"""`knowlm weights`: diff / recover / merge-lora / mix-lora / verify / export-gguf, streaming one tensor at a time."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ EXAMPLES = """examples:
   knowlm weights verify zhixi-13b
   knowlm weights verify zhixi-13b-diff --md5 zhixi-13b-diff.md5
   knowlm weights merge-lora --base zhixi-13b --adapter zhixi-13b-lora --out zhixi-13b-ie
+  knowlm weights mix-lora --adapter run/checkpoint-500 --adapter run/checkpoint-1000 --out soup
   knowlm weights diff --base llama-13b-hf --tuned my-tuned-13b --out my-diff
   knowlm weights export-gguf zhixi-13b-ie --out zhixi-13b-ie-q8_0.gguf --type q8_0
 
@@ -30,6 +31,13 @@ def _size(text: str) -> int:
         return int(float(text[:-1]) * units[text[-1]]) if text[-1] in units else int(text)
     except (ValueError, IndexError):
         raise argparse.ArgumentTypeError(f"{text!r} is not a size like 5GB or 500MB") from None
+
+
+def _weights(text: str) -> list[float]:
+    try:
+        return [float(x) for x in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of numbers") from None
 
 
 def register(sub: Any) -> None:
@@ -78,6 +86,23 @@ def register(sub: Any) -> None:
     merge.add_argument("--base", type=Path, required=True)
     merge.add_argument("--adapter", type=Path, required=True)
     output_args(merge, None)
+    mix = ops.add_parser(
+        "mix-lora",
+        help="one LoRA adapter whose update is a weighted sum of several adapters' (soups, task arithmetic)",
+        description="Mix LoRA adapters of one base exactly: the result's update is the weighted sum of "
+        "theirs (its rank is the sum of their ranks). Equal weights average them, e.g. two checkpoints "
+        "of a run or runs on different data; a negative weight subtracts one.",
+    )
+    mix.add_argument(
+        "--adapter", type=Path, action="append", required=True, help="an adapter directory (twice or more)"
+    )
+    mix.add_argument(
+        "--weights", type=_weights, help="one number per --adapter, in order (default: equal, summing to 1)"
+    )
+    mix.add_argument("--out", type=Path, required=True, help="output adapter directory (must not exist)")
+    mix.add_argument(
+        "--dtype", choices=WEIGHT_DTYPES, help="precision of the output (default: the adapters' own)"
+    )
     verify = ops.add_parser(
         "verify", help="check a directory against its checksums.json (or a published MD5 list)"
     )
@@ -130,6 +155,11 @@ def run(args: argparse.Namespace) -> int:
             f"wrote {out} ({out.stat().st_size / 2**20:.1f} MB); try: knowlm generate --model {out}",
             file=sys.stderr,
         )
+        return 0
+    if args.op == "mix-lora":
+        weights = args.weights or [1 / len(args.adapter)] * len(args.adapter)
+        out = ops.mix_lora(args.adapter, weights, args.out, dtype=args.dtype)
+        print(f"wrote {out}; try: knowlm extract --model default --adapter {out} ...", file=sys.stderr)
         return 0
     if args.shard_size < 1:
         raise InputError("--shard-size must be positive")

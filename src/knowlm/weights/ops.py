@@ -1,9 +1,13 @@
-"""Weight operations that stream tensor by tensor: diff, recover, LoRA merge, verification."""
+"""Weight operations that stream tensor by tensor: diff, recover, LoRA merge and mix, verification."""
 
 from __future__ import annotations
 
 import json
 import logging
+import math
+import os
+import re
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +17,7 @@ from knowlm.errors import InputError, KnowLMError
 from knowlm.weights.checkpoint import (
     DTYPES,
     MANIFEST,
+    SIDE_FILES,
     CheckpointReader,
     ShardWriter,
     check_disk,
@@ -100,7 +105,16 @@ def recover(base: str | Path, diff_dir: str | Path, out: str | Path, **options: 
     return _combine(a, b, Path(out), 1.0, what="recover", **options)
 
 
+def _weights_file(adapter: Path) -> Path:
+    """A PEFT adapter's weights: adapter_model.safetensors, else the older adapter_model.bin."""
+    for name in ("adapter_model.safetensors", "adapter_model.bin"):
+        if (adapter / name).exists():
+            return adapter / name
+    raise InputError(f"--adapter {adapter}: no adapter_model.safetensors or adapter_model.bin")
+
+
 def _lora_weights(adapter: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """An adapter's config and weights, refused unless it is a plain LoRA adapter."""
     config_path = adapter / "adapter_config.json"
     if not config_path.exists():
         raise InputError(f"--adapter {adapter}: no adapter_config.json")
@@ -111,17 +125,39 @@ def _lora_weights(adapter: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor
         )
     if config.get("use_dora"):
         raise InputError(
-            f"--adapter {adapter}: DoRA adapters are not supported by merge-lora; use PEFT's merge_and_unload"
+            f"--adapter {adapter}: DoRA adapters are not supported here; use PEFT's merge_and_unload"
         )
-    if (adapter / "adapter_model.safetensors").exists():
+    path = _weights_file(adapter)
+    if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 
-        weights = load_file(adapter / "adapter_model.safetensors")
-    elif (adapter / "adapter_model.bin").exists():
-        weights = torch.load(adapter / "adapter_model.bin", map_location="cpu", weights_only=True)
-    else:
-        raise InputError(f"--adapter {adapter}: no adapter_model.safetensors or adapter_model.bin")
-    return config, weights
+        return config, load_file(path)
+    return config, torch.load(path, map_location="cpu", weights_only=True)
+
+
+def _lora_pairs(weights: dict[str, torch.Tensor]) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """PEFT module name -> (lora_A, lora_B) of an adapter's weights."""
+    pairs = {}
+    for key, a in weights.items():
+        if ".lora_A." in key:
+            pairs[key.split(".lora_A.")[0]] = (a, weights[key.replace(".lora_A.", ".lora_B.")])
+    return pairs
+
+
+def _pattern_value(patterns: dict[str, Any], module: str, default: Any) -> Any:
+    """PEFT's per-module override (``rank_pattern`` / ``alpha_pattern``): the longest key whose pattern
+    matches the end of the module's name."""
+    for key in sorted(patterns, key=len, reverse=True):
+        if re.match(rf"(.*\.)?({key})$", module):
+            return patterns[key]
+    return default
+
+
+def _lora_scale(config: dict[str, Any], module: str) -> float:
+    """The factor of ``B @ A`` in one module's update: alpha / r (alpha / sqrt(r) with rsLoRA)."""
+    r = _pattern_value(config.get("rank_pattern") or {}, module, config["r"])
+    alpha = _pattern_value(config.get("alpha_pattern") or {}, module, config["lora_alpha"])
+    return float(alpha / (r**0.5 if config.get("use_rslora") else r))
 
 
 def merge_lora(
@@ -137,29 +173,23 @@ def merge_lora(
     """Merge a PEFT LoRA adapter into the base: W += (alpha / r) * B @ A for each adapted layer."""
     reader = CheckpointReader(base, "--base")
     config, weights = _lora_weights(Path(adapter))
-    r = config["r"]
-    scale = config["lora_alpha"] / (r**0.5 if config.get("use_rslora") else r)
     fan_in_fan_out = bool(config.get("fan_in_fan_out"))
-    updates: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
-    for key, a in weights.items():
-        if ".lora_A." not in key:
-            continue
-        module = key.split(".lora_A.")[0]
-        b = weights[key.replace(".lora_A.", ".lora_B.")]
+    updates: dict[str, tuple[torch.Tensor, torch.Tensor, float]] = {}
+    for module, (a, b) in _lora_pairs(weights).items():
         # base_model.model.<path> -> <path>.weight (PEFT's prefix for causal LMs)
         target = module.removeprefix("base_model.model.") + ".weight"
-        updates[target] = (a, b)
+        updates[target] = (a, b, _lora_scale(config, module))
     missing = [t for t in updates if t not in reader.tensors]
     if missing:
         raise InputError(
             f"--adapter targets tensors the base does not have: {', '.join(sorted(missing)[:6])}"
         )
-    for target, (a, b) in updates.items():
+    for target, (a, b, _) in updates.items():
         shape = tuple(reader.tensors[target].shape)
-        delta = (b.shape[0], a.shape[1]) if not fan_in_fan_out else (a.shape[1], b.shape[0])
-        if shape != delta:
+        update = (b.shape[0], a.shape[1]) if not fan_in_fan_out else (a.shape[1], b.shape[0])
+        if shape != update:
             raise InputError(
-                f"--adapter does not fit the base: {target} is {shape}, the LoRA update is {delta}"
+                f"--adapter does not fit the base: {target} is {shape}, the LoRA update is {update}"
             )
     infos = list(reader.tensors.values())
     target_dtype = _dtype(dtype) if dtype else None
@@ -181,7 +211,7 @@ def merge_lora(
                 w = reader.get(name)
                 out_dtype = target_dtype or w.dtype
                 if name in updates:
-                    a, b = updates[name]
+                    a, b, scale = updates[name]
                     delta = (b.to(torch.float32) @ a.to(torch.float32)) * scale
                     if fan_in_fan_out:
                         delta = delta.T
@@ -191,6 +221,91 @@ def merge_lora(
             writer.write_shard(index, shard)
     # the adapter's side files first: the tokenizer and IE instruction texts it was trained with
     return writer.finish([Path(adapter), reader.dir])
+
+
+def mix_lora(
+    adapters: list[str | Path],
+    weights: list[float],
+    out: str | Path,
+    *,
+    dtype: str | None = None,
+) -> Path:
+    """One LoRA adapter whose update is exactly the weighted sum of the adapters' updates,
+    ``sum_i w_i * scale_i * B_i @ A_i``: the A matrices stacked along the rank, the B matrices scaled by
+    ``w_i * scale_i`` side by side; its rank is the sum of the ranks and its alpha equals its rank (scale
+    1). Weights that sum to 1 interpolate (an adapter "soup": e.g. two checkpoints of one run); others
+    add or subtract (task arithmetic). The adapters must adapt the same modules of the same base; the
+    first one's side files (IE instructions, tokenizer) come along. Written to ``OUT.partial``, renamed."""
+    paths = [Path(a) for a in adapters]
+    out = Path(out)
+    if len(paths) < 2:
+        raise InputError("mix-lora needs at least two --adapter directories")
+    if len(weights) != len(paths):
+        raise InputError(f"--weights has {len(weights)} numbers for {len(paths)} adapters; give one each")
+    if not all(math.isfinite(w) for w in weights):
+        raise InputError(f"--weights must be finite numbers, got {weights}")
+    if out.exists():
+        raise InputError(f"{out} already exists; choose another --out or remove it")
+    loaded = [_lora_weights(p) for p in paths]
+    first_config, first_pairs = loaded[0][0], _lora_pairs(loaded[0][1])
+    bases = {c.get("base_model_name_or_path") for c, _ in loaded}
+    if len(bases) > 1:
+        log.warning("the adapters name different base models (%s): mixing them assumes one base", bases)
+    for path, (config, tensors) in zip(paths[1:], loaded[1:], strict=True):
+        pairs = _lora_pairs(tensors)
+        if pairs.keys() != first_pairs.keys():
+            odd = sorted(pairs.keys() ^ first_pairs.keys())[0]
+            raise InputError(f"--adapter {path} does not adapt the same modules as {paths[0]} (e.g. {odd})")
+        if bool(config.get("fan_in_fan_out")) != bool(first_config.get("fan_in_fan_out")):
+            raise InputError(f"--adapter {path}: fan_in_fan_out differs from {paths[0]}'s")
+    for path, (config, _) in zip(paths, loaded, strict=True):
+        if config.get("modules_to_save"):
+            raise InputError(
+                f"--adapter {path} saves whole modules ({config['modules_to_save']}); only LoRA layers mix"
+            )
+    kinds = {t.dtype for _, tensors in loaded for t in tensors.values()}
+    out_dtype = _dtype(dtype) if dtype else (kinds.pop() if len(kinds) == 1 else torch.float32)
+    mixed: dict[str, torch.Tensor] = {}
+    ranks: dict[str, int] = {}
+    for module in first_pairs:
+        a_parts, b_parts = [], []
+        for (config, tensors), w in zip(loaded, weights, strict=True):
+            a, b = _lora_pairs(tensors)[module]
+            a_parts.append(a.to(torch.float32))
+            b_parts.append(b.to(torch.float32) * (w * _lora_scale(config, module)))
+        a_all, b_all = torch.cat(a_parts, 0), torch.cat(b_parts, 1)
+        if a_all.shape[1:] != a_parts[0].shape[1:] or b_all.shape[0] != b_parts[0].shape[0]:
+            raise InputError(f"the adapters' {module} layers have different shapes; they are not of one base")
+        ranks[module.removeprefix("base_model.model.")] = a_all.shape[0]
+        mixed[f"{module}.lora_A.weight"] = a_all.to(out_dtype).contiguous()
+        mixed[f"{module}.lora_B.weight"] = b_all.to(out_dtype).contiguous()
+    rank = max(set(ranks.values()), key=list(ranks.values()).count)
+    odd_ranks = {m: r for m, r in ranks.items() if r != rank}
+    config = {
+        **first_config,
+        "r": rank,
+        "lora_alpha": rank,
+        "use_rslora": False,
+        "rank_pattern": odd_ranks,
+        "alpha_pattern": odd_ranks,
+    }
+    tmp = out.with_name(out.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    from safetensors.torch import save_file
+
+    save_file(mixed, tmp / "adapter_model.safetensors", metadata={"format": "pt"})
+    (tmp / "adapter_config.json").write_text(json.dumps(config, indent=2))
+    sources = [
+        {"adapter": str(p.resolve()), "weight": w, "weights_sha256": file_digests(_weights_file(p))["sha256"]}
+        for p, w in zip(paths, weights, strict=True)
+    ]
+    (tmp / "mix.json").write_text(json.dumps({"mix_lora": sources}, indent=1))
+    for name in SIDE_FILES:
+        if (paths[0] / name).exists():
+            shutil.copy2(paths[0] / name, tmp / name)
+    os.replace(tmp, out)
+    return out
 
 
 def verify(directory: str | Path, md5_file: str | Path | None = None) -> list[str]:
