@@ -279,6 +279,10 @@ def test_mix_lora_update_is_the_weighted_sum_of_the_updates(models, tmp_path):
         {k: v - base[k] for k, v in state(ops.merge_lora(models["base"], a, tmp_path / f"m{i}")).items()}
         for i, a in enumerate((one, two))
     ]
+    # merge-lora scales each module as PEFT does (rank_pattern, alpha_pattern, rsLoRA)
+    peft_two = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(models["base"]), two)
+    two_merged = peft_two.merge_and_unload().state_dict()
+    assert all(torch.allclose(base[k] + deltas[1][k], two_merged[k], atol=1e-5) for k in base)
     mixed = ops.mix_lora([one, two], [0.3, -0.7], tmp_path / "mix")
     assert not (tmp_path / "mix.partial").exists()
     assert (tmp_path / "mix" / "adapter_config.json").exists()
