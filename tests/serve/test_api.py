@@ -7,6 +7,7 @@ import httpx
 import pytest
 
 from knowlm.config import SamplingParams, ServeConfig
+from knowlm.engines.base import Completion
 from knowlm.prompts import AlpacaTemplate
 from knowlm.serve import Service, create_app
 from tests.serve.conftest import GatedEngine
@@ -97,6 +98,46 @@ def test_chat_completion_and_stream(make_client, tiny_engine):
         == data["choices"][0]["message"]["content"]
     )
     assert events[-1]["choices"][0]["finish_reason"] in ("stop", "length")
+
+
+class BaseModelChat(GatedEngine):
+    """A base model behind a Gemma chat template: its answer runs on into a next turn it writes as plain
+    text; it stops at the request's stop strings, as the engines do."""
+
+    name = model_name = "base-chat"
+    RUN_ON = "Hello there!\nuser\nSay hello again<end_of_turn>"
+
+    def __init__(self):
+        super().__init__()
+        self.gate.set()
+        self.stops = []
+
+    def render_chat(self, messages):
+        turns = "".join(
+            f"<start_of_turn>{'model' if m['role'] == 'assistant' else 'user'}\n{m['content']}<end_of_turn>\n"
+            for m in messages
+        )
+        return turns + "<start_of_turn>model\n"
+
+    def generate(self, prompts, params):
+        self.stops.append(list(params.stop))
+        cuts = [self.RUN_ON.find(s) for s in params.stop if s in self.RUN_ON]
+        if not cuts:
+            return [Completion(self.RUN_ON, 1, 9, "length") for _ in prompts]
+        return [Completion(self.RUN_ON[: min(cuts)], 1, 4, "stop") for _ in prompts]
+
+
+def test_chat_answer_ends_where_a_base_model_writes_the_next_turn(make_client):
+    engine = BaseModelChat()
+    client = make_client(engine)
+    body = {"messages": [{"role": "user", "content": "Say hello"}], "max_tokens": 32}
+    choice = client.post("/v1/chat/completions", json=body).json()["choices"][0]
+    assert engine.stops[-1][:1] == ["<end_of_turn>"] and "user\n" in engine.stops[-1]
+    assert choice["message"]["content"].strip() == "Hello there!"
+    assert choice["finish_reason"] == "stop"
+    # a plain completion is not a chat turn: no turn markers are added to it
+    client.post("/v1/completions", json={"prompt": "Say hello", "max_tokens": 32})
+    assert engine.stops[-1] == []
 
 
 def test_extract_endpoint(make_client):

@@ -128,11 +128,11 @@ def test_n_choices_on_the_default_model_differ_and_a_seed_repeats_them():
         assert len({c.text for c in client.completions.create(**kwargs).choices}) == 3
         seeded = [[c.text for c in client.completions.create(seed=4, **kwargs).choices] for _ in range(3)]
         assert seeded[0] == seeded[1] == seeded[2] and len(set(seeded[0])) == 3
-        # a base model writes the next turn as plain text ("...user\nSay hello..."): the answer ends there
-        # instead of running to the token limit, and /v1/models says what the model is for
+        # chat is not what the model is for, and /v1/models says so; whatever a base model writes, no
+        # answer holds a next turn (where an answer written as plain text ends: tests/serve/test_api.py)
         (card,) = client.models.list().data
         assert "made for extraction" in card.model_extra["description"]
-        for seed in range(4):  # greedy, then sampled: no answer holds the next turn
+        for seed in range(4):  # greedy, then sampled
             chat = client.chat.completions.create(
                 model="default",
                 messages=[{"role": "user", "content": "Say hello"}],
@@ -142,6 +142,5 @@ def test_n_choices_on_the_default_model_differ_and_a_seed_repeats_them():
             )
             reply = chat.choices[0]
             assert "user\n" not in reply.message.content and "<start_of_turn>" not in reply.message.content
-            if seed == 0:  # greedy writes "Say hello ... user\n": it stops there now
-                assert reply.finish_reason == "stop", reply.message.content
+            assert reply.finish_reason in ("stop", "length")
     engine.close()

@@ -297,7 +297,7 @@ def mix_lora(
     save_file(mixed, tmp / "adapter_model.safetensors", metadata={"format": "pt"})
     (tmp / "adapter_config.json").write_text(json.dumps(config, indent=2))
     sources = [
-        {"adapter": str(p.resolve()), "weight": w, "weights_sha256": file_digests(_weights_file(p))["sha256"]}
+        {"adapter": str(p), "weight": w, "weights_sha256": file_digests(_weights_file(p))["sha256"]}
         for p, w in zip(paths, weights, strict=True)
     ]
     (tmp / "mix.json").write_text(json.dumps({"mix_lora": sources}, indent=1))
