@@ -313,6 +313,10 @@ def test_mix_lora_refusals(models, tmp_path, tiny_adapter_dir):
         ops.mix_lora([one, other], [0.5, 0.5], tmp_path / "x")
     with pytest.raises(InputError, match="already exists"):
         ops.mix_lora([one, one], [0.5, 0.5], other)
+    wider = save(build_llama(models["tokenizer"], hidden_size=96), models["tokenizer"], tmp_path / "wider")
+    foreign = _random_adapter(wider, tmp_path / "f", 3, r=4, lora_alpha=8, target_modules=["q_proj"])
+    with pytest.raises(InputError, match="different shapes"):
+        ops.mix_lora([one, foreign], [0.5, 0.5], tmp_path / "x")
     assert not (tmp_path / "x").exists() and not (tmp_path / "x.partial").exists()
 
 

@@ -267,15 +267,16 @@ def mix_lora(
     out_dtype = _dtype(dtype) if dtype else (kinds.pop() if len(kinds) == 1 else torch.float32)
     mixed: dict[str, torch.Tensor] = {}
     ranks: dict[str, int] = {}
+    all_pairs = [_lora_pairs(tensors) for _, tensors in loaded]
     for module in first_pairs:
         a_parts, b_parts = [], []
-        for (config, tensors), w in zip(loaded, weights, strict=True):
-            a, b = _lora_pairs(tensors)[module]
+        for (config, _), pairs, w in zip(loaded, all_pairs, weights, strict=True):
+            a, b = pairs[module]
             a_parts.append(a.to(torch.float32))
             b_parts.append(b.to(torch.float32) * (w * _lora_scale(config, module)))
-        a_all, b_all = torch.cat(a_parts, 0), torch.cat(b_parts, 1)
-        if a_all.shape[1:] != a_parts[0].shape[1:] or b_all.shape[0] != b_parts[0].shape[0]:
+        if len({a.shape[1] for a in a_parts}) > 1 or len({b.shape[0] for b in b_parts}) > 1:
             raise InputError(f"the adapters' {module} layers have different shapes; they are not of one base")
+        a_all, b_all = torch.cat(a_parts, 0), torch.cat(b_parts, 1)
         ranks[module.removeprefix("base_model.model.")] = a_all.shape[0]
         mixed[f"{module}.lora_A.weight"] = a_all.to(out_dtype).contiguous()
         mixed[f"{module}.lora_B.weight"] = b_all.to(out_dtype).contiguous()
