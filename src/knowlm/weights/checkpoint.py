@@ -264,14 +264,20 @@ class ShardWriter:
             (self.tmp / self.fmt.index_name).write_text(
                 json.dumps({"metadata": {"total_size": total}, "weight_map": weight_map}, indent=1)
             )
-        for source in copy_from:
-            for name in SIDE_FILES:
-                if (source / name).exists() and not (self.tmp / name).exists():
-                    shutil.copy2(source / name, self.tmp / name)
+        copy_side_files(copy_from, self.tmp)
         write_manifest(self.tmp, self.tensor_sums)
         (self.tmp / PROGRESS).unlink(missing_ok=True)
         os.replace(self.tmp, self.out)
         return self.out
+
+
+def copy_side_files(sources: list[Path], directory: Path) -> None:
+    """Copy config, tokenizer and IE-instruction files (``SIDE_FILES``) into ``directory``; the first
+    source that has a file gives it."""
+    for source in sources:
+        for name in SIDE_FILES:
+            if (source / name).exists() and not (directory / name).exists():
+                shutil.copy2(source / name, directory / name)
 
 
 def write_manifest(directory: Path, tensor_sums: dict[str, Any]) -> None:

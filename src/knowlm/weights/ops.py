@@ -17,11 +17,11 @@ from knowlm.errors import InputError, KnowLMError
 from knowlm.weights.checkpoint import (
     DTYPES,
     MANIFEST,
-    SIDE_FILES,
     CheckpointReader,
     ShardWriter,
     check_disk,
     check_same_layout,
+    copy_side_files,
     file_digests,
     plan_shards,
 )
@@ -247,12 +247,12 @@ def mix_lora(
     if out.exists():
         raise InputError(f"{out} already exists; choose another --out or remove it")
     loaded = [_lora_weights(p) for p in paths]
-    first_config, first_pairs = loaded[0][0], _lora_pairs(loaded[0][1])
+    all_pairs = [_lora_pairs(tensors) for _, tensors in loaded]
+    first_config, first_pairs = loaded[0][0], all_pairs[0]
     bases = {c.get("base_model_name_or_path") for c, _ in loaded}
     if len(bases) > 1:
         log.warning("the adapters name different base models (%s): mixing them assumes one base", bases)
-    for path, (config, tensors) in zip(paths[1:], loaded[1:], strict=True):
-        pairs = _lora_pairs(tensors)
+    for path, (config, _), pairs in zip(paths[1:], loaded[1:], all_pairs[1:], strict=True):
         if pairs.keys() != first_pairs.keys():
             odd = sorted(pairs.keys() ^ first_pairs.keys())[0]
             raise InputError(f"--adapter {path} does not adapt the same modules as {paths[0]} (e.g. {odd})")
@@ -267,7 +267,6 @@ def mix_lora(
     out_dtype = _dtype(dtype) if dtype else (kinds.pop() if len(kinds) == 1 else torch.float32)
     mixed: dict[str, torch.Tensor] = {}
     ranks: dict[str, int] = {}
-    all_pairs = [_lora_pairs(tensors) for _, tensors in loaded]
     for module in first_pairs:
         a_parts, b_parts = [], []
         for (config, _), pairs, w in zip(loaded, all_pairs, weights, strict=True):
@@ -302,9 +301,7 @@ def mix_lora(
         for p, w in zip(paths, weights, strict=True)
     ]
     (tmp / "mix.json").write_text(json.dumps({"mix_lora": sources}, indent=1))
-    for name in SIDE_FILES:
-        if (paths[0] / name).exists():
-            shutil.copy2(paths[0] / name, tmp / name)
+    copy_side_files([paths[0]], tmp)
     os.replace(tmp, out)
     return out
 
